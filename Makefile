@@ -1,0 +1,74 @@
+# pyruntime — build, demo, test, bench.  Installs what it needs on a fresh Debian 12 (as root).
+SHELL := /bin/bash
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
+PREFIX ?= /usr/local
+# The real interpreter, never the pyenv shim: the venv's python is a link to it.
+PYTHON ?= $(shell p=$$(command -v python3) && "$$p" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
+APT_PKGS := gcc make libc6-dev libseccomp-dev libcap-dev pkg-config busybox-static runc iproute2 python3-venv python3-dev
+PIP_PKGS := cffi pytest pyroute2 zstandard
+CORE := pyruntime/_core$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+NATIVE := $(wildcard _native/*.c _native/*.h _native/cdef/*.h) _native/build.py
+BUSYBOX_ROOTFS := bundles/busybox/rootfs
+
+.PHONY: all deps venv build rootfs demo test test-unit install uninstall bench clean
+all: build rootfs bin/pyruntime
+
+# --- set-up -------------------------------------------------------------------------------
+.stamp-apt:
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "apt-get install $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	@touch $@
+deps: .stamp-apt
+
+$(PY): | .stamp-apt
+	$(PYTHON) -m venv $(VENV)
+$(VENV)/.stamp-pip: $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check $(PIP_PKGS)
+	@touch $@
+venv: $(VENV)/.stamp-pip
+
+$(CORE): $(NATIVE) $(VENV)/.stamp-pip
+	$(PY) _native/build.py
+build: $(CORE)
+
+# The installed command runs the venv's real interpreter directly, isolated and without site
+# (no .pth scanning): containerd and podman call `state`/`kill`/`delete` constantly.
+bin/pyruntime: Makefile $(VENV)/.stamp-pip
+	@mkdir -p bin
+	$(PY) _native/mklauncher.py $(ROOT) $@
+
+$(BUSYBOX_ROOTFS)/bin/busybox: bundles/mkrootfs.sh | .stamp-apt
+	bundles/mkrootfs.sh $(BUSYBOX_ROOTFS)
+rootfs: $(BUSYBOX_ROOTFS)/bin/busybox
+
+install: all
+	install -m 755 bin/pyruntime $(PREFIX)/bin/pyruntime
+uninstall:
+	rm -f $(PREFIX)/bin/pyruntime
+
+# --- use ----------------------------------------------------------------------------------
+demo: all
+	@echo "== pyruntime run --bundle bundles/busybox demo-$$$$ (hostname, PID 1, mounts, then exit)"
+	bin/pyruntime --root /run/pyruntime run --bundle bundles/busybox demo-$$$$
+
+test-unit: all
+	$(PYTEST) -q -m "not e2e" tests
+
+# The whole suite: integration tests, the real-client lanes (podman, containerd), the cgroup v2 VM lane.
+test: all
+	$(PYTEST) -q -m "not e2e and not cgroup_vm" tests
+	$(MAKE) --no-print-directory test-lanes
+
+test-lanes:
+
+bench: all
+	$(PY) benchmarks/bench_runtime.py
+
+clean:
+	rm -rf build bin $(CORE) .stamp-apt
+
+-include mk/*.mk

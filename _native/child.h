@@ -1,0 +1,30 @@
+/* child.h — internal interface between the files of the C core (not part of the cffi cdef). */
+#ifndef PYRT_CHILD_H
+#define PYRT_CHILD_H
+#include "common.h"
+
+#define PYRT_ERRLEN 4096
+
+int pyrt_send_msg(int fd, uint32_t type, int32_t errnum, const void *payload, uint32_t len, int pass_fd);
+int pyrt_recv_msg(int fd, struct pyrt_msg *hdr, char *payload, uint32_t cap);
+__attribute__((noreturn)) void pyrt_child_die(int fd, int errnum, const char *text);
+
+/* mounts.c */
+int pyrt_prepare_rootfs(const struct pyrt_plan *p, int *rootfd, int *devnull, char *err, size_t errlen);
+int pyrt_enter_rootfs(const struct pyrt_plan *p, int rootfd, char *err, size_t errlen);
+int pyrt_finish_rootfs(const struct pyrt_plan *p, int devnull, char *err, size_t errlen);
+int pyrt_open_in_root(int rootfd, const char *path, int flags, char *err, size_t errlen);
+
+/* caps.c */
+int pyrt_set_rlimits(const struct pyrt_plan *p, char *err, size_t errlen);
+int pyrt_set_oom_score_adj(const struct pyrt_plan *p, char *err, size_t errlen);
+int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen);
+int pyrt_load_seccomp(const struct pyrt_plan *p, int *listener, char *err, size_t errlen);
+
+/* tty.c */
+int pyrt_setup_console(const struct pyrt_plan *p, char *err, size_t errlen);
+
+/* ns.c */
+int pyrt_join_namespaces(const struct pyrt_plan *p, char *err, size_t errlen);
+int pyrt_set_identity_names(const struct pyrt_plan *p, char *err, size_t errlen);
+#endif

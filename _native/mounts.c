@@ -1,0 +1,416 @@
+/* mounts.c — the container's filesystem: mounts, devices, pivot_root, masked and read-only paths.
+ *
+ * Every destination is resolved inside the rootfs with openat2(RESOLVE_IN_ROOT), created there if
+ * missing, and mounted through its fd, so a symlink in a (hostile) rootfs can never redirect a mount,
+ * a device node or a mask onto the host.  Masks bind a /dev/null that was opened and checked on the
+ * host before pivot_root, never the container's own /dev/null (which might be a symlink).
+ */
+#include "common.h"
+#include "child.h"
+#include <linux/openat2.h>
+#include <linux/mount.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+
+static int sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve)
+{
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)flags;
+    how.resolve = resolve;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+static int in_root(int rootfd, const char *path, int flags)
+{
+    while (*path == '/')
+        path++;
+    return sys_openat2(rootfd, *path ? path : ".", flags | O_CLOEXEC,
+                       RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+}
+
+int pyrt_open_in_root(int rootfd, const char *path, int flags, char *err, size_t errlen)
+{
+    int fd = in_root(rootfd, path, flags);
+    if (fd < 0)
+        return pyrt_fail(err, errlen, errno, "open %s inside the rootfs", path);
+    return fd;
+}
+
+/* Open `path` inside the root, creating missing directories (and the last component as an empty
+ * file when as_file) without ever leaving the root.  Returns an O_PATH fd. */
+static int mkpath_in_root(int rootfd, const char *path, int as_file, char *err, size_t errlen)
+{
+    char buf[4096];
+    char *slash, *name;
+    int fd = in_root(rootfd, path, O_PATH), parent;
+
+    if (fd >= 0 || errno != ENOENT) {
+        if (fd < 0)
+            return pyrt_fail(err, errlen, errno, "open %s inside the rootfs", path);
+        return fd;
+    }
+    if (strlen(path) >= sizeof buf)
+        return pyrt_fail(err, errlen, ENAMETOOLONG, "%s", path);
+    strcpy(buf, path);
+    slash = strrchr(buf, '/');
+    if (!slash || !slash[1])
+        return pyrt_fail(err, errlen, EINVAL, "bad path %s", path);
+    *slash = 0;
+    name = slash + 1;
+    parent = buf[0] ? mkpath_in_root(rootfd, buf, 0, err, errlen) : in_root(rootfd, "/", O_PATH);
+    if (parent < 0)
+        return parent < -1 ? parent : pyrt_fail(err, errlen, errno, "open / of the rootfs");
+    if (as_file) {
+        int f = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (f < 0 && errno != EEXIST) {
+            int e = errno;
+            close(parent);
+            return pyrt_fail(err, errlen, e, "create %s inside the rootfs", path);
+        }
+        if (f >= 0)
+            close(f);
+    } else if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST) {
+        int e = errno;
+        close(parent);
+        return pyrt_fail(err, errlen, e, "mkdir %s inside the rootfs", path);
+    }
+    close(parent);
+    fd = in_root(rootfd, path, O_PATH);
+    if (fd < 0)
+        return pyrt_fail(err, errlen, errno, "open %s inside the rootfs", path);
+    return fd;
+}
+
+static void fdpath(char *out, size_t len, int fd)
+{
+    snprintf(out, len, "/proc/self/fd/%d", fd);
+}
+
+static unsigned long locked_flags(const char *target)
+{
+    struct statvfs s;
+    unsigned long f = 0;
+    if (statvfs(target, &s) < 0)
+        return 0;
+    if (s.f_flag & ST_NOSUID) f |= MS_NOSUID;
+    if (s.f_flag & ST_NODEV) f |= MS_NODEV;
+    if (s.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+    if (s.f_flag & ST_RDONLY) f |= MS_RDONLY;
+    if (s.f_flag & ST_NOATIME) f |= MS_NOATIME;
+    if (s.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+    if (s.f_flag & ST_RELATIME) f |= MS_RELATIME;
+    return f;
+}
+
+#define REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | \
+                       MS_RELATIME | MS_STRICTATIME)
+
+static int do_mount(int rootfd, const struct pyrt_mount *m, char *err, size_t errlen)
+{
+    char target[64];
+    int fd, top;
+
+    fd = mkpath_in_root(rootfd, m->dest, m->dest_is_file, err, errlen);
+    if (fd < 0)
+        return fd;
+    fdpath(target, sizeof target, fd);
+    if (m->kind == PYRT_MOUNT_BIND) {
+        if (mount(m->source, target, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0) {
+            int e = errno;
+            close(fd);
+            return pyrt_fail(err, errlen, e, "mount %s to %s (bind)", m->source, m->dest);
+        }
+    } else if (mount(m->source, target, m->fstype, m->flags, m->data) < 0) {
+        int e = errno;
+        close(fd);
+        return pyrt_fail(err, errlen, e, "mount %s (%s) to %s", m->source, m->fstype, m->dest);
+    }
+    close(fd);
+    if (!(m->kind == PYRT_MOUNT_BIND && (m->flags & REMOUNT_FLAGS)) && !m->propagation)
+        return 0;
+    /* The fd above names the covered directory; reopen to reach the new mount on top of it. */
+    top = in_root(rootfd, m->dest, O_PATH);
+    if (top < 0)
+        return pyrt_fail(err, errlen, errno, "reopen %s", m->dest);
+    fdpath(target, sizeof target, top);
+    if (m->kind == PYRT_MOUNT_BIND && (m->flags & REMOUNT_FLAGS)) {
+        unsigned long fl = MS_REMOUNT | MS_BIND | (m->flags & REMOUNT_FLAGS);
+        if (mount(NULL, target, NULL, fl, NULL) < 0) {
+            /* Flags locked by the source mount (user namespaces) must be kept on remount. */
+            if (errno != EPERM || mount(NULL, target, NULL, fl | locked_flags(target), NULL) < 0) {
+                int e = errno;
+                close(top);
+                return pyrt_fail(err, errlen, e, "remount %s", m->dest);
+            }
+        }
+    }
+    if (m->propagation && mount(NULL, target, NULL, m->propagation, NULL) < 0) {
+        int e = errno;
+        close(top);
+        return pyrt_fail(err, errlen, e, "set propagation of %s", m->dest);
+    }
+    close(top);
+    return 0;
+}
+
+static int make_device(int rootfd, const struct pyrt_device *d, char *err, size_t errlen)
+{
+    char buf[4096], target[64];
+    char *slash;
+    int parent, fd;
+
+    if (d->host_path) {     /* user namespace: mknod is not allowed, bind the host's node */
+        fd = mkpath_in_root(rootfd, d->path, 1, err, errlen);
+        if (fd < 0)
+            return fd;
+        fdpath(target, sizeof target, fd);
+        if (mount(d->host_path, target, NULL, MS_BIND, NULL) < 0) {
+            int e = errno;
+            close(fd);
+            return pyrt_fail(err, errlen, e, "bind device %s to %s", d->host_path, d->path);
+        }
+        close(fd);
+        return 0;
+    }
+    snprintf(buf, sizeof buf, "%s", d->path);
+    slash = strrchr(buf, '/');
+    if (!slash || !slash[1])
+        return pyrt_fail(err, errlen, EINVAL, "device path %s", d->path);
+    *slash = 0;
+    parent = buf[0] ? mkpath_in_root(rootfd, buf, 0, err, errlen) : in_root(rootfd, "/", O_PATH);
+    if (parent < 0)
+        return parent < -1 ? parent : pyrt_fail(err, errlen, errno, "open rootfs");
+    if (unlinkat(parent, slash + 1, 0) < 0 && errno != ENOENT) {
+        int e = errno;
+        close(parent);
+        return pyrt_fail(err, errlen, e, "remove existing %s", d->path);
+    }
+    if (mknodat(parent, slash + 1, d->mode, makedev(d->major, d->minor)) < 0) {
+        int e = errno;
+        close(parent);
+        return pyrt_fail(err, errlen, e, "mknod %s", d->path);
+    }
+    if (fchownat(parent, slash + 1, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0) {
+        int e = errno;
+        close(parent);
+        return pyrt_fail(err, errlen, e, "chown %s", d->path);
+    }
+    close(parent);
+    return 0;
+}
+
+static int dev_symlinks(int rootfd, char *err, size_t errlen)
+{
+    static const char *const links[][2] = {
+        { "/proc/self/fd", "fd" }, { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
+        { "/proc/self/fd/2", "stderr" }, { "pts/ptmx", "ptmx" },
+    };
+    int dev = in_root(rootfd, "/dev", O_PATH | O_DIRECTORY);
+    size_t i;
+
+    if (dev < 0)
+        return pyrt_fail(err, errlen, errno, "open /dev inside the rootfs");
+    for (i = 0; i < sizeof links / sizeof links[0]; i++) {
+        if (i == 4)
+            unlinkat(dev, links[i][1], 0);      /* a ptmx node from linux.devices yields to pts */
+        if (symlinkat(links[i][0], dev, links[i][1]) < 0 && errno != EEXIST) {
+            int e = errno;
+            close(dev);
+            return pyrt_fail(err, errlen, e, "symlink /dev/%s", links[i][1]);
+        }
+    }
+    close(dev);
+    return 0;
+}
+
+int pyrt_prepare_rootfs(const struct pyrt_plan *p, int *rootfdp, int *devnullp, char *err, size_t errlen)
+{
+    unsigned long prop = p->rootfs_propagation ? p->rootfs_propagation : (MS_SLAVE | MS_REC);
+    int rootfd, i, rc;
+
+    if (mount(NULL, "/", NULL, prop, NULL) < 0)
+        return pyrt_fail(err, errlen, errno, "set rootfs propagation");
+    /* pivot_root needs the new root to be a mount point. */
+    if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return pyrt_fail(err, errlen, errno, "bind mount rootfs %s", p->rootfs);
+    rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return pyrt_fail(err, errlen, errno, "open rootfs %s", p->rootfs);
+    *rootfdp = rootfd;
+    *devnullp = -1;
+    for (i = 0; i < p->n_mounts; i++)
+        if ((rc = do_mount(rootfd, &p->mounts[i], err, errlen)) < 0)
+            return rc;
+    for (i = 0; i < p->n_devices; i++)
+        if ((rc = make_device(rootfd, &p->devices[i], err, errlen)) < 0)
+            return rc;
+    if (p->setup_dev && (rc = dev_symlinks(rootfd, err, errlen)) < 0)
+        return rc;
+    return 0;
+}
+
+int pyrt_enter_rootfs(const struct pyrt_plan *p, int rootfd, char *err, size_t errlen)
+{
+    int oldroot;
+
+    if (fchdir(rootfd) < 0)
+        return pyrt_fail(err, errlen, errno, "chdir to rootfs %s", p->rootfs);
+    if (p->no_pivot) {
+        if (mount(p->rootfs, "/", NULL, MS_MOVE, NULL) < 0)
+            return pyrt_fail(err, errlen, errno, "move rootfs to / (--no-pivot)");
+        if (chroot(".") < 0)
+            return pyrt_fail(err, errlen, errno, "chroot (--no-pivot)");
+    } else {
+        oldroot = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (oldroot < 0)
+            return pyrt_fail(err, errlen, errno, "open old root");
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+            return pyrt_fail(err, errlen, errno, "pivot_root %s", p->rootfs);
+        /* The old root now sits under the new one; detach it without touching the host's mounts. */
+        if (fchdir(oldroot) < 0)
+            return pyrt_fail(err, errlen, errno, "chdir to old root");
+        if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+            return pyrt_fail(err, errlen, errno, "make old root rslave");
+        if (umount2(".", MNT_DETACH) < 0)
+            return pyrt_fail(err, errlen, errno, "unmount old root");
+        close(oldroot);
+    }
+    close(rootfd);
+    if (chdir("/") < 0)
+        return pyrt_fail(err, errlen, errno, "chdir /");
+    return 0;
+}
+
+static int move_tree(int tree, int target)
+{
+    return (int)syscall(SYS_move_mount, tree, "", target, "",
+                        MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+/* A mask: read-only empty tmpfs over a directory, the verified host /dev/null over anything else. */
+static int mask_path(int rootfd, int devnull, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd = in_root(rootfd, path, O_PATH), tree;
+
+    if (fd < 0)
+        return errno == ENOENT ? 0 : pyrt_fail(err, errlen, errno, "open masked path %s", path);
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return pyrt_fail(err, errlen, e, "stat masked path %s", path);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        int fsfd = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+        tree = -1;
+        if (fsfd >= 0 && syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+            tree = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);
+        if (fsfd >= 0)
+            close(fsfd);
+    } else {
+        tree = (int)syscall(SYS_open_tree, devnull, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    }
+    if (tree < 0 || move_tree(tree, fd) < 0) {
+        int e = errno;
+        if (tree >= 0)
+            close(tree);
+        close(fd);
+        return pyrt_fail(err, errlen, e, "mask %s", path);
+    }
+    close(tree);
+    close(fd);
+    return 0;
+}
+
+static int readonly_path(int rootfd, const char *path, char *err, size_t errlen)
+{
+    struct mount_attr attr;
+    int fd = in_root(rootfd, path, O_PATH), tree;
+
+    if (fd < 0)
+        return errno == ENOENT ? 0 : pyrt_fail(err, errlen, errno, "open read-only path %s", path);
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    if (tree < 0 || syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0 ||
+        move_tree(tree, fd) < 0) {
+        int e = errno;
+        if (tree >= 0)
+            close(tree);
+        close(fd);
+        return pyrt_fail(err, errlen, e, "make %s read-only", path);
+    }
+    close(tree);
+    close(fd);
+    return 0;
+}
+
+static int write_sysctl(int rootfd, const char *key, const char *value, char *err, size_t errlen)
+{
+    char path[512];
+    size_t i, n;
+    ssize_t w;
+    int fd;
+
+    n = (size_t)snprintf(path, sizeof path, "/proc/sys/%s", key);
+    for (i = strlen("/proc/sys/"); i < n && i < sizeof path; i++)
+        if (path[i] == '.')
+            path[i] = '/';
+    fd = in_root(rootfd, path, O_WRONLY);
+    if (fd < 0)
+        return pyrt_fail(err, errlen, errno, "sysctl %s", key);
+    w = write(fd, value, strlen(value));
+    if (w < 0) {
+        int e = errno;
+        close(fd);
+        return pyrt_fail(err, errlen, e, "sysctl %s=%s", key, value);
+    }
+    close(fd);
+    return 0;
+}
+
+int pyrt_finish_rootfs(const struct pyrt_plan *p, int devnull, char *err, size_t errlen)
+{
+    int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), i, rc = 0;
+
+    if (rootfd < 0)
+        return pyrt_fail(err, errlen, errno, "open /");
+    if (p->n_masked) {
+        struct stat st;
+        (void)devnull;
+        devnull = sys_openat2(rootfd, "dev/null", O_PATH | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
+        if (devnull < 0 || fstat(devnull, &st) < 0) {
+            close(rootfd);
+            return pyrt_fail(err, errlen, errno, "masked paths: open /dev/null in the container");
+        }
+        if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+            close(rootfd);
+            close(devnull);
+            return pyrt_fail(err, errlen, EPERM, "masked paths: /dev/null in the container is not the null device");
+        }
+    }
+    for (i = 0; i < p->n_sysctl && rc == 0; i++)
+        rc = write_sysctl(rootfd, p->sysctl_keys[i], p->sysctl_values[i], err, errlen);
+    for (i = 0; i < p->n_masked && rc == 0; i++)
+        rc = mask_path(rootfd, devnull, p->masked[i], err, errlen);
+    for (i = 0; i < p->n_readonly && rc == 0; i++)
+        rc = readonly_path(rootfd, p->readonly[i], err, errlen);
+    if (rc == 0 && p->rootfs_readonly) {
+        struct mount_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.attr_set = MOUNT_ATTR_RDONLY;
+        if (syscall(SYS_mount_setattr, rootfd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+            rc = pyrt_fail(err, errlen, errno, "make root read-only");
+    }
+    close(rootfd);
+    if (devnull >= 0)
+        close(devnull);
+    return rc;
+}

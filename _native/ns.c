@@ -1,0 +1,36 @@
+/* ns.c — joining namespaces by fd, becoming root of the user namespace, hostname and domainname. */
+#include "common.h"
+#include "child.h"
+#include <grp.h>
+
+int pyrt_join_namespaces(const struct pyrt_plan *p, char *err, size_t errlen)
+{
+    int i;
+
+    /* Python orders the list: the user namespace first, so the others are joined with its caps. */
+    for (i = 0; i < p->n_join; i++) {
+        if (setns(p->join[i].fd, p->join[i].nstype) < 0)
+            return pyrt_fail(err, errlen, errno, "setns (namespace type 0x%x)", p->join[i].nstype);
+        close(p->join[i].fd);
+        if (p->join[i].nstype == CLONE_NEWUSER && setresgid(0, 0, 0) < 0)
+            return pyrt_fail(err, errlen, errno, "setresgid(0) in the joined user namespace");
+        if (p->join[i].nstype == CLONE_NEWUSER && setresuid(0, 0, 0) < 0)
+            return pyrt_fail(err, errlen, errno, "setresuid(0) in the joined user namespace");
+    }
+    if ((p->clone_flags & CLONE_NEWUSER) && p->in_userns) {
+        if (setresgid(0, 0, 0) < 0)
+            return pyrt_fail(err, errlen, errno, "setresgid(0) in the user namespace (is root mapped?)");
+        if (setresuid(0, 0, 0) < 0)
+            return pyrt_fail(err, errlen, errno, "setresuid(0) in the user namespace (is root mapped?)");
+    }
+    return 0;
+}
+
+int pyrt_set_identity_names(const struct pyrt_plan *p, char *err, size_t errlen)
+{
+    if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
+        return pyrt_fail(err, errlen, errno, "sethostname %s", p->hostname);
+    if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) < 0)
+        return pyrt_fail(err, errlen, errno, "setdomainname %s", p->domainname);
+    return 0;
+}

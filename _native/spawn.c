@@ -1,0 +1,316 @@
+/* spawn.c — clone the container process and run the plan in it, in runc's order.
+ *
+ * The parent half (pyrt_spawn) runs in the runtime's Python process and returns at once; Python then
+ * drives the sync protocol documented in pyrt.h.  The child half (child_main) never returns: it ends
+ * in execve() or in pyrt_child_die().  The child allocates nothing: every buffer lives in the plan or
+ * on its stack.
+ */
+#include "common.h"
+#include "child.h"
+#include <linux/sched.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+int pyrt_setns(int fd, int nstype)
+{
+    return setns(fd, nstype) < 0 ? -errno : 0;
+}
+
+/* ---------------------------------------------------------------- child */
+
+static char exec_path[4096];
+
+/* Look argv[0] up like execvp would, with the container's PATH, so that a missing program is a
+ * create-time error with runc's wording (podman maps "no such file or directory" to 127). */
+static int lookup_exec(const struct pyrt_plan *p, char *err, size_t errlen)
+{
+    const char *name = p->argv[0];
+    const char *path = p->path_env;
+    struct stat st;
+
+    if (!name || !*name)
+        return pyrt_fail(err, errlen, 0, "exec: process.args[0] is empty");
+    if (strchr(name, '/')) {
+        if (stat(name, &st) < 0)
+            return pyrt_fail(err, errlen, errno, "exec: %s", name);
+        if (S_ISDIR(st.st_mode) || access(name, X_OK) < 0)
+            return pyrt_fail(err, errlen, EACCES, "exec: %s", name);
+        snprintf(exec_path, sizeof exec_path, "%s", name);
+        return 0;
+    }
+    if (!path)
+        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    while (*path) {
+        const char *end = strchrnul(path, ':');
+        size_t dl = (size_t)(end - path);
+        if (dl == 0)
+            snprintf(exec_path, sizeof exec_path, "./%s", name);
+        else
+            snprintf(exec_path, sizeof exec_path, "%.*s/%s", (int)dl, path, name);
+        if (stat(exec_path, &st) == 0 && S_ISREG(st.st_mode) && access(exec_path, X_OK) == 0)
+            return 0;
+        path = *end ? end + 1 : end;
+    }
+    return pyrt_fail(err, errlen, 0, "exec: \"%s\": executable file not found in $PATH", name);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* Close every fd except stdio, the preserved ones and `keep` (CVE-2024-21626: no host fd may reach
+ * the container, and none may be open while the cwd is changed). */
+static int close_fds(const struct pyrt_plan *p, const int *keep, int nkeep, char *err, size_t errlen)
+{
+    int k[8], n = 0, i;
+    unsigned int lo = 3 + (unsigned int)(p->preserve_fds > 0 ? p->preserve_fds : 0);
+
+    for (i = 0; i < nkeep && n < 8; i++)
+        if (keep[i] >= (int)lo)
+            k[n++] = keep[i];
+    qsort(k, n, sizeof k[0], cmp_int);
+    for (i = 0; i < n; i++) {
+        if ((unsigned int)k[i] > lo && syscall(SYS_close_range, lo, (unsigned int)k[i] - 1, 0) < 0)
+            return pyrt_fail(err, errlen, errno, "close_range");
+        lo = (unsigned int)k[i] + 1;
+    }
+    if (syscall(SYS_close_range, lo, ~0U, 0) < 0)
+        return pyrt_fail(err, errlen, errno, "close_range");
+    for (i = 3; i < 3 + p->preserve_fds; i++) {
+        int fl = fcntl(i, F_GETFD);
+        if (fl >= 0 && (fl & FD_CLOEXEC) && fcntl(i, F_SETFD, fl & ~FD_CLOEXEC) < 0)
+            return pyrt_fail(err, errlen, errno, "preserve-fds: fd %d", i);
+    }
+    return 0;
+}
+
+/* Block until `pyruntime start` connects to exec.sock; returns the connection (CLOEXEC, so execve
+ * closes it and start reads EOF = success), or -1 after reporting. */
+static int wait_for_start(const struct pyrt_plan *p)
+{
+    struct pyrt_msg hdr;
+    int conn;
+
+    do
+        conn = accept4(p->fifo_fd, NULL, NULL, SOCK_CLOEXEC);
+    while (conn < 0 && errno == EINTR);
+    if (conn < 0)
+        return -1;
+    close(p->fifo_fd);
+    if (pyrt_recv_msg(conn, &hdr, NULL, 0) < 0 || hdr.type != PYRT_MSG_GO)
+        return -1;
+    return conn;
+}
+
+extern int pyrt_run_start_hooks(const struct pyrt_plan *plan, char *err, size_t errlen);
+
+__attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
+{
+    char err[PYRT_ERRLEN];
+    struct pyrt_msg hdr;
+    int fd = p->sync_fd, rootfd = -1, devnull = -1, listener = -1, report = -1, n;
+    int seccomp_done = 0;
+    char cwdbuf[16];
+
+    err[0] = 0;
+    /* First: nothing in the container may open this (host) executable through /proc/PID/exe. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        pyrt_child_die(fd, errno, "prctl(PR_SET_DUMPABLE)");
+    if (p->pdeathsig && prctl(PR_SET_PDEATHSIG, p->pdeathsig, 0, 0, 0) < 0)
+        pyrt_child_die(fd, errno, "prctl(PR_SET_PDEATHSIG)");
+    umask(0);
+
+    /* Wait until the parent has written uid/gid maps and put us in the cgroup. */
+    n = pyrt_recv_msg(fd, &hdr, NULL, 0);
+    if (n < 0 || hdr.type != PYRT_MSG_GO)
+        _exit(1);     /* parent gone or aborted: nothing to report to */
+
+    if (pyrt_join_namespaces(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+    if (p->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+        pyrt_child_die(fd, errno, "unshare(CLONE_NEWCGROUP)");
+    if (pyrt_set_oom_score_adj(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+
+    if (p->mode == PYRT_MODE_CREATE) {
+        if (setsid() < 0)
+            pyrt_child_die(fd, errno, "setsid");
+        if (pyrt_set_identity_names(p, err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
+        if (pyrt_prepare_rootfs(p, &rootfd, &devnull, err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
+        if (p->sync_hooks) {
+            if (pyrt_send_msg(fd, PYRT_MSG_HOOKS, 0, NULL, 0, -1) < 0)
+                _exit(1);
+            n = pyrt_recv_msg(fd, &hdr, p->state_buf, p->state_cap);
+            if (n < 0 || hdr.type != PYRT_MSG_GO)
+                _exit(1);
+            p->state_len = (uint32_t)n;
+        }
+        if (pyrt_enter_rootfs(p, rootfd, err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
+        if (pyrt_finish_rootfs(p, devnull, err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
+    } else if (chdir("/") < 0) {
+        pyrt_child_die(fd, errno, "chdir /");
+    }
+
+    if (p->terminal && pyrt_setup_console(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+    if (pyrt_set_rlimits(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+    if (pyrt_apply_procattrs(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+
+    /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it happens before the caps are
+     * dropped; a notify listener must reach the parent before create returns.  Otherwise: late. */
+    if (p->seccomp_len && (!p->no_new_privs || p->seccomp_notify)) {
+        if (pyrt_load_seccomp(p, &listener, err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
+        seccomp_done = 1;
+        if (listener >= 0) {
+            if (pyrt_send_msg(fd, PYRT_MSG_SECCOMP_FD, 0, NULL, 0, listener) < 0)
+                pyrt_child_die(fd, errno, "send seccomp listener fd");
+            close(listener);
+        }
+    }
+    if (pyrt_switch_user(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+    if (p->umask >= 0)
+        umask((mode_t)p->umask);
+    else
+        umask(022);
+
+    {
+        int keep[2] = { fd, p->fifo_fd };
+        if (close_fds(p, keep, 2, err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
+    }
+    if (p->cwd && chdir(p->cwd) < 0)
+        pyrt_child_die(fd, errno, p->cwd[0] ? "chdir to cwd" : "chdir");
+    /* A cwd reached through a leaked fd would lie outside our root: getcwd says "(unreachable)". */
+    if (!getcwd(exec_path, sizeof exec_path) && errno != ERANGE)
+        pyrt_child_die(fd, errno, "getcwd: cwd is outside the container root");
+    if (exec_path[0] != '/')
+        pyrt_child_die(fd, ENOENT, "cwd is outside the container root");
+    if (lookup_exec(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+    (void)cwdbuf;
+
+    if (pyrt_send_msg(fd, PYRT_MSG_CREATED, 0, NULL, 0, -1) < 0)
+        _exit(1);
+    if (p->mode == PYRT_MODE_CREATE) {
+        close(fd);          /* create has exited (or will): errors now go to start */
+        fd = -1;
+        report = wait_for_start(p);
+        if (report < 0)
+            _exit(1);
+        fd = report;
+        if (p->n_start_hooks && pyrt_run_start_hooks(p, err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
+    }
+    if (p->seccomp_len && !seccomp_done && pyrt_load_seccomp(p, &listener, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+    execve(exec_path, p->argv, p->envp);
+    pyrt_fail(err, sizeof err, errno, "exec: %s", exec_path);
+    pyrt_child_die(fd, errno, err);
+}
+
+/* ---------------------------------------------------------------- parent */
+
+static long do_clone(const struct pyrt_plan *p)
+{
+    if (p->cgroup_fd >= 0) {
+        struct clone_args ca;
+        memset(&ca, 0, sizeof ca);
+        ca.flags = (uint64_t)p->clone_flags | CLONE_INTO_CGROUP;
+        ca.exit_signal = SIGCHLD;
+        ca.cgroup = (uint64_t)p->cgroup_fd;
+        return syscall(SYS_clone3, &ca, sizeof ca);
+    }
+    return syscall(SYS_clone, p->clone_flags | SIGCHLD, NULL, NULL, NULL, 0);
+}
+
+static int write_file(const char *path, const char *text)
+{
+    int f = open(path, O_WRONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (f < 0)
+        return -errno;
+    n = write(f, text, strlen(text));
+    if (n < 0) {
+        int e = errno;
+        close(f);
+        return -e;
+    }
+    close(f);
+    return 0;
+}
+
+int pyrt_spawn(struct pyrt_plan *p, int *parent_fd, char *err, size_t errlen)
+{
+    int sv[2], own_pid = -1, own_time = -1, rc;
+    long pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return pyrt_fail(err, errlen, errno, "socketpair");
+    p->sync_fd = sv[1];
+    /* pid and time namespaces apply to children: enter them for the clone only. */
+    if (p->pidns_fd >= 0) {
+        own_pid = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (own_pid < 0 || setns(p->pidns_fd, CLONE_NEWPID) < 0) {
+            rc = pyrt_fail(err, errlen, errno, "setns pid namespace");
+            goto fail;
+        }
+    }
+    if (p->timens_fd >= 0 || p->timens_offsets) {
+        own_time = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+        if (own_time < 0) {
+            rc = pyrt_fail(err, errlen, errno, "open /proc/self/ns/time_for_children");
+            goto fail;
+        }
+        if (p->timens_fd >= 0 ? setns(p->timens_fd, CLONE_NEWTIME) < 0 : unshare(CLONE_NEWTIME) < 0) {
+            rc = pyrt_fail(err, errlen, errno, "time namespace");
+            goto fail;
+        }
+        if (p->timens_fd < 0 && (rc = write_file("/proc/self/timens_offsets", p->timens_offsets)) < 0) {
+            rc = pyrt_fail(err, errlen, -rc, "write timens_offsets (linux.timeOffsets)");
+            goto fail;
+        }
+    }
+    pid = do_clone(p);
+    if (pid == 0) {
+        close(sv[0]);
+        child_main(p);
+    }
+    rc = pid < 0 ? pyrt_fail(err, errlen, errno, "clone") : (int)pid;
+fail:
+    if (own_pid >= 0) {
+        if (setns(own_pid, CLONE_NEWPID) < 0 && rc > 0)
+            rc = pyrt_fail(err, errlen, errno, "restore pid namespace");
+        close(own_pid);
+    }
+    if (own_time >= 0) {
+        if (setns(own_time, CLONE_NEWTIME) < 0 && rc > 0)
+            rc = pyrt_fail(err, errlen, errno, "restore time namespace");
+        close(own_time);
+    }
+    close(sv[1]);
+    if (rc < 0) {
+        close(sv[0]);
+        return rc;
+    }
+    *parent_fd = sv[0];
+    return rc;
+}

@@ -1,0 +1,34 @@
+# mk/cgroup2.mk - the pure cgroup v2 lane: `make test-cgroup2`.
+#
+# Boots a qemu VM (TCG) with Debian's kernel, cgroup_no_v1=all and every controller enabled in the
+# root cgroup, the host / read-only (+ tmpfs overlay) and this project read-write at the same path,
+# and runs the cgroup tests in it: $(PYTEST) -m cgroup tests. See tests/vm/run-in-vm.sh.
+# The lane's status (tests/vm/cgroup2-lane.sh): pytest's; 124 = VM timeout; 125 = the VM did not
+# boot or no status came back. When no VM can be run here (qemu/kernel missing, not installable)
+# it prints "test-cgroup2: SKIPPED: <reason>" and succeeds, unless CGROUP2_REQUIRED=1.
+#
+#   make test-cgroup2 CGROUP2_TIMEOUT=600 CGROUP2_PYTEST_ARGS="-ra -x -k memory" VM_VERBOSE=1
+CGROUP2_TIMEOUT ?= 900
+CGROUP2_PYTEST_ARGS ?= -ra
+CGROUP2_REQUIRED ?= 0
+CGROUP2_APT_PKGS := qemu-system-x86 linux-image-amd64 cpio xz-utils zstd busybox-static
+
+.PHONY: test-cgroup2 cgroup2-vm-deps
+test-lanes: test-cgroup2
+
+# Installs the VM's packages when qemu, a kernel or a static busybox is missing. Never fails here:
+# if the install fails, the lane reports itself skipped and why.
+cgroup2-vm-deps:
+	@bb=$$(command -v busybox); \
+	if ! command -v qemu-system-x86_64 >/dev/null || ! ls /boot/vmlinuz-* >/dev/null 2>&1 \
+	    || [ -z "$$bb" ] || ldd "$$bb" >/dev/null 2>&1; then \
+	  echo "test-cgroup2: apt-get install $(CGROUP2_APT_PKGS)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq --no-install-recommends $(CGROUP2_APT_PKGS) >/dev/null 2>&1 \
+	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(CGROUP2_APT_PKGS) >/dev/null; } \
+	  || echo "test-cgroup2: apt-get install failed"; \
+	fi
+
+test-cgroup2: cgroup2-vm-deps venv build
+	@CGROUP2_TIMEOUT=$(CGROUP2_TIMEOUT) CGROUP2_REQUIRED=$(CGROUP2_REQUIRED) \
+	  tests/vm/cgroup2-lane.sh $(PYTEST) -m cgroup $(CGROUP2_PYTEST_ARGS) tests

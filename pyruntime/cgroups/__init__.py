@@ -1,0 +1,105 @@
+"""Container cgroups: one driver per host layout behind one interface.
+
+- pure cgroup v2 -> :class:`fs2.V2Manager` (a leaf in the unified hierarchy; devices by eBPF)
+- hybrid         -> :class:`fs1.V1Manager` with a :class:`fs2.V2Manager` for the container's cgroup in the
+                    unified mount (procs, cgroup.kill, linux.resources.unified)
+- v1             -> :class:`fs1.V1Manager`
+
+linux.cgroupsPath: absolute = from the root of each hierarchy; relative = below this process's own
+cgroup in each hierarchy (/proc/self/cgroup); empty = /pyruntime/<id>.  The runtime never moves itself
+into a container cgroup: the container init is moved (add_pid) or cloned into it (clone_fd).
+
+``manager_from_state`` rebuilds a manager from state.json without probing the host, which keeps
+``state`` (paused or running?) cheap.
+"""
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+from ..errors import ConfigError, RuntimeFailure
+
+# read by pyruntime.features (`pyruntime features`)
+FEATURES = {"v1": True, "v2": True, "systemd": False, "rdma": True}
+DEFAULT_PARENT = "/pyruntime"
+
+
+class Manager(Protocol):
+    """What the container life cycle calls; see fs1/fs2 for the two implementations."""
+    layout: str
+
+    def create(self) -> None: ...
+    def apply(self, resources: dict) -> None: ...
+    def clone_fd(self) -> int | None: ...
+    def add_pid(self, pid: int) -> None: ...
+    def freeze(self) -> None: ...
+    def thaw(self) -> None: ...
+    def frozen(self) -> bool: ...
+    def kill_all(self, sig: int) -> None: ...
+    def pids(self) -> list[int]: ...
+    def stats(self) -> dict: ...
+    def destroy(self) -> None: ...
+    def to_state(self) -> dict: ...
+    def update(self, resources: dict) -> None: ...
+    def oom_kills(self) -> int | None: ...
+
+
+def _check_path(p: str) -> str:
+    if "\x00" in p or "\n" in p:
+        raise ConfigError("linux.cgroupsPath", "invalid character in path")
+    if any(part == ".." for part in p.split("/")):
+        raise ConfigError("linux.cgroupsPath", f"{p!r} must not contain '..'")
+    return p
+
+
+def _hier_path(cgroups_path: str, own: str) -> str:
+    """Path inside one hierarchy: absolute as given, relative below our own cgroup there."""
+    if cgroups_path.startswith("/"):
+        return os.path.normpath(cgroups_path)
+    return os.path.normpath(os.path.join(own or "/", cgroups_path))
+
+
+def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = False) -> Manager:
+    """The manager for a new container (nothing is created until ``create()``)."""
+    from .layout import HYBRID, V2, detect, host_path
+    from .fs1 import V1Manager
+    from .fs2 import V2Manager
+    if systemd:
+        if not os.path.isdir("/run/systemd/system"):
+            raise RuntimeFailure("systemd cgroup driver: systemd is not running on this host")
+        raise RuntimeFailure("systemd cgroup driver: not supported by this build (no D-Bus client); "
+                             "run without --systemd-cgroup")
+    if not cgroups_path:
+        cgroups_path = f"{DEFAULT_PARENT}/{container_id}"
+    _check_path(cgroups_path)
+    if cgroups_path.strip("/") == "":
+        raise ConfigError("linux.cgroupsPath", "must not be the root cgroup")
+    lay = detect()
+    if lay.kind == V2:
+        assert lay.unified is not None
+        p = _hier_path(cgroups_path, lay.own.get("", "/"))
+        if p == "/":
+            raise ConfigError("linux.cgroupsPath", "resolves to the root cgroup")
+        return V2Manager(lay.unified, host_path(lay.unified, lay.unified_root, p), layout="v2")
+    paths, mounts = {}, {}
+    for ctrl, mnt in lay.v1.items():
+        p = _hier_path(cgroups_path, lay.own.get(ctrl, "/"))
+        paths[ctrl] = host_path(mnt, lay.v1_root[ctrl], p)
+        mounts[ctrl] = mnt
+    unified = None
+    if lay.kind == HYBRID and lay.unified is not None:
+        p = _hier_path(cgroups_path, lay.own.get("", "/"))
+        unified = V2Manager(lay.unified, host_path(lay.unified, lay.unified_root, p), layout="hybrid")
+    return V1Manager(paths, mounts, unified=unified)
+
+
+def manager_from_state(d: dict) -> Manager:
+    """Rebuild the manager recorded by ``to_state()`` (no host probing)."""
+    from .fs1 import V1Manager
+    from .fs2 import V2Manager
+    drv = d.get("driver")
+    if drv == "v2":
+        return V2Manager.from_state(d)
+    if drv == "v1":
+        return V1Manager.from_state(d)
+    raise RuntimeFailure(f"unknown cgroup driver {drv!r} in state", step="cgroup")

@@ -1,0 +1,168 @@
+"""What every driver shares: cgroupfs file I/O with useful errors, directory creation that remembers
+what it made (so destroy removes exactly that), recursive pid listing and signalling.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+from ..errors import RuntimeFailure
+
+
+def write(d: str, name: str, value: str | int) -> None:
+    """Write one value to a cgroup file; the error names the file and what the kernel said."""
+    path = os.path.join(d, name)
+    data = str(value).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise RuntimeFailure.from_os(e, "cgroup: open", path) from None
+    try:
+        os.write(fd, data)
+    except OSError as e:
+        hint = ""
+        if e.errno == errno.EBUSY and name.startswith("memory."):
+            hint = f" (writing {value}: the limit is below current usage?)"
+        elif e.errno == errno.EINVAL:
+            hint = f" (writing {value!r})"
+        raise RuntimeFailure(os.strerror(e.errno or errno.EIO).lower() + hint,
+                             step="cgroup: write", path=path, errno=e.errno or errno.EIO) from None
+    finally:
+        os.close(fd)
+
+
+def read(d: str, name: str) -> str:
+    with open(os.path.join(d, name)) as f:
+        return f.read().strip()
+
+
+def read_int(d: str, name: str, default: int = 0) -> int:
+    """An integer file ("max" and missing files give ``default``)."""
+    try:
+        v = read(d, name)
+    except OSError:
+        return default
+    try:
+        return int(v.split()[0]) if v else default
+    except ValueError:
+        return default
+
+
+def read_kv(d: str, name: str) -> dict[str, int]:
+    """A flat keyed file ("key value" per line), as memory.stat, cpu.stat, memory.events."""
+    out: dict[str, int] = {}
+    try:
+        text = read(d, name)
+    except OSError:
+        return out
+    for line in text.splitlines():
+        k, _, v = line.partition(" ")
+        try:
+            out[k] = int(v)
+        except ValueError:
+            continue
+    return out
+
+
+def mkdirs(path: str, stop: str, created: list[str]) -> None:
+    """mkdir -p ``path`` below the existing ``stop`` (a mount point), appending new dirs to ``created``
+    (shallowest first).  A parent removed concurrently by another container's destroy is re-made."""
+    rel = os.path.relpath(path, stop)
+    if rel.startswith(".."):
+        raise RuntimeFailure("cgroup path escapes its hierarchy", step="cgroup: mkdir", path=path)
+    cur = stop
+    for part in ([] if rel == "." else rel.split("/")):
+        cur = os.path.join(cur, part)
+        for _ in range(3):
+            try:
+                os.mkdir(cur, 0o755)
+                created.append(cur)
+                break
+            except FileExistsError:
+                break
+            except FileNotFoundError:
+                continue   # the parent went away under us; the loop above re-creates it next round
+            except OSError as e:
+                raise RuntimeFailure.from_os(e, "cgroup: mkdir", cur) from None
+        else:
+            raise RuntimeFailure("parent cgroup keeps disappearing", step="cgroup: mkdir", path=cur)
+
+
+def procs(d: str, recursive: bool = True) -> list[int]:
+    """Pids in cgroup ``d`` (and, for a container that made sub-cgroups, below it)."""
+    out: list[int] = []
+    try:
+        with open(os.path.join(d, "cgroup.procs")) as f:
+            out.extend(int(x) for x in f.read().split())
+    except FileNotFoundError:
+        return out
+    if recursive:
+        try:
+            subs = [e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            subs = []
+        for s in subs:
+            out.extend(procs(s, True))
+    return out
+
+
+def signal_pids(pids: list[int], sig: int) -> None:
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
+def subdirs_deepest_first(d: str) -> list[str]:
+    """Every cgroup below ``d`` (made by the container itself), children before parents."""
+    out: list[str] = []
+    try:
+        entries = [e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return out
+    for e in entries:
+        out.extend(subdirs_deepest_first(e))
+        out.append(e)
+    return out
+
+
+def rmdir_tree(d: str, timeout: float = 5.0) -> None:
+    """Remove cgroup ``d`` and any sub-cgroups.  rmdir fails with EBUSY while a dying task is still
+    charged to the cgroup, so retry for a while, re-killing anything that is left."""
+    deadline = time.monotonic() + timeout
+    for sub in subdirs_deepest_first(d) + [d]:
+        while True:
+            try:
+                os.rmdir(sub)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() > deadline:
+                    raise RuntimeFailure.from_os(e, "cgroup: rmdir", sub) from None
+                signal_pids(procs(sub, False), signal.SIGKILL)
+                time.sleep(0.02)
+
+
+def remove_created(created: list[str]) -> None:
+    """Remove the intermediate dirs this manager made, deepest first; ones still used by another
+    container (EBUSY/ENOTEMPTY) stay."""
+    for d in sorted(created, key=lambda p: p.count("/"), reverse=True):
+        try:
+            os.rmdir(d)
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.EBUSY, errno.ENOTEMPTY):
+                raise RuntimeFailure.from_os(e, "cgroup: rmdir", d) from None
+
+
+def wait_empty(dirs: list[str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if not any(procs(d) for d in dirs):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)

@@ -1,0 +1,89 @@
+"""Command line: runc's global flags, then one subcommand whose module is imported only when used.
+
+Each subcommand lives in ``pyruntime/commands/<name>.py`` and defines::
+
+    HELP = "one line"
+    def configure(parser: argparse.ArgumentParser) -> None   # its own flags
+    def run(args: argparse.Namespace) -> int                  # exit status
+
+so ``pyruntime state`` never imports what ``create`` needs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> module under pyruntime.commands (aliases share a module)
+COMMANDS: dict[str, str] = {
+    "create": "create", "start": "start", "run": "run", "state": "state", "kill": "kill",
+    "delete": "delete", "list": "list_", "spec": "spec", "exec": "exec_", "ps": "ps",
+    "pause": "pause", "resume": "resume", "update": "update", "events": "events",
+    "features": "features", "image": "image", "checkpoint": "checkpoint", "restore": "checkpoint",
+}
+
+DEFAULT_ROOT = "/run/pyruntime"
+
+
+def _global_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pyruntime", add_help=False,
+                                description="daemonless, runc-compatible OCI container runtime")
+    p.add_argument("-h", "--help", action="store_true")
+    p.add_argument("-v", "--version", action="store_true")
+    p.add_argument("--root", default=DEFAULT_ROOT, help="state directory (default %(default)s)")
+    p.add_argument("--log", default=None, help="log file")
+    p.add_argument("--log-format", default="text", choices=["text", "json"])
+    p.add_argument("--debug", action="store_true")
+    p.add_argument("--systemd-cgroup", action="store_true")
+    p.add_argument("--rootless", default="auto")
+    p.add_argument("--criu", default=None)
+    p.add_argument("command", nargs="?")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+def version_text() -> str:
+    from . import SPEC_VERSION, __version__
+    return f"pyruntime version {__version__}\nspec: {SPEC_VERSION}\ngo: none (python {sys.version.split()[0]})\n"
+
+
+def _usage() -> str:
+    names = ", ".join(sorted(COMMANDS))
+    return (f"usage: pyruntime [--root DIR] [--log FILE] [--log-format text|json] [--debug] "
+            f"[--systemd-cgroup] COMMAND [ARGS]\ncommands: {names}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    gp = _global_parser()
+    g = gp.parse_args(argv)
+    from . import log
+    log.configure(g.log, g.log_format, g.debug)
+    if g.version:
+        sys.stdout.write(version_text())
+        return 0
+    if not g.command or (g.help and not g.command):
+        (sys.stdout if g.help else sys.stderr).write(_usage())
+        return 0 if g.help else 1
+    modname = COMMANDS.get(g.command)
+    if modname is None:
+        log.error(f"No help topic for '{g.command}'")
+        return 1
+    mod = importlib.import_module(f"pyruntime.commands.{modname}")
+    sp = argparse.ArgumentParser(prog=f"pyruntime {g.command}", description=getattr(mod, "HELP", ""))
+    mod.configure(sp)
+    args = sp.parse_args(g.rest)
+    args.root, args.systemd_cgroup, args.debug = g.root, g.systemd_cgroup, g.debug
+    args.log, args.log_format, args.command = g.log, g.log_format, g.command
+    from .errors import RuntimeFailure
+    try:
+        return int(mod.run(args) or 0)
+    except RuntimeFailure as e:
+        log.error(str(e))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

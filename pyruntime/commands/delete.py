@@ -1,0 +1,17 @@
+"""pyruntime delete [--force] ID."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "delete a container and everything it owned"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", "-f", action="store_true")
+    p.add_argument("id")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..container import delete
+    delete(args.root, args.id, args.force)
+    return 0

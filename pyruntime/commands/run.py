@@ -1,0 +1,97 @@
+"""pyruntime run: create + start, then stay in the foreground: forward signals, return the exit
+status (128+signal when killed), delete the container afterwards unless --keep."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+
+from .create import add_create_flags
+
+HELP = "create and run a container"
+FORWARD = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
+                                                   signal.SIGWINCH)]
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    add_create_flags(p)
+    p.add_argument("--detach", "-d", action="store_true")
+    p.add_argument("--keep", action="store_true")
+    p.add_argument("--image", default=None, help="run an OCI image layout LAYOUT[:REF] instead of a bundle")
+
+
+def exit_status(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def wait_forwarding(pid: int) -> int:
+    """Wait for our child `pid`, forwarding the signals we receive to it."""
+    pidfd = os.pidfd_open(pid)
+
+    def fwd(sig, _frame):
+        try:
+            signal.pidfd_send_signal(pidfd, sig)
+        except ProcessLookupError:
+            pass
+    old = {s: signal.signal(s, fwd) for s in FORWARD if s not in (signal.SIGTTIN, signal.SIGTTOU)}
+    try:
+        _, status = os.waitpid(pid, 0)
+        return exit_status(status)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        os.close(pidfd)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import container, spec
+    from .create import options
+    opts = options(args)
+    bundle = args.bundle
+    if args.image:
+        from .. import image
+        bundle = os.path.join(args.root, ".bundles", args.id)
+        os.makedirs(os.path.dirname(bundle), exist_ok=True)
+        image.make_bundle(args.image, bundle)
+        opts.owned["bundle"] = bundle
+    ours = None
+    try:
+        terminal = bool(spec.load(bundle)["process"].get("terminal"))
+        if terminal and not args.console_socket and not args.detach:
+            from ..ttyproxy import console_pair
+            ours, theirs = console_pair()
+            opts.console_fd = theirs.fileno()
+            try:
+                st = container.create(args.root, args.id, bundle, opts)
+            finally:
+                theirs.close()
+        else:
+            st = container.create(args.root, args.id, bundle, opts)
+    except BaseException:
+        if opts.owned.get("bundle"):
+            import shutil
+            shutil.rmtree(opts.owned["bundle"], ignore_errors=True)
+        raise
+    try:
+        container.start(args.root, args.id)
+    except BaseException:
+        container.delete(args.root, args.id, force=True)
+        raise
+    if args.detach:
+        return 0
+    try:
+        if ours is not None:
+            from ..ttyproxy import proxy, recv_master
+            master = recv_master(ours)
+            pidfd = os.pidfd_open(st.pid)
+            try:
+                proxy(master, pidfd)
+            finally:
+                os.close(pidfd)
+                os.close(master)
+        return wait_forwarding(st.pid)
+    finally:
+        if not args.keep:
+            container.delete(args.root, args.id, force=True)

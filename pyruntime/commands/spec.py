@@ -1,0 +1,30 @@
+"""pyruntime spec [--bundle DIR]: write a default config.json (runc's defaults)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from ..errors import RuntimeFailure
+
+HELP = "create a new specification file"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", "-b", default=".")
+    p.add_argument("--rootless", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..defaults import default_config
+    path = os.path.join(args.bundle, "config.json")
+    if os.path.exists(path):
+        raise RuntimeFailure("File config.json exists. Remove it first.")
+    cfg = default_config()
+    if args.rootless:
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent="\t")
+    return 0

@@ -1,0 +1,16 @@
+"""pyruntime start: release a created container's init."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "start a created container"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..container import start
+    start(args.root, args.id)
+    return 0

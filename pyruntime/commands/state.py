@@ -1,0 +1,19 @@
+"""pyruntime state: the runtime-spec state JSON of a container (called constantly by shims: keep lean)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "output the state of a container"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import state
+    st = state.load(args.root, args.id)
+    sys.stdout.write(json.dumps(state.oci_state(args.root, st), indent=2) + "\n")
+    return 0

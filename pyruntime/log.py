@@ -1,0 +1,65 @@
+"""runc's log formats: ``--log FILE`` with ``--log-format text|json``.
+
+containerd's shim and conmon read the *last* ``"level":"error"`` line of the JSON log to build their
+error message, so every failure goes there as well as to stderr.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+_path: str | None = None
+_fmt = "text"
+_debug = False
+
+
+def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
+    global _path, _fmt, _debug
+    _path, _fmt, _debug = path, fmt, debug
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
+
+
+def _write(level: str, msg: str) -> None:
+    if not _path:
+        return
+    if _fmt == "json":
+        line = json.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
+    else:
+        line = f'time="{_now()}" level={level} msg="{msg}"\n'
+    try:
+        fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # a log we cannot write must not hide the real error on stderr
+
+
+def error(msg: str) -> None:
+    """An error: to the log file (if any) and always to stderr, as runc does."""
+    _write("error", msg)
+    sys.stderr.write(msg + "\n")
+
+
+def warning(msg: str) -> None:
+    _write("warning", msg)
+    sys.stderr.write("warning: " + msg + "\n")
+
+
+def info(msg: str) -> None:
+    """Informational lines (hook output, for instance): the log only, never the container's stdio."""
+    _write("info", msg)
+
+
+def debug(msg: str) -> None:
+    if _debug:
+        _write("debug", msg)
+        if not _path:
+            sys.stderr.write("debug: " + msg + "\n")

@@ -1,0 +1,367 @@
+"""Validated config + host facts → the flat ``struct pyrt_plan`` the C core executes.
+
+Everything that can be decided on the host is decided here: mount flags, device numbers, capability
+masks, the seccomp program, namespace fds, the PATH for the argv[0] lookup.  The ``Plan`` object owns
+every cffi allocation and fd the struct points to; keep it alive until the child has been spawned.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
+from . import capabilities
+from ._core import ffi, lib
+from .errors import ConfigError, RuntimeFailure
+from .spec import RLIMITS
+
+# CLONE_NEW* numbers (linux/sched.h)
+NS_FLAGS = {"mount": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000,
+            "pid": 0x20000000, "network": 0x40000000, "cgroup": 0x02000000, "time": 0x00000080}
+NS_PROC = {"mount": "mnt", "uts": "uts", "ipc": "ipc", "user": "user", "pid": "pid",
+           "network": "net", "cgroup": "cgroup", "time": "time"}
+# the order namespaces are joined in: user first (its caps open the others), mount last
+JOIN_ORDER = ["user", "ipc", "uts", "network", "cgroup", "mount"]
+
+MS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "sync": 16, "remount": 32, "mand": 64,
+      "dirsync": 128, "noatime": 1024, "nodiratime": 2048, "bind": 4096, "rec": 16384,
+      "relatime": 1 << 21, "strictatime": 1 << 24}
+MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED = 1 << 17, 1 << 18, 1 << 19, 1 << 20
+# option -> (flags to set, flags to clear)
+FLAG_OPTS = {
+    "ro": (MS["ro"], 0), "rw": (0, MS["ro"]), "nosuid": (MS["nosuid"], 0), "suid": (0, MS["nosuid"]),
+    "nodev": (MS["nodev"], 0), "dev": (0, MS["nodev"]), "noexec": (MS["noexec"], 0),
+    "exec": (0, MS["noexec"]), "sync": (MS["sync"], 0), "async": (0, MS["sync"]),
+    "dirsync": (MS["dirsync"], 0), "remount": (MS["remount"], 0), "mand": (MS["mand"], 0),
+    "nomand": (0, MS["mand"]), "noatime": (MS["noatime"], 0), "atime": (0, MS["noatime"]),
+    "nodiratime": (MS["nodiratime"], 0), "diratime": (0, MS["nodiratime"]),
+    "relatime": (MS["relatime"], 0), "norelatime": (0, MS["relatime"]),
+    "strictatime": (MS["strictatime"], 0), "nostrictatime": (0, MS["strictatime"]),
+    "bind": (MS["bind"], 0), "rbind": (MS["bind"] | MS["rec"], 0),
+}
+PROP_OPTS = {"private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS["rec"], "shared": MS_SHARED,
+             "rshared": MS_SHARED | MS["rec"], "slave": MS_SLAVE, "rslave": MS_SLAVE | MS["rec"],
+             "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS["rec"]}
+IGNORED_OPTS = {"tmpcopyup", "defaults", "rro", "rrw", "idmap", "ridmap", "nosymfollow", "copy-symlink"}
+
+DEFAULT_DEVICES = [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
+                   ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
+DEV_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def parse_mount_options(opts: list[str]) -> tuple[int, int, str]:
+    """(MS_* flags, propagation flags, data string) from config.json mount options."""
+    flags = prop = 0
+    data: list[str] = []
+    for o in opts:
+        if o in FLAG_OPTS:
+            s, c = FLAG_OPTS[o]
+            flags = (flags | s) & ~c
+        elif o in PROP_OPTS:
+            prop |= PROP_OPTS[o]
+        elif o in IGNORED_OPTS:
+            continue
+        else:
+            data.append(o)
+    return flags, prop, ",".join(data)
+
+
+class Plan:
+    """Owns a ``struct pyrt_plan`` and everything it points to."""
+
+    def __init__(self) -> None:
+        self.keep: list[Any] = []
+        self.fds: list[int] = []
+        self.c = ffi.new("struct pyrt_plan *")
+        c = self.c
+        for name in ("pidns_fd", "timens_fd", "cgroup_fd", "console_fd", "sync_fd", "fifo_fd"):
+            setattr(c, name, -1)
+        c.umask = -1
+        c.personality = -1
+        c.sched_policy = -1
+        c.ioprio = -1
+
+    # -- allocation helpers (the struct only holds pointers; these keep the memory alive) --
+    def str(self, s: str | None) -> Any:
+        if s is None:
+            return ffi.NULL
+        p = ffi.new("char[]", s.encode())
+        self.keep.append(p)
+        return p
+
+    def strv(self, items: list[str]) -> Any:
+        arr = ffi.new("char *[]", len(items) + 1)
+        for i, s in enumerate(items):
+            arr[i] = self.str(s)
+        self.keep.append(arr)
+        return arr
+
+    def array(self, ctype: str, n: int) -> Any:
+        arr = ffi.new(f"{ctype}[]", max(n, 1))
+        self.keep.append(arr)
+        return arr
+
+    def open_fd(self, path: str, field: str) -> int:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise RuntimeFailure.from_os(e, field, path) from None
+        self.fds.append(fd)
+        return fd
+
+    def close(self) -> None:
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+
+
+def _host_cgroup_mounts() -> list[tuple[str, str, str]]:
+    """(mount point, fstype, superblock options) of the host's cgroup hierarchies."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            fstype, _src, sopts = right.split()[:3]
+            if fstype in ("cgroup", "cgroup2"):
+                out.append((left.split()[4], fstype, sopts))
+    return out
+
+
+def _cgroup_mounts(dest: str, flags: int, new_cgroupns: bool) -> list[tuple]:
+    """A ``cgroup`` mount expanded for this host: cgroup2 where that is all there is; on v1/hybrid a
+    tmpfs with one mount per hierarchy (fresh mounts show the cgroup namespace's root)."""
+    host = _host_cgroup_mounts()
+    base = [m for m in host if m[0] == "/sys/fs/cgroup"]
+    if base and base[0][1] == "cgroup2":
+        return [("cgroup2", dest, "cgroup2", flags, "", 0)]
+    if not new_cgroupns:
+        return [("/sys/fs/cgroup", dest, None, flags | MS["bind"] | MS["rec"], "", 0)]
+    out = [("tmpfs", dest, "tmpfs", MS["nosuid"] | MS["nodev"] | MS["noexec"], "mode=755", 0)]
+    for point, fstype, sopts in host:
+        if not point.startswith("/sys/fs/cgroup/"):
+            continue
+        name = point[len("/sys/fs/cgroup/"):]
+        if "/" in name:
+            continue
+        if fstype == "cgroup2":
+            out.append(("cgroup2", f"{dest}/{name}", "cgroup2", flags, "", 0))
+        else:
+            keep = [o for o in sopts.split(",") if o not in ("rw", "ro")]
+            out.append(("cgroup", f"{dest}/{name}", "cgroup", flags, ",".join(keep), 0))
+    return out
+
+
+def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool) -> None:
+    mounts: list[tuple] = []   # (source, dest, fstype|None for bind, flags, data, propagation)
+    for i, m in enumerate(cfg.get("mounts", [])):
+        dest = os.path.normpath(m["destination"])
+        flags, prop, data = parse_mount_options(m.get("options", []) or [])
+        mtype = m.get("type") or ""
+        src = m.get("source", "") or ""
+        if mtype == "bind" or flags & MS["bind"]:
+            if not src:
+                raise ConfigError(f"mounts[{i}].source", "a bind mount needs a source")
+            if not os.path.isabs(src):
+                src = os.path.join(bundle, src)
+            if not os.path.exists(src):
+                raise RuntimeFailure("no such file or directory", step=f"mounts[{i}].source", path=src)
+            mounts.append((src, dest, None, flags, data, prop))
+        elif mtype == "cgroup":
+            mounts.extend(_cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None))
+        elif mtype == "sysfs" and in_userns and "network" not in nss:
+            # sysfs cannot be mounted in a user namespace that does not own the network namespace
+            mounts.append(("/sys", dest, None, flags | MS["bind"] | MS["rec"], "", prop))
+        elif mtype == "mqueue" and in_userns and "ipc" not in nss:
+            mounts.append(("/dev/mqueue", dest, None, flags | MS["bind"] | MS["rec"], "", prop))
+        else:
+            if not mtype:
+                raise ConfigError(f"mounts[{i}].type", "is required for a non-bind mount")
+            mounts.append((src or mtype, dest, mtype, flags, data, prop))
+    arr = p.array("struct pyrt_mount", len(mounts))
+    for i, (src, dest, fstype, flags, data, prop) in enumerate(mounts):
+        a = arr[i]
+        a.source, a.dest = p.str(src), p.str(dest)
+        a.fstype, a.data = p.str(fstype), p.str(data or None)
+        a.flags, a.propagation = flags & ~MS["bind"], prop
+        a.kind = lib.PYRT_MOUNT_BIND if fstype is None else lib.PYRT_MOUNT_PLAIN
+        a.dest_is_file = int(fstype is None and not os.path.isdir(src))
+    p.c.mounts, p.c.n_mounts = arr, len(mounts)
+    p.c.setup_dev = int(any(os.path.normpath(m["destination"]) == "/dev" for m in cfg.get("mounts", [])))
+
+
+def fill_devices(p: Plan, cfg: dict, in_userns: bool) -> None:
+    devs = []
+    listed = set()
+    for d in cfg.get("linux", {}).get("devices", []):
+        mode = DEV_TYPES[d["type"]] | (d.get("fileMode", 0o666) & 0o7777)
+        devs.append((d["path"], mode, d.get("major", 0), d.get("minor", 0), d.get("uid", 0), d.get("gid", 0)))
+        listed.add(os.path.normpath(d["path"]))
+    for path, major, minor in DEFAULT_DEVICES:
+        if path not in listed:
+            devs.append((path, stat.S_IFCHR | 0o666, major, minor, 0, 0))
+    if not p.c.setup_dev and not cfg.get("linux", {}).get("devices"):
+        devs = []   # no fresh /dev: leave the rootfs's /dev as it is (runc does the same)
+    arr = p.array("struct pyrt_device", len(devs))
+    for i, (path, mode, major, minor, uid, gid) in enumerate(devs):
+        a = arr[i]
+        a.path, a.mode, a.major, a.minor, a.uid, a.gid = p.str(path), mode, major, minor, uid, gid
+        a.host_path = p.str(path) if in_userns and os.path.exists(path) else ffi.NULL
+        if in_userns and not os.path.exists(path):
+            raise RuntimeFailure("cannot create a device node in a user namespace and the host has none "
+                                 "to bind", step="linux.devices", path=path)
+    p.c.devices, p.c.n_devices = arr, len(devs)
+
+
+def fill_process(p: Plan, proc: dict, field: str = "process") -> list[str]:
+    """process.* (shared by create and exec); returns warnings."""
+    c = p.c
+    warnings: list[str] = []
+    c.argv = p.strv(proc["args"])
+    env = proc.get("env", []) or []
+    c.envp = p.strv(env)
+    path_env = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), None)
+    c.path_env = p.str(path_env)
+    c.cwd = p.str(proc.get("cwd", "/") or "/")
+    user = proc.get("user", {}) or {}
+    c.uid, c.gid = user.get("uid", 0), user.get("gid", 0)
+    groups = user.get("additionalGids") or []
+    garr = p.array("uint32_t", len(groups))
+    for i, g in enumerate(groups):
+        garr[i] = g
+    c.groups, c.n_groups, c.set_groups = garr, len(groups), 1
+    if user.get("umask") is not None:
+        c.umask = user["umask"]
+    rls = proc.get("rlimits", []) or []
+    rarr = p.array("struct pyrt_rlimit", len(rls))
+    for i, rl in enumerate(rls):
+        rarr[i].resource, rarr[i].soft, rarr[i].hard = RLIMITS[rl["type"]], rl["soft"], rl["hard"]
+    c.rlimits, c.n_rlimits = rarr, len(rls)
+    if "oomScoreAdj" in proc:
+        c.oom_score_adj, c.set_oom_score_adj = proc["oomScoreAdj"], 1
+    caps = proc.get("capabilities")
+    c.cap_last = capabilities.last_cap()
+    if caps is not None:
+        c.set_caps = 1
+        for s in capabilities.SETS:
+            setattr(c, f"cap_{s}", capabilities.to_mask(caps.get(s, []) or [], f"{field}.capabilities.{s}",
+                                                         c.cap_last, warnings))
+    c.no_new_privs = int(bool(proc.get("noNewPrivileges", False)))
+    c.terminal = int(bool(proc.get("terminal", False)))
+    return warnings
+
+
+def fill_seccomp(p: Plan, seccomp: dict | None) -> Any:
+    """Compile linux.seccomp in the parent; the child only loads the program."""
+    if not seccomp:
+        return None
+    from . import seccomp as sc
+    comp = sc.compile(seccomp, "linux.seccomp")
+    if comp is None or not comp.n:
+        return comp
+    buf = ffi.new("char[]", comp.prog)
+    p.keep.append(buf)
+    p.c.seccomp_prog, p.c.seccomp_len, p.c.seccomp_flags = buf, comp.n, comp.flags
+    p.c.seccomp_notify = int(bool(comp.notify))
+    return comp
+
+
+def fill_procattrs(p: Plan, cfg: dict) -> None:
+    proc, linux = cfg.get("process", {}), cfg.get("linux", {})
+    if not any(k in proc for k in ("scheduler", "ioPriority", "execCPUAffinity", "apparmorProfile",
+                                    "selinuxLabel")) and not any(
+            k in linux for k in ("personality", "timeOffsets")):
+        return
+    from . import procattrs
+    procattrs.fill(p.c, ffi, cfg, p.keep)
+
+
+def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False) -> tuple[Plan, list[str]]:
+    """The plan for a new container (namespaces, rootfs, process)."""
+    from . import spec
+    p = Plan()
+    try:
+        c = p.c
+        c.mode = lib.PYRT_MODE_CREATE
+        linux = cfg.get("linux", {})
+        nss = spec.namespaces(cfg)
+        _fill_namespaces(p, nss)
+        in_userns = "user" in nss
+        c.in_userns = int(in_userns)
+        rootfs = cfg["root"]["path"]
+        if not os.path.isabs(rootfs):
+            rootfs = os.path.join(bundle, rootfs)
+        rootfs = os.path.realpath(rootfs)
+        if not os.path.isdir(rootfs):
+            raise RuntimeFailure("no such directory", step="root.path", path=rootfs)
+        c.rootfs = p.str(rootfs)
+        c.rootfs_readonly = int(bool(cfg["root"].get("readonly")))
+        if "rootfsPropagation" in linux:
+            c.rootfs_propagation = PROP_OPTS[linux["rootfsPropagation"]]
+        c.no_pivot = int(no_pivot)
+        if "mount" not in nss:
+            raise ConfigError("linux.namespaces", "a mount namespace is required to set up the rootfs")
+        fill_mounts(p, cfg, bundle, nss, in_userns)
+        fill_devices(p, cfg, in_userns)
+        masked = linux.get("maskedPaths", []) or []
+        ro = linux.get("readonlyPaths", []) or []
+        c.masked, c.n_masked = p.strv(masked), len(masked)
+        c.readonly, c.n_readonly = p.strv(ro), len(ro)
+        c.hostname = p.str(cfg.get("hostname") or None)
+        c.domainname = p.str(cfg.get("domainname") or None)
+        sysctl = linux.get("sysctl", {}) or {}
+        c.sysctl_keys, c.sysctl_values = p.strv(list(sysctl)), p.strv(list(sysctl.values()))
+        c.n_sysctl = len(sysctl)
+        warnings = fill_process(p, cfg["process"])
+        fill_procattrs(p, cfg)
+        p.seccomp = fill_seccomp(p, linux.get("seccomp"))
+        return p, warnings
+    except BaseException:
+        p.close()
+        raise
+
+
+def _fill_namespaces(p: Plan, nss: dict) -> None:
+    c = p.c
+    flags = 0
+    joins = []
+    for t, path in nss.items():
+        if path is None:
+            if t == "cgroup":
+                c.unshare_cgroupns = 1
+            elif t == "time":
+                pass    # created by pyrt_spawn in the parent (offsets must be written before any process)
+            else:
+                flags |= NS_FLAGS[t]
+        elif t == "pid":
+            c.pidns_fd = p.open_fd(path, "linux.namespaces(pid).path")
+        elif t == "time":
+            c.timens_fd = p.open_fd(path, "linux.namespaces(time).path")
+        else:
+            joins.append((JOIN_ORDER.index(t), p.open_fd(path, f"linux.namespaces({t}).path"), NS_FLAGS[t]))
+    c.clone_flags = flags
+    set_joins(p, [(fd, fl) for _, fd, fl in sorted(joins)])
+    if nss.get("time", 1) is None:
+        c.timens_offsets = p.str("")  # unshare in the parent even without offsets
+
+
+def set_joins(p: Plan, joins: list[tuple[int, int]]) -> None:
+    arr = p.array("struct pyrt_nsjoin", len(joins))
+    for i, (fd, fl) in enumerate(joins):
+        arr[i].fd, arr[i].nstype = fd, fl
+    p.c.join, p.c.n_join = arr, len(joins)
+
+
+def set_start_hooks(p: Plan, hooks: list[dict]) -> None:
+    arr = p.array("struct pyrt_hook", len(hooks))
+    for i, h in enumerate(hooks):
+        arr[i].path = p.str(h["path"])
+        arr[i].argv = p.strv(h.get("args") or [h["path"]])
+        arr[i].envp = p.strv(h.get("env") or [])
+        arr[i].timeout = h.get("timeout") or 0
+    p.c.start_hooks, p.c.n_start_hooks = arr, len(hooks)
+    cap = 1 << 20
+    p.c.state_buf = p.array("char", cap)
+    p.c.state_cap = cap

@@ -1,0 +1,243 @@
+"""config.json → a validated dict.  Every error names the JSON path and the cause, e.g.
+``config.json: linux.namespaces[2].type: unknown namespace "pdi"``.
+
+Validation is structural (types, required fields, known enum values) and about combinations the
+kernel would reject late and obscurely (a hostname without a UTS namespace, a sysctl outside the
+container's namespaces).  Host-dependent checks (does a path exist) happen in plan.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .errors import ConfigError, RuntimeFailure
+
+NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"}
+RLIMITS = {name: i for i, name in enumerate([
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+    "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"])}
+U32 = 2**32 - 1
+U64 = 2**64 - 1
+
+
+def _type(value: Any, types: type | tuple, field: str, what: str) -> Any:
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in (
+            types if isinstance(types, tuple) else (types,))):
+        raise ConfigError(field, f"must be {what}")
+    return value
+
+
+def _int(value: Any, field: str, lo: int = 0, hi: int = U32) -> int:
+    _type(value, int, field, "an integer")
+    if not lo <= value <= hi:
+        raise ConfigError(field, f"{value} is out of range ({lo}..{hi})")
+    return value
+
+
+def _strlist(value: Any, field: str) -> list[str]:
+    _type(value, list, field, "an array of strings")
+    for i, v in enumerate(value):
+        _type(v, str, f"{field}[{i}]", "a string")
+    return value
+
+
+def _abspath(value: Any, field: str) -> str:
+    _type(value, str, field, "a string")
+    if not value.startswith("/"):
+        raise ConfigError(field, f"{value!r} must be an absolute path")
+    if "\0" in value:
+        raise ConfigError(field, "contains a NUL byte")
+    return value
+
+
+def load(bundle: str) -> dict:
+    """Read and validate ``<bundle>/config.json``."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise RuntimeFailure("no such file or directory", step="config.json", path=path) from None
+    except OSError as e:
+        raise RuntimeFailure.from_os(e, "config.json", path) from None
+    try:
+        cfg = json.loads(raw)
+    except ValueError as e:
+        raise ConfigError("(document)", f"invalid JSON: {e}") from None
+    validate(cfg)
+    return cfg
+
+
+def namespaces(cfg: dict) -> dict[str, str | None]:
+    """type -> path (None = create a new one)."""
+    return {ns["type"]: ns.get("path") or None for ns in cfg.get("linux", {}).get("namespaces", [])}
+
+
+def validate(cfg: Any) -> None:
+    _type(cfg, dict, "(document)", "a JSON object")
+    _type(cfg.get("ociVersion", ""), str, "ociVersion", "a string")
+    root = cfg.get("root")
+    if root is None:
+        raise ConfigError("root", "is required")
+    _type(root, dict, "root", "an object")
+    _type(root.get("path"), str, "root.path", "a string")
+    if not root["path"]:
+        raise ConfigError("root.path", "must not be empty")
+    _type(root.get("readonly", False), bool, "root.readonly", "a boolean")
+    proc = cfg.get("process")
+    if proc is None:
+        raise ConfigError("process", "is required")
+    validate_process(proc, "process")
+    for key in ("hostname", "domainname"):
+        if key in cfg:
+            _type(cfg[key], str, key, "a string")
+    _validate_mounts(cfg.get("mounts", []))
+    linux = _type(cfg.get("linux", {}), dict, "linux", "an object")
+    ns = _validate_namespaces(linux.get("namespaces", []))
+    if cfg.get("hostname") and "uts" not in ns:
+        raise ConfigError("hostname", "cannot set a hostname without a private UTS namespace")
+    if cfg.get("domainname") and "uts" not in ns:
+        raise ConfigError("domainname", "cannot set a domainname without a private UTS namespace")
+    for key in ("uidMappings", "gidMappings"):
+        for i, m in enumerate(_type(linux.get(key, []), list, f"linux.{key}", "an array")):
+            f = f"linux.{key}[{i}]"
+            _type(m, dict, f, "an object")
+            for k in ("containerID", "hostID", "size"):
+                _int(m.get(k), f"{f}.{k}")
+    if ("uidMappings" in linux or "gidMappings" in linux) and "user" not in ns:
+        raise ConfigError("linux.uidMappings", "user namespace mappings given without a user namespace")
+    if "user" in ns and ns["user"] is None and not linux.get("uidMappings"):
+        raise ConfigError("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
+    _validate_devices(linux.get("devices", []))
+    for key in ("maskedPaths", "readonlyPaths"):
+        for i, p in enumerate(_strlist(linux.get(key, []), f"linux.{key}")):
+            _abspath(p, f"linux.{key}[{i}]")
+    _validate_sysctl(_type(linux.get("sysctl", {}), dict, "linux.sysctl", "an object"), ns)
+    if "rootfsPropagation" in linux and linux["rootfsPropagation"] not in PROPAGATION:
+        raise ConfigError("linux.rootfsPropagation", f'unknown propagation "{linux["rootfsPropagation"]}"')
+    if "cgroupsPath" in linux:
+        _type(linux["cgroupsPath"], str, "linux.cgroupsPath", "a string")
+    _type(linux.get("resources", {}), dict, "linux.resources", "an object")
+    hooks = cfg.get("hooks")
+    if hooks is not None:
+        _type(hooks, dict, "hooks", "an object")
+        from .hooks import validate_hooks
+        validate_hooks(hooks)
+    ann = _type(cfg.get("annotations", {}), dict, "annotations", "an object")
+    for k, v in ann.items():
+        _type(v, str, f"annotations.{k}", "a string")
+
+
+def validate_process(proc: Any, f: str) -> None:
+    """Also used for ``exec --process`` files."""
+    _type(proc, dict, f, "an object")
+    args = proc.get("args")
+    if not args:
+        raise ConfigError(f"{f}.args", "is required and must not be empty")
+    _strlist(args, f"{f}.args")
+    for i, e in enumerate(_strlist(proc.get("env", []), f"{f}.env")):
+        if "=" not in e:
+            raise ConfigError(f"{f}.env[{i}]", f'"{e}" is not of the form NAME=VALUE')
+    _abspath(proc.get("cwd", "/"), f"{f}.cwd")
+    _type(proc.get("terminal", False), bool, f"{f}.terminal", "a boolean")
+    user = _type(proc.get("user", {}), dict, f"{f}.user", "an object")
+    _int(user.get("uid", 0), f"{f}.user.uid")
+    _int(user.get("gid", 0), f"{f}.user.gid")
+    if "umask" in user and user["umask"] is not None:
+        _int(user["umask"], f"{f}.user.umask", 0, 0o7777)
+    for i, g in enumerate(_type(user.get("additionalGids", []) or [], list, f"{f}.user.additionalGids",
+                                "an array")):
+        _int(g, f"{f}.user.additionalGids[{i}]")
+    seen = set()
+    for i, rl in enumerate(_type(proc.get("rlimits", []) or [], list, f"{f}.rlimits", "an array")):
+        rf = f"{f}.rlimits[{i}]"
+        _type(rl, dict, rf, "an object")
+        t = rl.get("type")
+        if t not in RLIMITS:
+            raise ConfigError(f"{rf}.type", f'unknown rlimit "{t}"')
+        if t in seen:
+            raise ConfigError(f"{rf}.type", f'duplicate rlimit "{t}"')
+        seen.add(t)
+        soft, hard = _int(rl.get("soft"), f"{rf}.soft", 0, U64), _int(rl.get("hard"), f"{rf}.hard", 0, U64)
+        if soft > hard:
+            raise ConfigError(rf, f"soft limit {soft} is above the hard limit {hard}")
+    caps = proc.get("capabilities")
+    if caps is not None:
+        _type(caps, dict, f"{f}.capabilities", "an object")
+    if "oomScoreAdj" in proc:
+        _int(proc["oomScoreAdj"], f"{f}.oomScoreAdj", -1000, 1000)
+    _type(proc.get("noNewPrivileges", False), bool, f"{f}.noNewPrivileges", "a boolean")
+
+
+PROPAGATION = {"shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable"}
+
+
+def _validate_mounts(mounts: Any) -> None:
+    _type(mounts, list, "mounts", "an array")
+    for i, m in enumerate(mounts):
+        f = f"mounts[{i}]"
+        _type(m, dict, f, "an object")
+        _abspath(m.get("destination"), f"{f}.destination")
+        for k in ("type", "source"):
+            if k in m:
+                _type(m[k], str, f"{f}.{k}", "a string")
+        _strlist(m.get("options", []) or [], f"{f}.options")
+
+
+def _validate_namespaces(nss: Any) -> dict[str, str | None]:
+    _type(nss, list, "linux.namespaces", "an array")
+    out: dict[str, str | None] = {}
+    for i, ns in enumerate(nss):
+        f = f"linux.namespaces[{i}]"
+        _type(ns, dict, f, "an object")
+        t = ns.get("type")
+        if t not in NAMESPACES:
+            raise ConfigError(f"{f}.type", f'unknown namespace "{t}"')
+        if t in out:
+            raise ConfigError(f"{f}.type", f'duplicate namespace "{t}"')
+        path = ns.get("path")
+        if path:
+            _abspath(path, f"{f}.path")
+        out[t] = path or None
+    return out
+
+
+def _validate_devices(devs: Any) -> None:
+    _type(devs, list, "linux.devices", "an array")
+    for i, d in enumerate(devs):
+        f = f"linux.devices[{i}]"
+        _type(d, dict, f, "an object")
+        _abspath(d.get("path"), f"{f}.path")
+        if d.get("type") not in ("c", "b", "u", "p"):
+            raise ConfigError(f"{f}.type", f'unknown device type "{d.get("type")}" (c, b, u or p)')
+        if d["type"] != "p":
+            _int(d.get("major"), f"{f}.major")
+            _int(d.get("minor"), f"{f}.minor")
+        for k in ("fileMode", "uid", "gid"):
+            if d.get(k) is not None:
+                _int(d[k], f"{f}.{k}")
+
+
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def _validate_sysctl(sysctl: dict, ns: dict) -> None:
+    """Only namespaced sysctls, and only when the container has that namespace (as runc)."""
+    for key, value in sysctl.items():
+        f = f"linux.sysctl.{key}"
+        _type(value, str, f, "a string")
+        if not key or "/" in key or ".." in key or key.startswith("."):
+            raise ConfigError(f, "invalid sysctl name")
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            need = "ipc"
+        elif key.startswith("net."):
+            need = "network"
+        elif key in ("kernel.hostname", "kernel.domainname"):
+            need = "uts"
+        else:
+            raise ConfigError(f, "sysctl is not in a separate kernel namespace")
+        if need not in ns:
+            raise ConfigError(f, f"sysctl needs a {need} namespace")

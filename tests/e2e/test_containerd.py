@@ -1,0 +1,295 @@
+"""containerd (containerd-shim-runc-v2, driven by ctr 1.6) with pyruntime as its runc, against runc.
+
+Every step runs first on a daemon using runc, then on one using pyruntime; both must show the
+same thing to ctr.  Set-up details (private daemon, PATH trick for --no-pivot/--uidmap) are in
+containerd_env.py.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+
+import pytest
+
+from .containerd_env import IMAGE, RUNC_ROOT, ContainerdLane
+from .helpers import RUNTIMES, StepError, Tmux, sh, wait_for
+from .image import build_oci_archive
+
+pytestmark = [pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def lane(e2e_tmp, runtimes, rootfs_tar):
+    missing = [t for t in ("containerd", "ctr", "containerd-shim-runc-v2") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (make e2e-deps installs them)")
+    tmp = os.path.join(e2e_tmp, "containerd")
+    os.makedirs(tmp)
+    os.chmod(tmp, 0o755)
+    archive = build_oci_archive(rootfs_tar, os.path.join(tmp, "busybox-oci.tar"), IMAGE)
+    cl = ContainerdLane(tmp, runtimes, archive)
+    yield cl
+    problems = cl.close()
+    assert not problems, "containerd lane teardown: " + "; ".join(problems)
+
+
+@pytest.fixture(scope="module")
+def control(control_factory):
+    return control_factory("containerd")
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request) -> str:
+    return request.param
+
+
+class Tasks:
+    """Container ids one test used; deleted and checked for leftovers in its teardown."""
+
+    def __init__(self, lane: ContainerdLane) -> None:
+        self.lane = lane
+        self.mine: list[tuple[str, str]] = []
+
+    def new(self, rt: str, what: str) -> str:
+        cid = f"{what}-{rt}-{uuid.uuid4().hex[:6]}"
+        self.mine.append((rt, cid))
+        self.lane.daemon(rt).ids.add(cid)
+        return cid
+
+    def finish(self) -> None:
+        for rt, cid in self.mine:
+            self.lane.daemon(rt).remove(cid)
+        for rt, cid in self.mine:
+            self.lane.daemon(rt).check_clean([cid])
+
+
+@pytest.fixture
+def tasks(lane):
+    t = Tasks(lane)
+    yield t
+    t.finish()
+
+
+def _status(d, cid: str) -> str:
+    for line in d.ctr("task", "ls").out.splitlines()[1:]:
+        parts = line.split()
+        if parts and parts[0] == cid:
+            return parts[-1]
+    return "absent"
+
+
+def _delete_exit(d, cid: str) -> str:
+    """``ctr task delete`` of a stopped task; the exit status it reports (warning text) or 0."""
+    r = d.ctr("task", "delete", cid).check()
+    m = re.search(r"exit code (\d+)", r.err)
+    return m.group(1) if m else "0"
+
+
+def _cleanup_complaints(d, cid: str) -> list[str]:
+    """Warnings/errors containerd logged about this container (the shim's second delete --force)."""
+    try:
+        with open(os.path.join(d.tmp, "containerd.log")) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    return [re.sub(r'time="[^"]*"', "", x) for x in lines
+            if cid in x and re.search(r"level=(warning|error)", x) and "exit with non-zero" not in x]
+
+
+# --------------------------------------------------------------------------------------- steps
+def test_run_rm_echo(lane, control, runtime, tasks):
+    def step(rt):
+        d = lane.daemon(rt)
+        cid = tasks.new(rt, "echo")
+        r = d.ctr(*d.run_args("--rm"), IMAGE, cid, "echo", "hi").check()
+        assert r.out == "hi\n", r.out
+        complaints = wait_for_log_settled(d, cid)
+        assert not complaints, complaints
+        return r.out, complaints
+    control.run("run --rm echo hi (+ quiet delete --force)", runtime, step)
+
+
+def wait_for_log_settled(d, cid: str) -> list[str]:
+    """Give the shim's cleanup (delete, delete --force) time to finish, then read its complaints."""
+    wait_for("the shim of the finished task to exit", lambda: not d.leftovers(cid), timeout=15)
+    return _cleanup_complaints(d, cid)
+
+
+@pytest.mark.parametrize("cmd,want", [(["sh", "-c", "exit 42"], 42), (["/nonexistent"], 1)])
+def test_exit_codes(lane, control, runtime, tasks, cmd, want):
+    def step(rt):
+        d = lane.daemon(rt)
+        cid = tasks.new(rt, "exit")
+        r = d.ctr(*d.run_args("--rm"), IMAGE, cid, *cmd)
+        if r.rc != want:
+            raise StepError(f"ctr run {' '.join(cmd)}: exit {r.rc}, want {want}: {r.err.strip()}")
+        if want == 1:
+            assert "no such file or directory" in r.err, r.err
+        return r.rc
+    control.run(f"ctr run exit code ({' '.join(cmd)})", runtime, step)
+
+
+def test_run_d_exec_ps(lane, control, runtime, tasks):
+    def step(rt):
+        d = lane.daemon(rt)
+        cid = tasks.new(rt, "exec")
+        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
+        hi = d.ctr("task", "exec", "--exec-id", "e1", cid, "sh", "-c", "echo hi; id -u").check().out
+        r3 = d.ctr("task", "exec", "--exec-id", "e2", cid, "sh", "-c", "exit 3")
+        envcwd = d.ctr("task", "exec", "--exec-id", "e3", "--cwd", "/tmp", "--env", "A=b", cid,
+                       "sh", "-c", 'echo "$A $(pwd)"').check().out
+        ps = d.ctr("task", "ps", cid).check().out.split()[2::2]
+        pid = d.ctr("task", "ls").out
+        assert hi == "hi\n0\n" and r3.rc == 3 and envcwd == "b /tmp\n", (hi, r3.rc, envcwd)
+        assert len(ps) == 1 and ps[0] in pid, (ps, pid)
+        return hi, r3.rc, envcwd, len(ps)
+    control.run("run -d, task exec, task ps", runtime, step)
+
+
+def test_pause_resume(lane, control, runtime, tasks):
+    def step(rt):
+        d = lane.daemon(rt)
+        cid = tasks.new(rt, "pause")
+        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
+        d.ctr("task", "pause", cid).check()
+        with open(os.path.join(d.cgroup(cid, "freezer"), "freezer.state")) as f:
+            paused = (_status(d, cid), f.read().strip())
+        d.ctr("task", "resume", cid).check()
+        with open(os.path.join(d.cgroup(cid, "freezer"), "freezer.state")) as f:
+            resumed = (_status(d, cid), f.read().strip())
+        d.ctr("task", "exec", "--exec-id", "p1", cid, "true").check()
+        assert paused == ("PAUSED", "FROZEN") and resumed == ("RUNNING", "THAWED"), (paused, resumed)
+        return paused, resumed
+    control.run("task pause / resume", runtime, step)
+
+
+def test_kill_and_delete(lane, control, runtime, tasks):
+    def step(rt):
+        d = lane.daemon(rt)
+        trap = tasks.new(rt, "killterm")
+        d.ctr(*d.run_args("-d"), IMAGE, trap, "sh", "-c",
+              'trap "exit 7" TERM; while :; do sleep 0.1; done').check()
+        d.ctr("task", "kill", trap).check()                       # SIGTERM
+        wait_for("the task to stop", lambda: _status(d, trap) == "STOPPED")
+        code_term = _delete_exit(d, trap)
+        d.ctr("container", "delete", trap).check()
+        hard = tasks.new(rt, "killkill")
+        d.ctr(*d.run_args("-d"), IMAGE, hard, "sleep", "600").check()
+        d.ctr("task", "kill", "-s", "SIGKILL", hard).check()
+        wait_for("the task to stop", lambda: _status(d, hard) == "STOPPED")
+        code_kill = _delete_exit(d, hard)
+        d.ctr("container", "delete", hard).check()
+        complaints = wait_for_log_settled(d, trap) + wait_for_log_settled(d, hard)
+        assert (code_term, code_kill, complaints) == ("7", "137", []), (code_term, code_kill, complaints)
+        return code_term, code_kill
+    control.run("task kill (TERM, KILL), task delete", runtime, step)
+
+
+def test_delete_force_running(lane, control, runtime, tasks):
+    def step(rt):
+        d = lane.daemon(rt)
+        cid = tasks.new(rt, "delf")
+        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
+        d.ctr("task", "delete", "-f", cid).check()
+        d.ctr("container", "delete", cid).check()
+        complaints = wait_for_log_settled(d, cid)
+        assert not complaints and _status(d, cid) == "absent", complaints
+        return complaints
+    control.run("task delete -f (running)", runtime, step)
+
+
+def test_memory_limit(lane, control, runtime, tasks):
+    def step(rt):
+        d = lane.daemon(rt)
+        cid = tasks.new(rt, "mem")
+        d.ctr(*d.run_args("-d", "--memory-limit", str(64 << 20)), IMAGE, cid, "sleep", "600").check()
+        with open(os.path.join(d.cgroup(cid, "memory"), "memory.limit_in_bytes")) as f:
+            limit = int(f.read())
+        assert limit == 64 << 20, limit
+        return limit
+    control.run("--memory-limit 64m", runtime, step)
+
+
+@pytest.fixture(scope="module")
+def tmux(e2e_tmp):
+    if shutil.which("tmux") is None:
+        pytest.skip("not installed: tmux (make e2e-deps installs it)")
+    d = os.path.join(e2e_tmp, "tmux-containerd")
+    os.makedirs(d, exist_ok=True)
+    t = Tmux(d)
+    yield t
+    t.close()
+
+
+def test_run_tty(lane, control, runtime, tasks, tmux):
+    def step(rt):
+        d = lane.daemon(rt)
+        cid = tasks.new(rt, "tty")
+        cmd = " ".join(["ctr", "-a", d.sock, "-n", d.ns, *d.run_args("-t", "--rm"), IMAGE, cid, "sh"])
+        s = tmux.start(cmd)
+        try:
+            tmux.wait(s, r"# $")
+            tmux.type(s, "tty; stty size; echo $((6*7))z")
+            tmux.wait(s, r"^42z")
+            screen = tmux.screen(s)
+            tmux.type(s, "exit 6")
+            rc = tmux.exit_code(s)
+        finally:
+            tmux.kill(s)
+        tty = re.search(r"^(/dev/\S+)\s*$", screen, re.M)
+        size = re.search(r"^(\d+ \d+)\s*$", screen, re.M)
+        assert tty and size and rc == 6, screen
+        return tty.group(1), size.group(1), rc
+    control.run("ctr run --tty (tmux)", runtime, step)
+
+
+def test_exec_tty(lane, control, runtime, tasks, tmux):
+    def step(rt):
+        d = lane.daemon(rt)
+        cid = tasks.new(rt, "exectty")
+        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
+        cmd = " ".join(["ctr", "-a", d.sock, "-n", d.ns, "task", "exec", "-t", "--exec-id", "t1", cid, "sh"])
+        s = tmux.start(cmd)
+        try:
+            tmux.wait(s, r"# $")
+            tmux.type(s, "tty; echo $((7*6))w")
+            tmux.wait(s, r"^42w")
+            screen = tmux.screen(s)
+            tmux.type(s, "exit 2")
+            rc = tmux.exit_code(s)
+        finally:
+            tmux.kill(s)
+        tty = re.search(r"^(/dev/\S+)\s*$", screen, re.M)
+        assert tty and rc == 2, screen
+        return tty.group(1), rc
+    control.run("ctr task exec --tty (tmux)", runtime, step)
+
+
+def _created_by(d, rt: str, runtimes: dict[str, str], cid: str) -> str:
+    """Which runtime holds the container's state: ask both with the shim's --root."""
+    root = os.path.join(RUNC_ROOT, d.ns)
+    ok = [name for name, path in runtimes.items()
+          if sh([path, "--root", root, "state", cid]).rc == 0]
+    return ",".join(ok) or "neither"
+
+
+@pytest.mark.parametrize("opts", [["--no-pivot"], ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"]],
+                         ids=["no-pivot", "uidmap"])
+def test_path_runc(lane, control, runtime, tasks, runtimes, opts):
+    """ctr drops --runc-binary here: the shim runs the daemon's PATH "runc" (runc -> pyruntime)."""
+    def step(rt):
+        d = lane.daemon(rt)
+        cid = tasks.new(rt, "path")
+        d.ctr(*d.run_args("-d", *opts, runc_binary=False), IMAGE, cid, "sleep", "600").check()
+        by = _created_by(d, rt, runtimes, cid)
+        pid = wait_for("the task pid", lambda: d.ctr("task", "ls").out.split(cid)[1].split()[0]
+                       if cid in d.ctr("task", "ls").out else None)
+        with open(f"/proc/{pid}/uid_map") as f:
+            uid_map = " ".join(f.read().split())
+        out = d.ctr("task", "exec", "--exec-id", "x", cid, "sh", "-c", "echo in; id -u").check().out
+        assert by == rt, f"container was created by {by}, not by {rt}"
+        assert out == "in\n0\n", out
+        return uid_map, out
+    control.run(f"ctr run {' '.join(opts[:2])} (PATH runc)", runtime, step)

@@ -1,0 +1,95 @@
+"""Fixtures for netDevices and bridge-net tests: real network namespaces and interfaces, always removed."""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+
+import pytest
+
+pyroute2 = pytest.importorskip("pyroute2", reason="pyroute2 is not installed (pip install pyroute2)")
+from pyroute2 import IPRoute  # noqa: E402
+
+
+def _has_kind(kind: str) -> bool:
+    name = "pyrtk" + secrets.token_hex(3)
+    r = subprocess.run(["ip", "link", "add", name, "type", kind], capture_output=True)
+    if r.returncode == 0:
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
+        return True
+    return False
+
+
+@pytest.fixture(scope="session")
+def dummy_kind() -> str:
+    """'dummy' when the kernel has it, else 'ifb' (another virtual device with no peer)."""
+    for kind in ("dummy", "ifb"):
+        if _has_kind(kind):
+            return kind
+    pytest.skip("the kernel has neither the dummy nor the ifb network device")
+
+
+@pytest.fixture
+def netns_proc():
+    """A `sleep` in a fresh network namespace (what a container init looks like to netdevices)."""
+    procs = []
+
+    def start() -> subprocess.Popen:
+        p = subprocess.Popen(["unshare", "-n", "sleep", "600"])
+        # wait until the unshare has happened (the pid then has another net ns than ours)
+        me = os.stat("/proc/self/ns/net").st_ino
+        for _ in range(500):
+            try:
+                if os.stat(f"/proc/{p.pid}/ns/net").st_ino != me and \
+                        open(f"/proc/{p.pid}/comm").read().strip() == "sleep":
+                    break
+            except FileNotFoundError:
+                pass
+            import time
+            time.sleep(0.01)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+@pytest.fixture
+def host_ifaces():
+    """Factory for host interfaces with unique names; whatever still exists on the host is deleted."""
+    names: list[str] = []
+
+    def make(kind: str, addrs: tuple[str, ...] = (), up: bool = True, mtu: int | None = None) -> str:
+        name = "pyrtnd" + secrets.token_hex(3)
+        subprocess.run(["ip", "link", "add", name, "type", kind], check=True)
+        names.append(name)
+        for a in addrs:
+            subprocess.run(["ip", "addr", "add", a, "dev", name], check=True)
+        if mtu:
+            subprocess.run(["ip", "link", "set", name, "mtu", str(mtu)], check=True)
+        if up:
+            subprocess.run(["ip", "link", "set", name, "up"], check=True)
+        return name
+
+    yield make
+    for n in names:
+        subprocess.run(["ip", "link", "del", n], capture_output=True)
+
+
+def links_in(netns_path: str | None) -> dict[str, dict]:
+    """name -> {mtu, mac, up, addrs: {"a.b.c.d/len", ...}} of a netns (None: ours)."""
+    ipr = IPRoute() if netns_path is None else IPRoute(netns=netns_path, flags=0)
+    try:
+        out = {}
+        for link in ipr.get_links():
+            idx = link["index"]
+            addrs = {f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(index=idx)
+                     if a["scope"] == 0}
+            out[link.get_attr("IFLA_IFNAME")] = {"mtu": link.get_attr("IFLA_MTU"),
+                                                 "mac": link.get_attr("IFLA_ADDRESS"),
+                                                 "up": bool(link["flags"] & 1), "addrs": addrs}
+        return out
+    finally:
+        ipr.close()

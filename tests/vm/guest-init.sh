@@ -1,0 +1,101 @@
+#!/bin/busybox sh
+# PID 1 of the cgroup v2 test VM (see run-in-vm.sh, which packs this file into the initramfs as
+# /init together with a static busybox and the kernel modules listed in /lib/modules/order).
+#
+# stage 1 (in the initramfs): load the modules, build the guest's root and switch_root into it:
+#     /                = host / (9p, read-only, cache=loose) + a tmpfs upper layer (overlayfs)
+#     <shared dirs>    = host dirs shared read-write at the same path (9p)
+#     /run/pyrt-vm/state = the host's per-run state dir (config, env+command script, rc)
+#     /sys/fs/cgroup   = the only cgroup hierarchy: cgroup2 (the kernel runs with cgroup_no_v1=all)
+# stage 2 (PID 1 in the new root): enable every controller in the root cgroup, run the command
+#     with stdout/stderr on two virtio serial ports, write its exit status to state/rc, power off.
+# Progress lines "PYRT-VM: ..." go to the serial console; the host timestamps them.
+BB=/bin/busybox
+[ "$1" = stage2 ] && BB=/run/pyrt-vm/busybox
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+say() { echo "PYRT-VM: $*" > /dev/console; }
+fatal() { say "FATAL: $*"; $BB sync; $BB poweroff -f; exit 1; }
+
+if [ "$1" != stage2 ]; then
+    export PATH=/bin
+    $BB mount -t proc proc /proc
+    $BB mount -t sysfs sysfs /sys
+    $BB mount -t devtmpfs devtmpfs /dev
+    say "stage1"
+    while read -r mod; do
+        $BB insmod "/lib/modules/$mod" || say "insmod $mod failed"
+    done < /lib/modules/order
+    say "modules loaded"
+
+    P9="trans=virtio,version=9p2000.L,msize=262144"
+    $BB mkdir -p /state /lower /upper /newroot
+    $BB mount -t 9p -o "$P9,cache=none" pyrtstate /state || fatal "cannot mount the state dir"
+    . /state/config        # VM_SHARES (space-separated host paths), VM_HOSTNAME
+    $BB mount -t 9p -o "$P9,cache=loose,ro" hostroot /lower || fatal "cannot mount the host root"
+    $BB mount -t tmpfs -o mode=0755 tmpfs /upper || fatal "tmpfs"
+    $BB mkdir -p /upper/data /upper/work
+    $BB mount -t overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work overlay /newroot \
+        || fatal "cannot mount the overlay root"
+
+    R=/newroot
+    $BB mount -t proc proc $R/proc
+    $BB mount -t sysfs sysfs $R/sys
+    $BB mount -t devtmpfs devtmpfs $R/dev
+    $BB mkdir -p $R/dev/pts $R/dev/shm $R/dev/mqueue
+    $BB mount -t devpts -o gid=5,mode=0620,ptmxmode=0666 devpts $R/dev/pts
+    $BB mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs $R/dev/shm
+    $BB mount -t mqueue mqueue $R/dev/mqueue
+    $BB ln -sfn /proc/self/fd $R/dev/fd
+    $BB ln -sfn /proc/self/fd/0 $R/dev/stdin
+    $BB ln -sfn /proc/self/fd/1 $R/dev/stdout
+    $BB ln -sfn /proc/self/fd/2 $R/dev/stderr
+    $BB mount -t cgroup2 -o nosuid,nodev,noexec,nsdelegate cgroup2 $R/sys/fs/cgroup \
+        || fatal "cannot mount cgroup2"
+    $BB mount -t bpf bpf $R/sys/fs/bpf 2>/dev/null
+    $BB mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs $R/tmp
+    $BB mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs $R/run
+    $BB mkdir -p $R/run/pyrt-vm/state $R/run/lock
+    $BB mount --move /state $R/run/pyrt-vm/state || fatal "cannot move the state dir"
+    n=0
+    for d in $VM_SHARES; do
+        $BB mkdir -p "$R$d" 2>/dev/null
+        $BB mount -t 9p -o "$P9,cache=${VM_RW_CACHE:-mmap}" "pyrtrw$n" "$R$d" || fatal "cannot mount shared dir $d"
+        n=$((n + 1))
+    done
+    $BB cp $BB $R/run/pyrt-vm/busybox
+    $BB cp /init $R/run/pyrt-vm/init
+    $BB umount /proc /sys
+    $BB umount /dev 2>/dev/null
+    say "switch_root"
+    exec $BB switch_root $R /run/pyrt-vm/busybox sh /run/pyrt-vm/init stage2
+    fatal "switch_root failed"
+fi
+
+# ---- stage 2: PID 1 in the final root
+S=/run/pyrt-vm/state
+. $S/config
+$BB mount --make-rshared /
+$BB hostname "${VM_HOSTNAME:-pyrt-vm}"
+$BB ip link set lo up 2>/dev/null
+for c in $($BB cat /sys/fs/cgroup/cgroup.controllers); do
+    echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control || say "cannot enable controller $c"
+done
+say "controllers: $($BB cat /sys/fs/cgroup/cgroup.subtree_control)"
+
+OUT=/dev/console ERR=/dev/console
+for p in /sys/class/virtio-ports/*; do
+    case "$($BB cat "$p/name" 2>/dev/null)" in
+        pyrt.stdout) OUT=/dev/${p##*/} ;;
+        pyrt.stderr) ERR=/dev/${p##*/} ;;
+    esac
+done
+[ "$OUT" = /dev/console ] && say "no stdout port, using the console"
+
+say "command start"
+$BB env -i /bin/bash --noprofile --norc $S/command < /dev/null > "$OUT" 2> "$ERR"
+rc=$?
+say "command end rc=$rc"
+echo "$rc" > $S/rc.new && $BB mv $S/rc.new $S/rc
+$BB sync
+$BB poweroff -f
