@@ -152,6 +152,9 @@ class V1Manager:
             return False
 
     def kill_all(self, sig: int) -> None:
+        if not any(os.path.isdir(d) for d in self._dirs()) and \
+                (self.unified is None or not os.path.isdir(self.unified.path)):
+            return   # already destroyed: nothing left to signal
         if sig == signal.SIGKILL and self.unified is not None and os.path.isdir(self.unified.path) \
                 and os.path.exists(os.path.join(self.unified.path, "cgroup.kill")):
             was = self.frozen()
@@ -169,7 +172,7 @@ class V1Manager:
         try:
             base.signal_pids(self.pids(), sig)
         finally:
-            if fz and (not was or sig == signal.SIGKILL):
+            if fz and (not was or sig == signal.SIGKILL) and os.path.isdir(fz):
                 self.thaw()
 
     def oom_kills(self) -> int | None:

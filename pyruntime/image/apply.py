@@ -36,7 +36,8 @@ _WFLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def clean(name: str) -> str:
     """Lexically clean a member name and root it: the result never starts with '/' or contains '..'."""
-    if "." not in name and "//" not in name and not name.startswith("/") and not name.endswith("/"):
+    if not name.startswith(("/", ".")) and "/." not in name and "//" not in name \
+            and not name.endswith("/"):
         return name
     p = posixpath.normpath("/" + name.lstrip("/"))
     return p[1:]

@@ -21,7 +21,7 @@ from .helpers import (Result, StepError, cgroup_dirs, cgroup_procs, kill_pids, m
 
 IMAGE = "localhost/pyrt-busybox:e2e"
 RUNC_ROOT = "/run/containerd/runc"
-HOST_DIRS = ("/run/containerd/s", RUNC_ROOT, "/run/containerd")
+HOST_DIRS = ("/run/containerd/s", "/run/containerd/fifo", RUNC_ROOT, "/run/containerd")
 
 
 class Containerd:
@@ -84,7 +84,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
             return ""
 
     def ctr(self, *args: str, timeout: float = 60) -> Result:
-        return sh(["ctr", "-a", self.sock, "-n", self.ns, *args], timeout=timeout, cwd=self.tmp)
+        return sh(self.ctr_argv(*args), timeout=timeout, cwd=self.tmp)
+
+    def ctr_argv(self, *args: str) -> list[str]:
+        """ctr's argv; exec FIFOs go to our dir, not /run/containerd/fifo."""
+        if args[:2] == ("task", "exec"):
+            args = ("task", "exec", "--fifo-dir", self.fifo, *args[2:])
+        return ["ctr", "-a", self.sock, "-n", self.ns, *args]
 
     def run_args(self, *opts: str, runc_binary: bool = True) -> list[str]:
         """``ctr run`` options: fifo dir in tmp, and the runtime unless ctr would drop it anyway."""

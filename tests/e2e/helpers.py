@@ -21,7 +21,8 @@ from typing import Any, Callable
 import pytest
 
 RUNTIMES = ("runc", "pyruntime")
-VENV_PY = "/work/main/.venv/bin/python"
+PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_PY = os.path.join(PROJECT, ".venv", "bin", "python")
 BUSYBOX = "/bin/busybox"
 
 
@@ -73,7 +74,7 @@ def pyruntime_binary(tmp_root: str) -> str:
     The wrapper keeps the file name, because podman passes ``--log-format=json --log`` only to
     runtimes whose basename is listed in runtime_supports_json.
     """
-    installed = "/usr/local/bin/pyruntime"
+    installed = os.environ.get("PYRUNTIME_BIN", "/usr/local/bin/pyruntime")
     if os.access(installed, os.X_OK):
         return installed
     if not os.access(VENV_PY, os.X_OK):
@@ -81,8 +82,8 @@ def pyruntime_binary(tmp_root: str) -> str:
     d = os.path.join(tmp_root, "pyruntime-bin")
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "pyruntime")
-    with open(path, "w") as f:
-        f.write(f'#!/bin/sh\nexec {VENV_PY} -m pyruntime "$@"\n')
+    with open(path, "w") as f:   # any cwd: conmon runs it in podman's cwd, the shim in the bundle
+        f.write(f'#!/bin/sh\nPYTHONPATH={PROJECT} exec {VENV_PY} -m pyruntime "$@"\n')
     os.chmod(path, 0o755)
     return path
 

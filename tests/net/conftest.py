@@ -93,3 +93,55 @@ def links_in(netns_path: str | None) -> dict[str, dict]:
         return out
     finally:
         ipr.close()
+
+
+# --- bridge-net ------------------------------------------------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HOOK = os.path.join(REPO, "hooks", "bridge-net")
+
+
+@pytest.fixture
+def net_state_dir():
+    """A private allocator dir under /run/pyruntime-test-*; must be empty at the end, then removed."""
+    import shutil
+    base = f"/run/pyruntime-test-{secrets.token_hex(4)}"
+    os.makedirs(base)
+    yield os.path.join(base, "net")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def ip_forward_restored():
+    """NAT turns net.ipv4.ip_forward on (and the hook never turns it off): put it back afterwards."""
+    path = "/proc/sys/net/ipv4/ip_forward"
+    with open(path) as f:
+        saved = f.read().strip()
+    yield
+    with open(path, "w") as f:
+        f.write(saved)
+
+
+def nft_tables() -> set[str]:
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[-1] for line in out.splitlines() if line.startswith("table")}
+
+
+@pytest.fixture
+def bridge_name():
+    """A unique bridge name; the test must leave it removed (checked), the finalizer makes sure."""
+    from .hooks_path import firewall  # noqa: F401  (import check)
+    name = "pyrtbr" + secrets.token_hex(3)
+    yield name
+    subprocess.run(["ip", "link", "del", name], capture_output=True)
+    from .hooks_path import firewall as fw
+    subprocess.run(["nft", "delete", "table", "inet", fw.table_name(name)], capture_output=True)
+
+
+def in_netns(pid: int, *cmd: str, timeout: float = 10) -> subprocess.CompletedProcess:
+    return subprocess.run(["nsenter", "-t", str(pid), "-n", *cmd], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def ping(pid: int, addr: str) -> bool:
+    return in_netns(pid, "busybox", "ping", "-c", "1", "-W", "1", addr).returncode == 0

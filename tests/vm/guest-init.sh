@@ -60,7 +60,7 @@ if [ "$1" != stage2 ]; then
     n=0
     for d in $VM_SHARES; do
         $BB mkdir -p "$R$d" 2>/dev/null
-        $BB mount -t 9p -o "$P9,cache=${VM_RW_CACHE:-mmap}" "pyrtrw$n" "$R$d" || fatal "cannot mount shared dir $d"
+        $BB mount -t 9p -o "$P9,cache=${VM_RW_CACHE:-loose}" "pyrtrw$n" "$R$d" || fatal "cannot mount shared dir $d"
         n=$((n + 1))
     done
     $BB cp $BB $R/run/pyrt-vm/busybox

@@ -192,7 +192,7 @@ fi
 for d in "${SHARES[@]}"; do
     [[ "$d" =~ ^/[A-Za-z0-9._/+-]*$ ]] || die "shared dir path not supported (use [A-Za-z0-9._/+-]): $d"
 done
-printf 'VM_SHARES="%s"\nVM_HOSTNAME=pyrt-vm\nVM_RW_CACHE=%s\n' "${SHARES[*]}" "${VM_RW_CACHE:-mmap}" > "$STATE/config"
+printf 'VM_SHARES="%s"\nVM_HOSTNAME=pyrt-vm\nVM_RW_CACHE=%s\n' "${SHARES[*]}" "${VM_RW_CACHE:-loose}" > "$STATE/config"
 
 {
     echo '#!/bin/bash'
