@@ -7,7 +7,7 @@ PYTEST := $(PY) -m pytest
 PREFIX ?= /usr/local
 # The real interpreter, never the pyenv shim: the venv's python is a link to it.
 PYTHON ?= $(shell p=$$(command -v python3) && "$$p" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
-APT_PKGS := gcc make libc6-dev libseccomp-dev libcap-dev pkg-config busybox-static runc iproute2 python3-venv python3-dev
+APT_PKGS := gcc make libc6-dev libseccomp-dev libcap-dev pkg-config busybox-static runc iproute2 nftables python3-venv python3-dev
 PIP_PKGS := cffi pytest pyroute2 zstandard
 CORE := pyruntime/_core$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
 NATIVE := $(wildcard _native/*.c _native/*.h _native/cdef/*.h) _native/build.py
@@ -45,7 +45,7 @@ $(BUSYBOX_ROOTFS)/bin/busybox: bundles/mkrootfs.sh | .stamp-apt
 	bundles/mkrootfs.sh $(BUSYBOX_ROOTFS)
 rootfs: $(BUSYBOX_ROOTFS)/bin/busybox
 
-install: all
+install: all install-hooks
 	install -m 755 bin/pyruntime $(PREFIX)/bin/pyruntime
 uninstall:
 	rm -f $(PREFIX)/bin/pyruntime

@@ -27,4 +27,5 @@ int pyrt_setup_console(const struct pyrt_plan *p, char *err, size_t errlen);
 /* ns.c */
 int pyrt_join_namespaces(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_set_identity_names(const struct pyrt_plan *p, char *err, size_t errlen);
+int pyrt_loopback_up(char *err, size_t errlen);
 #endif

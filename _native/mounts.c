@@ -43,9 +43,37 @@ int pyrt_open_in_root(int rootfd, const char *path, int flags, char *err, size_t
     return fd;
 }
 
+static int mkpath_depth(int rootfd, const char *path, int as_file, int depth, char *err, size_t errlen);
+
+static int mkpath_in_root(int rootfd, const char *path, int as_file, char *err, size_t errlen)
+{
+    return mkpath_depth(rootfd, path, as_file, 0, err, errlen);
+}
+
+/* `name` in `parent` is a dangling symlink: create its target instead, resolved inside the root
+ * (an absolute target means the rootfs's /, `..` stops at it), as runc does. */
+static int follow_dangling(int rootfd, int parent, const char *dir, const char *name, int as_file, int depth,
+                           char *err, size_t errlen)
+{
+    char target[4096], next[8192];
+    ssize_t n;
+
+    if (depth > 40)
+        return pyrt_fail(err, errlen, ELOOP, "resolve %s/%s inside the rootfs", dir, name);
+    n = readlinkat(parent, name, target, sizeof target - 1);
+    if (n < 0)
+        return pyrt_fail(err, errlen, errno, "readlink %s/%s inside the rootfs", dir, name);
+    target[n] = 0;
+    if (target[0] == '/')
+        snprintf(next, sizeof next, "%s", target);
+    else
+        snprintf(next, sizeof next, "%s/%s", dir, target);
+    return mkpath_depth(rootfd, next, as_file, depth + 1, err, errlen);
+}
+
 /* Open `path` inside the root, creating missing directories (and the last component as an empty
  * file when as_file) without ever leaving the root.  Returns an O_PATH fd. */
-static int mkpath_in_root(int rootfd, const char *path, int as_file, char *err, size_t errlen)
+static int mkpath_depth(int rootfd, const char *path, int as_file, int depth, char *err, size_t errlen)
 {
     char buf[4096];
     char *slash, *name;
@@ -64,9 +92,21 @@ static int mkpath_in_root(int rootfd, const char *path, int as_file, char *err, 
         return pyrt_fail(err, errlen, EINVAL, "bad path %s", path);
     *slash = 0;
     name = slash + 1;
-    parent = buf[0] ? mkpath_in_root(rootfd, buf, 0, err, errlen) : in_root(rootfd, "/", O_PATH);
+    parent = buf[0] ? mkpath_depth(rootfd, buf, 0, depth, err, errlen) : in_root(rootfd, "/", O_PATH);
     if (parent < 0)
         return parent < -1 ? parent : pyrt_fail(err, errlen, errno, "open / of the rootfs");
+    {
+        struct stat lst;
+        if (fstatat(parent, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode)) {
+            int rc = follow_dangling(rootfd, parent, buf, name, as_file, depth, err, errlen);
+            close(parent);
+            if (rc < 0)
+                return rc;
+            close(rc);
+            fd = in_root(rootfd, path, O_PATH);
+            return fd >= 0 ? fd : pyrt_fail(err, errlen, errno, "open %s inside the rootfs", path);
+        }
+    }
     if (as_file) {
         int f = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (f < 0 && errno != EEXIST) {

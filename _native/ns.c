@@ -2,6 +2,9 @@
 #include "common.h"
 #include "child.h"
 #include <grp.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 int pyrt_join_namespaces(const struct pyrt_plan *p, char *err, size_t errlen)
 {
@@ -32,5 +35,30 @@ int pyrt_set_identity_names(const struct pyrt_plan *p, char *err, size_t errlen)
         return pyrt_fail(err, errlen, errno, "sethostname %s", p->hostname);
     if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) < 0)
         return pyrt_fail(err, errlen, errno, "setdomainname %s", p->domainname);
+    return 0;
+}
+
+/* A new network namespace starts with lo down; runc brings it up, and so do we. */
+int pyrt_loopback_up(char *err, size_t errlen)
+{
+    struct ifreq ifr;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    if (s < 0)
+        return pyrt_fail(err, errlen, errno, "bring lo up: socket");
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+        int e = errno;
+        close(s);
+        return pyrt_fail(err, errlen, e, "bring lo up: SIOCGIFFLAGS");
+    }
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+        int e = errno;
+        close(s);
+        return pyrt_fail(err, errlen, e, "bring lo up: SIOCSIFFLAGS");
+    }
+    close(s);
     return 0;
 }

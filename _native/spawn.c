@@ -147,13 +147,19 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
             pyrt_child_die(fd, errno, "setsid");
         if (pyrt_set_identity_names(p, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
+        if ((p->clone_flags & CLONE_NEWNET) && pyrt_loopback_up(err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
         if (pyrt_prepare_rootfs(p, &rootfd, &devnull, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
         if (p->sync_hooks) {
             if (pyrt_send_msg(fd, PYRT_MSG_HOOKS, 0, NULL, 0, -1) < 0)
                 _exit(1);
             n = pyrt_recv_msg(fd, &hdr, p->state_buf, p->state_cap);
-            if (n < 0 || hdr.type != PYRT_MSG_GO)
+            if (n == -EPIPE)
+                _exit(1);     /* the parent went away: nobody to tell */
+            if (n < 0)
+                pyrt_child_die(fd, -n, "receive the container state after the create hooks");
+            if (hdr.type != PYRT_MSG_GO)
                 _exit(1);
             p->state_len = (uint32_t)n;
         }

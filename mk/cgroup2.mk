@@ -2,14 +2,16 @@
 #
 # Boots a qemu VM (TCG) with Debian's kernel, cgroup_no_v1=all and every controller enabled in the
 # root cgroup, the host / read-only (+ tmpfs overlay) and this project read-write at the same path,
-# and runs the cgroup tests in it: $(PYTEST) -m cgroup tests. See tests/vm/run-in-vm.sh.
-# The lane's status (tests/vm/cgroup2-lane.sh): pytest's; 124 = VM timeout; 125 = the VM did not
-# boot or no status came back. When no VM can be run here (qemu/kernel missing, not installable)
-# it prints "test-cgroup2: SKIPPED: <reason>" and succeeds, unless CGROUP2_REQUIRED=1.
+# and runs the cgroup tests in it: $(PYTEST) -m cgroup tests (see tests/vm/run-in-vm.sh).
+# tests/vm/cgroup2-lane.sh exits with pytest's status; 124 = the VM hit CGROUP2_TIMEOUT; 125 = the VM
+# did not boot or no status came back. When no VM can be run here (qemu/kernel missing and not
+# installable) it prints "test-cgroup2: SKIPPED: <reason>" and succeeds, unless CGROUP2_REQUIRED=1.
 #
-#   make test-cgroup2 CGROUP2_TIMEOUT=600 CGROUP2_PYTEST_ARGS="-ra -x -k memory" VM_VERBOSE=1
+#   make test-cgroup2 CGROUP2_TIMEOUT=600 CGROUP2_PYTEST_ARGS="-ra -x -k memory" CGROUP2_TESTS=tests/vm
+#   VM_VERBOSE=1 (guest console on stderr), VM_MEM=2G, VM_CPUS=2: see tests/vm/run-in-vm.sh
 CGROUP2_TIMEOUT ?= 900
 CGROUP2_PYTEST_ARGS ?= -ra
+CGROUP2_TESTS ?= tests
 CGROUP2_REQUIRED ?= 0
 CGROUP2_APT_PKGS := qemu-system-x86 linux-image-amd64 cpio xz-utils zstd busybox-static
 
@@ -24,11 +26,13 @@ cgroup2-vm-deps:
 	    || [ -z "$$bb" ] || ldd "$$bb" >/dev/null 2>&1; then \
 	  echo "test-cgroup2: apt-get install $(CGROUP2_APT_PKGS)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get install -y -qq --no-install-recommends $(CGROUP2_APT_PKGS) >/dev/null 2>&1 \
-	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(CGROUP2_APT_PKGS) >/dev/null; } \
+	  apt="apt-get -y -qq -o DPkg::Lock::Timeout=300"; \
+	  $$apt install --no-install-recommends $(CGROUP2_APT_PKGS) >/dev/null 2>&1 \
+	  || { $$apt update && $$apt install --no-install-recommends $(CGROUP2_APT_PKGS) >/dev/null; } \
 	  || echo "test-cgroup2: apt-get install failed"; \
 	fi
 
-test-cgroup2: cgroup2-vm-deps venv build
+# all = build (C core) + rootfs (busybox bundle) + bin/pyruntime: the cgroup tests use all three.
+test-cgroup2: cgroup2-vm-deps venv all
 	@CGROUP2_TIMEOUT=$(CGROUP2_TIMEOUT) CGROUP2_REQUIRED=$(CGROUP2_REQUIRED) \
-	  tests/vm/cgroup2-lane.sh $(PYTEST) -m cgroup $(CGROUP2_PYTEST_ARGS) tests
+	  tests/vm/cgroup2-lane.sh $(PYTEST) -m cgroup $(CGROUP2_PYTEST_ARGS) $(CGROUP2_TESTS)

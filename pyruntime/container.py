@@ -197,6 +197,8 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                 planmod.set_start_hooks(p, hooks["startContainer"])
             p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
                                                              "startContainer")))
+            if p.c.sync_hooks:
+                planmod.set_state_buffer(p)
             from ._core import ffi, lib
             pfd = ffi.new("int *")
             err = ffi.new("char[]", 4096)

@@ -255,8 +255,8 @@ def _capabilities() -> list[str]:
 def _cgroup() -> dict[str, bool]:
     """Cgroup managers: the drivers present in pyruntime.cgroups and the kernel's filesystems.
 
-    systemd and systemdUser are false: this build has no systemd (D-Bus) manager, and
-    ``--systemd-cgroup`` is accepted only to fail clearly.
+    systemd and systemdUser are false unless the package declares a systemd driver in
+    ``pyruntime.cgroups.FEATURES`` (and systemd runs): this build has no D-Bus cgroup manager.
     """
     fs = kernel_filesystems()
     pkg = _optional("pyruntime.cgroups")

@@ -322,6 +322,12 @@ def detach(record: dict, pid: int | None) -> None:
         else:
             cipr = _ipr(path)
             problems += _undo(record, cipr, hipr, host_fd)
+    except Exception as e:  # netlink trouble before anything could move: still release the netns
+        problems.append(str(_fail(e, "", "restoring host devices")))
+        try:
+            _unbind_netns(nspath)
+        except OSError as oe:
+            problems.append(f"{STEP}: unmounting {nspath}: {os.strerror(oe.errno or 0).lower()}")
     finally:
         os.close(host_fd)
         for ipr in (hipr, cipr):

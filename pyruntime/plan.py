@@ -362,6 +362,9 @@ def set_start_hooks(p: Plan, hooks: list[dict]) -> None:
         arr[i].envp = p.strv(h.get("env") or [])
         arr[i].timeout = h.get("timeout") or 0
     p.c.start_hooks, p.c.n_start_hooks = arr, len(hooks)
-    cap = 1 << 20
+
+
+def set_state_buffer(p: Plan, cap: int = 1 << 20) -> None:
+    """Room for the state JSON the parent sends with the second GO (read by startContainer hooks)."""
     p.c.state_buf = p.array("char", cap)
     p.c.state_cap = cap

@@ -120,6 +120,11 @@ def validate(cfg: Any) -> None:
     if "cgroupsPath" in linux:
         _type(linux["cgroupsPath"], str, "linux.cgroupsPath", "a string")
     _type(linux.get("resources", {}), dict, "linux.resources", "an object")
+    if linux.get("netDevices"):
+        if ns.get("network", 1) is not None:
+            raise ConfigError("linux.netDevices", "needs a new network namespace")
+        from .netdevices import validate_netdevices
+        validate_netdevices(linux["netDevices"])
     hooks = cfg.get("hooks")
     if hooks is not None:
         _type(hooks, dict, "hooks", "an object")

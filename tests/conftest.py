@@ -15,6 +15,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(ROOT, "bin", "pyruntime")
 ROOTFS = os.path.join(ROOT, "bundles", "busybox", "rootfs")
+# one parent cgroup per test session, so concurrent sessions never see (or remove) each other's
+CG_PARENT = f"pyrt-tests-{os.getpid()}"
 
 
 def _cgroup_dirs(name: str) -> list[str]:
@@ -101,7 +103,7 @@ def make_bundle(tmp_path):
         b.mkdir()
         cfg = default_config(terminal=False, args=args or ["true"])
         cfg["root"]["path"] = ROOTFS
-        cfg["linux"]["cgroupsPath"] = f"pyrt-tests/{b.name}-{uuid.uuid4().hex[:6]}"
+        cfg["linux"]["cgroupsPath"] = f"{CG_PARENT}/{b.name}-{uuid.uuid4().hex[:6]}"
         cfg.update(copy.deepcopy(top))
         if edit:
             edit(cfg)
@@ -116,9 +118,9 @@ def make_bundle(tmp_path):
 def _no_leaks():
     """Fail loudly (in the report) if the suite leaves test containers' mounts or cgroups behind."""
     yield
-    for d in _cgroup_dirs("pyrt-tests"):
+    for d in _cgroup_dirs(CG_PARENT):
         _rm_cgroup_tree(d)
-    left = [d for d in _cgroup_dirs("pyrt-tests") if os.path.isdir(d)]
+    left = [d for d in _cgroup_dirs(CG_PARENT) if os.path.isdir(d)]
     with open("/proc/self/mountinfo") as f:
         mounts = [line for line in f if "/bundles/busybox/rootfs" in line or "pyruntime-test" in line]
     assert not left, f"cgroups left behind: {left}"

@@ -30,6 +30,19 @@ class AllocatorError(Exception):
     pass
 
 
+def proc_start_time(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of a live, non-zombie pid; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rindex(b")") + 2:].split()
+    if rest[0] in (b"Z", b"X"):
+        return None
+    return int(rest[19])
+
+
 class Allocator:
     def __init__(self, state_dir: str, bridge: str, subnet: ipaddress.IPv4Network,
                  gateway: ipaddress.IPv4Address) -> None:
@@ -86,6 +99,24 @@ class Allocator:
             if rec.get("id") == cid:
                 return addr
         return None
+
+    def reclaim_stale(self) -> list[dict]:
+        """Free addresses whose container init is gone (pid dead or reused: start time differs).
+
+        The spec gives every container a poststop, but some runtimes skip it when create itself fails
+        (runc does); the container's netns and veth are gone with its init, so its address is free.
+        Returns the records removed, so the caller can drop a stray veth.  Entries without pid/start
+        are never reclaimed.
+        """
+        gone = []
+        for addr, rec in self.entries().items():
+            pid, start = rec.get("pid"), rec.get("start")
+            if not isinstance(pid, int) or not isinstance(start, int):
+                continue
+            if proc_start_time(pid) != start:
+                os.unlink(os.path.join(self.dir, addr))
+                gone.append({"address": addr, **rec})
+        return gone
 
     def allocate(self, cid: str, record: dict) -> ipaddress.IPv4Address:
         """Reserve a free address for ``cid`` (the same one if it already holds one)."""

@@ -28,7 +28,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from . import firewall, netsetup
+from . import allocator, firewall, netsetup
 from .allocator import DEFAULT_STATE_DIR, Allocator, AllocatorError
 
 PREFIX = "pyruntime.net/"
@@ -92,8 +92,13 @@ def setup(state: dict, cfg: NetConfig) -> str:
             if iface.network != cfg.subnet and iface.network.overlaps(cfg.subnet):
                 raise HookError(f"bridge {cfg.bridge} has {iface}, which overlaps {cfg.subnet}")
         alloc._write("subnet", str(cfg.subnet))
+        for stale in alloc.reclaim_stale():
+            netsetup.delete_link(ipr, stale.get("veth") or "")
+            firewall.nat_del(cfg.bridge, stale["address"])
+            print(f"bridge-net: reclaimed {stale['address']} of {stale.get('id')} (its init is gone)")
         try:
-            addr = alloc.allocate(cid, {"veth": veth, "pid": pid})
+            addr = alloc.allocate(cid, {"veth": veth, "pid": pid,
+                                        "start": allocator.proc_start_time(pid)})
         except AllocatorError as e:
             raise HookError(str(e)) from None
         try:

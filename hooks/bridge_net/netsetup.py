@@ -57,7 +57,7 @@ def bridge_addresses(ipr: IPRoute, name: str) -> list[ipaddress.IPv4Interface]:
 
 
 def delete_link(ipr: IPRoute, name: str) -> bool:
-    found = ipr.link_lookup(ifname=name)
+    found = ipr.link_lookup(ifname=name) if name else []
     if not found:
         return False
     try:

@@ -33,6 +33,20 @@ def write(d: str, name: str, value: str | int) -> None:
         os.close(fd)
 
 
+def write_pid(d: str, pid: int) -> None:
+    """Move ``pid`` into cgroup ``d``.  EINVAL can mean the task is still TASK_NEW (just forked):
+    retry briefly, as runc does, before calling it an error."""
+    for _ in range(5):
+        try:
+            write(d, "cgroup.procs", pid)
+            return
+        except RuntimeFailure as e:
+            if e.errno != errno.EINVAL:
+                raise
+            time.sleep(0.03)
+    write(d, "cgroup.procs", pid)
+
+
 def read(d: str, name: str) -> str:
     with open(os.path.join(d, name)) as f:
         return f.read().strip()

@@ -12,11 +12,11 @@ import os
 import signal
 import time
 
-from .. import log
 from ..errors import ConfigError, RuntimeFailure
-from . import base, resources as res
+from .lazy import log, res
+from . import base
 from .fs2 import V2Manager
-from .resources import P
+P = "linux.resources"
 
 
 class V1Manager:
@@ -96,7 +96,7 @@ class V1Manager:
 
     def add_pid(self, pid: int) -> None:
         for d in self._dirs():
-            base.write(d, "cgroup.procs", pid)
+            base.write_pid(d, pid)
         if self.unified is not None:
             self.unified.add_pid(pid)
 

@@ -11,10 +11,10 @@ import os
 import signal
 import time
 
-from .. import log
 from ..errors import ConfigError, RuntimeFailure
-from . import base, resources as res
-from .resources import P
+from .lazy import log, res
+from . import base
+P = "linux.resources"
 
 
 class V2Manager:
@@ -89,7 +89,7 @@ class V2Manager:
             raise RuntimeFailure.from_os(e, "cgroup: open", self.path) from None
 
     def add_pid(self, pid: int) -> None:
-        base.write(self.path, "cgroup.procs", pid)
+        base.write_pid(self.path, pid)
 
     def pids(self) -> list[int]:
         return base.procs(self.path)

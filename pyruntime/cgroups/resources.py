@@ -6,6 +6,7 @@ written, so a bad field never leaves a half-configured cgroup behind.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -246,11 +247,21 @@ def validate(resources: Any) -> dict:
 # --- runc's conversions -----------------------------------------------------------------------------
 
 def shares_to_weight(shares: int) -> int:
-    """cpu.shares [2, 262144] -> cpu.weight [1, 10000], runc's linear mapping; 0 stays unset."""
+    """cpu.shares [2, 262144] -> cpu.weight [1, 10000]; 0 stays unset.
+
+    Current runc and crun use a curve through the three points that matter (2 -> 1, 1024 -> 100,
+    262144 -> 10000) instead of the old straight line, which mapped the default 1024 shares to weight
+    39 and so starved containers next to default-weight (100) system services.  The exponent is
+    quadratic in log2(shares); same inputs, same results as theirs.
+    """
     if shares == 0:
         return 0
-    shares = min(max(shares, 2), 262144)
-    return 1 + ((shares - 2) * 9999) // 262142
+    if shares <= 2:
+        return 1
+    if shares >= 262144:
+        return 10000
+    l = math.log2(shares)
+    return math.ceil(10 ** ((l * l + 125 * l) / 612.0 - 7.0 / 34.0))
 
 
 def blkio_to_io_weight(weight: int) -> int:

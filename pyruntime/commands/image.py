@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                           short(r["mediaType"]), r["digest"] or "-"))
         widths = [max(len(row[c]) for row in table) for c in range(3)]
         for row in table:
-            sys.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[3] + "\n")
+            sys.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[3] + "\n")
         for r in rows:
             if "error" in r:
                 log.warning(f"{r['ref'] or r['digest']}: {r['error']}")

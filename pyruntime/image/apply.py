@@ -78,10 +78,14 @@ class Applier:
             except ImageError as err:
                 if isinstance(err, LayerError) and not err.path.startswith(label):
                     err.path = f"{label} {err.path}".strip()
+                elif not err.path:
+                    err.path = f"{label} entry {e.name!r}"
                 raise
             except OSError as err:
                 code = err.errno or _errno.EIO
                 raise LayerError(os.strerror(code).lower(), layer=label, entry=e.name, errno=code) from err
+            except (OverflowError, ValueError) as err:   # absurd times, ids or device numbers
+                raise LayerError(f"invalid value in tar header: {err}", layer=label, entry=e.name) from err
         self._restore_times()
         if self.skipped_devices:
             shown = ", ".join(self.skipped_devices[:5]) + (" ..." if len(self.skipped_devices) > 5 else "")
@@ -89,15 +93,28 @@ class Applier:
                       f"(creating devices needs CAP_MKNOD): {shown}")
 
     def finish(self) -> None:
-        """After the last layer: give rootless-deferred directories their real modes."""
+        """After the last layer: give rootless-deferred directories their real modes.
+
+        Each is opened O_NOFOLLOW|O_DIRECTORY: a later layer may have replaced it by a symlink, and
+        a chmod by name would then follow that link out of the rootfs."""
         for path in sorted(self.deferred_modes, key=lambda p: p.count("/"), reverse=True):
+            mode = self.deferred_modes[path]
+            self.root.trim()
+            if not path:
+                os.fchmod(self.root.fd, mode)
+                continue
             parent, _, base = path.rpartition("/")
             try:
                 pfd = self.root.dir(parent)
-                os.chmod(base, self.deferred_modes[path], dir_fd=pfd)
-            except (FileNotFoundError, NotADirectoryError):
-                pass
-            self.root.trim()
+                fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            except (FileNotFoundError, NotADirectoryError, OSError) as err:
+                if isinstance(err, (FileNotFoundError, NotADirectoryError)) or err.errno == _errno.ELOOP:
+                    continue
+                raise
+            try:
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
         self.deferred_modes.clear()
 
     # -- helpers --------------------------------------------------------------------------------
@@ -188,7 +205,10 @@ class Applier:
         fd = self.root.fd
         if self.chown:
             os.fchown(fd, *self._ids(e))
-        mode = e.mode | (0o700 if self.rootless else 0)
+        mode = e.mode
+        if self.rootless and mode & 0o700 != 0o700:
+            self.deferred_modes[""] = mode
+            mode |= 0o700
         os.fchmod(fd, mode)
         if e.xattrs:
             self._xattrs(fd, e, follow=True)

@@ -89,7 +89,7 @@ def _unpack_layers(img: Image, rootfs: str, *, uid_ranges, gid_ranges, rootless:
                     applier.apply(TarReader(StreamSource(stream.next_chunk)), label)
                     stream.finish()
                 except BaseException as e:
-                    blob_err = stream.abort()
+                    blob_err = stream.abort(diagnose=isinstance(e, Exception))
                     if blob_err is not None and blob_err is not e:
                         raise blob_err from e
                     raise

@@ -108,8 +108,12 @@ class Root:
             return _openat2(self.fd, path, flags)
         return self._walk(path, flags)
 
-    def _walk(self, path: str, flags: int) -> int:
-        """RESOLVE_IN_ROOT without openat2: component by component, symlinks expanded by hand."""
+    def _walk(self, path: str, flags: int, create: bool = False) -> int:
+        """RESOLVE_IN_ROOT without openat2: component by component, symlinks expanded by hand.
+
+        With ``create``, missing directories are made on the way -- also where a symlink points
+        to something that does not exist yet (its target is created inside the root, as umoci and
+        containerd do)."""
         stack = [os.open(".", _DIRFLAGS, dir_fd=self.fd)]
         comps = [c for c in reversed(path.split("/"))]
         links = 0
@@ -124,7 +128,15 @@ class Root:
                     continue
                 cur = stack[-1]
                 last = not any(x not in ("", ".") for x in comps)
-                fd = os.open(c, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
+                try:
+                    fd = os.open(c, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(c, 0o755, dir_fd=cur)
+                    if self.mkdir_owner is not None:
+                        os.chown(c, *self.mkdir_owner, dir_fd=cur, follow_symlinks=False)
+                    fd = os.open(c, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
                 st = os.fstat(fd)
                 if stat.S_ISLNK(st.st_mode):
                     os.close(fd)
@@ -180,30 +192,7 @@ class Root:
         return fd
 
     def _mkdir_p(self, path: str) -> int:
-        comps = path.split("/")
-        cur, owned = self.fd, False
-        try:
-            for i, c in enumerate(comps):
-                prefix = "/".join(comps[:i + 1])
-                try:
-                    nfd = self.open(prefix)
-                except FileNotFoundError:
-                    try:
-                        os.mkdir(c, 0o755, dir_fd=cur)
-                    except FileExistsError:
-                        raise ImageError("cannot create parent directory: a dangling symlink is in the "
-                                         "way", step="unpack", path=prefix) from None
-                    if self.mkdir_owner is not None:
-                        os.chown(c, *self.mkdir_owner, dir_fd=cur, follow_symlinks=False)
-                    nfd = self.open(prefix)
-                if owned:
-                    os.close(cur)
-                cur, owned = nfd, True
-            owned = False
-            return cur
-        finally:
-            if owned:
-                os.close(cur)
+        return self._walk(path, _DIRFLAGS, create=True)
 
     def invalidate(self, keep: str | None = None) -> None:
         """Forget cached directories (after removing a directory or symlink, which may be on the

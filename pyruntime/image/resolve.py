@@ -48,7 +48,8 @@ class Image:
 
 
 def _config_platform(config: dict) -> Platform:
-    return Platform(str(config.get("os", "")), str(config.get("architecture", "")), str(config.get("variant", "") or ""))
+    return Platform(str(config.get("os", "")), str(config.get("architecture", "")),
+                    str(config.get("variant", "") or ""))
 
 
 def _check_config(config: dict, nlayers: int, where: str) -> list[str]:
@@ -309,7 +310,7 @@ class DockerImages:
         diff_ids = _check_config(config, len(paths), f"config {entry.get('Config')}")
         foreign = entry.get("LayerSources") if isinstance(entry.get("LayerSources"), dict) else {}
         layers = []
-        for i, (p, diff_id) in enumerate(zip(paths, diff_ids), 1):
+        for i, (p, diff_id) in enumerate(zip(paths, diff_ids, strict=True), 1):
             try:
                 with self.source.open(p) as b:
                     size = b.size

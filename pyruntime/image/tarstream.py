@@ -22,6 +22,8 @@ BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
 #: largest PAX / GNU long-name header accepted (xattr values are at most 64 KiB on Linux)
 MAX_EXT_HEADER = 1 << 20
+#: most extension-header bytes before one entry, and in all global PAX headers together
+MAX_EXT_TOTAL = 4 << 20
 #: longest entry or link name accepted (Linux PATH_MAX)
 MAX_NAME = 4096
 
@@ -201,6 +203,7 @@ class TarReader:
         self._pending = 0          # data + padding of the current entry not consumed yet
         self._remaining = 0        # data of the current entry not consumed yet
         self._globals: dict[str, bytes] = {}
+        self._globals_size = 0
         self.done = False
 
     # -- data of the current entry --------------------------------------------------------------
@@ -256,6 +259,7 @@ class TarReader:
             return None
         pax: dict[str, bytes] = {}
         longname = longlink = None
+        ext_total = 0
         while True:
             block = self._read_block()
             if len(block) < BLOCK:
@@ -275,6 +279,15 @@ class TarReader:
                     raise LayerError("tar header checksum mismatch (not a tar stream, or corrupt)")
             tflag = block[156:157]
             size = _octal(block[124:136], "size")
+            if tflag in (b"x", b"X", b"g", b"L", b"K") and 0 <= size <= MAX_EXT_HEADER:
+                # each header is bounded by _read_ext; bound their number too
+                if tflag == b"g":
+                    self._globals_size += size
+                    if self._globals_size > MAX_EXT_TOTAL:
+                        raise LayerError(f"more than {MAX_EXT_TOTAL} bytes of global PAX headers")
+                ext_total += size
+                if ext_total > MAX_EXT_TOTAL:
+                    raise LayerError(f"more than {MAX_EXT_TOTAL} bytes of extension headers for one entry")
             if tflag in (b"x", b"X"):
                 pax.update(parse_pax(self._read_ext(size, "PAX")))
                 continue

@@ -67,6 +67,34 @@ def unique(prefix: str = "pyrt-test") -> str:
     return f"{prefix}-{os.getpid()}-{next(_seq)}-{uuid.uuid4().hex[:6]}"
 
 
+def fresh_path(leaf: str) -> str:
+    """A fresh cgroupsPath for a test: relative (below this process's cgroups) wherever that can get
+    controllers.  On pure v2 a non-root cgroup holding this process cannot enable controllers for
+    children (no internal processes rule), so there the path is absolute, below the root."""
+    from pyruntime.cgroups.layout import V2, detect
+    lay = detect()
+    if lay.kind == V2 and lay.own.get("", "/") != "/":
+        return f"/{unique()}/{leaf}"
+    return f"{unique()}/{leaf}"
+
+
+def top_dirs(cgroups_path: str) -> list[str]:
+    """Host directories of the first component of a test cgroupsPath, in every hierarchy."""
+    from pyruntime.cgroups.layout import detect, host_path
+    lay = detect()
+    top = cgroups_path.strip("/").split("/")[0]
+    hier = [(m, lay.v1_root[c], lay.own.get(c, "/")) for c, m in lay.v1.items()]
+    if lay.unified:
+        hier.append((lay.unified, lay.unified_root, lay.own.get("", "/")))
+    out = []
+    for mnt, mroot, own in hier:
+        parent = mnt if cgroups_path.startswith("/") else host_path(mnt, mroot, own)
+        d = os.path.join(parent, top)
+        if d not in out:
+            out.append(d)
+    return out
+
+
 @pytest.fixture
 def make_manager(request):
     """Factory: a created manager at a fresh relative path; destroyed (and checked gone) at teardown."""
@@ -76,7 +104,7 @@ def make_manager(request):
 
     def make(path: str | None = None, cid: str | None = None):
         cid = cid or unique("c")
-        m = open_manager(path or f"{unique()}/{cid}", cid)
+        m = open_manager(path or fresh_path(cid), cid)
         made.append(m)
         try:
             m.create()
@@ -177,7 +205,7 @@ class Containers:
         cfg["root"] = {"path": ROOTFS, "readonly": True}
         cfg["process"]["terminal"] = False
         cfg["process"]["args"] = args
-        cgp = cgroups_path or f"{unique()}/ctr"
+        cgp = cgroups_path or fresh_path("ctr")
         cfg["linux"]["cgroupsPath"] = cgp
         cfg["linux"]["resources"] = dict(cfg["linux"].get("resources") or {}, **(resources or {}))
         if caps is not None:
@@ -207,16 +235,9 @@ class Containers:
         for cid in self.ids:
             if os.path.isdir(os.path.join(self.root, cid)):
                 pyruntime("delete", "--force", cid, root=self.root)
-        from pyruntime.cgroups.layout import detect, host_path
-        lay = detect()
         leaked = []
         for cgp in self.cgroup_paths:
-            top = cgp.split("/")[0]
-            mounts = [(m, lay.v1_root[c], lay.own.get(c, "/")) for c, m in lay.v1.items()]
-            if lay.unified:
-                mounts.append((lay.unified, lay.unified_root, lay.own.get("", "/")))
-            for mnt, mroot, own in mounts:
-                d = os.path.join(host_path(mnt, mroot, own), top)
+            for d in top_dirs(cgp):
                 if os.path.isdir(d):
                     leaked.append(d)
                     _force_remove(d)

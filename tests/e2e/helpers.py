@@ -164,7 +164,10 @@ class Tmux:
         self.sock = os.path.join(tmp, "tmux.sock")
         self.conf = os.path.join(tmp, "tmux.conf")
         with open(self.conf, "w") as f:
-            f.write("set -g remain-on-exit on\nset -g history-limit 2000\nset -g status off\n")
+            # exit-empty off: the server outlives a killed session, so the next new-session cannot
+            # race a server that is shutting down ("server exited unexpectedly")
+            f.write("set -g remain-on-exit on\nset -g exit-empty off\nset -g history-limit 2000\n"
+                    "set -g status off\n")
         self.n = 0
 
     def _tmux(self, *args: str) -> Result:
@@ -176,7 +179,10 @@ class Tmux:
         name = f"s{self.n}"
         exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in (env or {}).items())
         wrapped = f"{exports}{command}; echo __rc=$?"
-        self._tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "30", "sh", "-c", wrapped).check()
+        res = self._tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "30", "sh", "-c", wrapped)
+        if res.rc != 0 and "server exited unexpectedly" in res.err:
+            res = self._tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "30", "sh", "-c", wrapped)
+        res.check()
         return name
 
     def screen(self, name: str) -> str:

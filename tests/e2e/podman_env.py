@@ -5,14 +5,18 @@ merged rootfs) that must not leak into the host, and ``--userns=auto`` needs /et
 we may not write into the host's files.  One long-lived helper process holds a namespace whose
 /etc/subuid and /etc/subgid are bind mounts of files in the temp dir; every podman call enters it
 with nsenter, so podman, conmon, the runtime and the containers all see the same mounts, and
-killing the helper at the end drops every mount podman made.
+killing the helper at the end drops every mount podman made.  /var/lib is an overlay there too
+(upper layer in the temp dir): ``podman import`` writes its blob-info cache to
+/var/lib/containers/cache whatever --root says, and that must not land on the host.  /run stays
+the host's, so runtime state (/run/runc, /run/pyruntime) is checked where the runtimes keep it.
 
 Why these config values (learned running the lane with runc on this host):
 * runtime_supports_json must name "pyruntime", or podman never passes ``--log-format=json --log``
   to it and the JSON error path is not exercised;
 * default_ulimits pins nofile/nproc to values the host allows: podman's default (1048576) cannot
   be set without CAP_SYS_RESOURCE and every create would fail with EPERM;
-* cgroupfs manager, file events logger, no network: there is no systemd and no network here.
+* cgroupfs manager, file events logger, no network: there is no systemd and no network here;
+  the "cni" network backend, because netavark's creates /run/containers/networks on the host.
 """
 from __future__ import annotations
 
@@ -65,6 +69,7 @@ tmp_dir = "{self.tmp}/tmp"
 volume_path = "{self.tmp}/volumes"
 
 [network]
+network_backend = "cni"
 network_config_dir = "{self.tmp}/net"
 """)
         self.storage_conf = os.path.join(self.tmp, "storage.conf")
@@ -79,7 +84,11 @@ network_config_dir = "{self.tmp}/net"
 
     def _start_namespace(self) -> None:
         etc = os.path.join(self.tmp, "etc")
+        upper, work = os.path.join(self.tmp, "varlib", "upper"), os.path.join(self.tmp, "varlib", "work")
+        os.makedirs(upper)
+        os.makedirs(work)
         script = (f"mount --bind {etc}/subuid /etc/subuid && mount --bind {etc}/subgid /etc/subgid "
+                  f"&& mount -t overlay overlay -o lowerdir=/var/lib,upperdir={upper},workdir={work} /var/lib "
                   "&& echo ready && exec sleep infinity")
         self.holder = subprocess.Popen(["unshare", "--mount", "--propagation", "slave", "sh", "-c", script],
                                        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)

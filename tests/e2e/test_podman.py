@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from .helpers import RUNTIMES, StepError, Tmux, sh, wait_for
-from .podman_env import IMAGE, PodmanLane, freezer_state, memory_limit
+from .helpers import RUNTIMES, StepError, Tmux, wait_for
+from .podman_env import IMAGE, STATE_ROOTS, PodmanLane, freezer_state, memory_limit
 
 pytestmark = [pytest.mark.e2e]
 
@@ -95,6 +95,17 @@ def running(lane: PodmanLane, rt: str, name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ run basics
+def test_runtime_really_used(lane, control, runtime, ctrs):
+    """The container is held by the runtime under test (its default --root), not by another."""
+    def step(rt):
+        name, cid = ctrs.run_d(rt, "which", "sleep", "600")
+        oci = lane.inspect(rt, name, "{{.OCIRuntime}}")
+        held = os.path.exists(os.path.join(STATE_ROOTS[rt], cid, "state.json"))
+        assert os.path.basename(oci) == os.path.basename(lane.runtimes[rt]) and held, (oci, held)
+        return held
+    control.run("runtime really used (state in its --root)", runtime, step)
+
+
 def test_run_rm_echo(lane, control, runtime):
     def step(rt):
         r = lane.podman(rt, "run", "--rm", *lane.run_opts(), IMAGE, "echo", "hi").check()
@@ -114,8 +125,22 @@ def test_exit_codes(lane, control, runtime, cmd, want):
         r = lane.podman(rt, "run", "--rm", *lane.run_opts(), IMAGE, *cmd)
         if r.rc != want:
             raise StepError(f"podman run {' '.join(cmd)}: exit {r.rc}, want {want}: {r.err.strip()[-400:]}")
+        # 126 is also podman's code for any runtime failure: the runtime's reason must be there
+        reason = {126: "permission denied", 127: "no such file or directory|executable file not found"}.get(want)
+        if reason and not re.search(reason, r.err):
+            raise StepError(f"podman run {' '.join(cmd)}: exit {want} but not for {reason!r}: {r.err.strip()[-400:]}")
         return r.rc
     control.run(f"exit code {want} ({' '.join(cmd)})", runtime, step)
+
+
+def test_stdin_piped(lane, control, runtime):
+    """-i: conmon hands the runtime a pipe as fd 0, which the container process must inherit."""
+    def step(rt):
+        r = lane.podman(rt, "run", "--rm", "-i", *lane.run_opts(), IMAGE, "sh", "-c", "tr a-z A-Z; echo end",
+                        stdin="piped data\n").check()
+        assert r.out == "PIPED DATA\nend\n", r.out
+        return r.out
+    control.run("run -i (stdin pipe)", runtime, step)
 
 
 def test_env_and_workdir(lane, control, runtime):
@@ -159,6 +184,8 @@ def test_exec(lane, control, runtime, ctrs, case):
         r = lane.podman(rt, "exec", *opts, name, *args)
         if r.rc != want_rc:
             raise StepError(f"podman exec {' '.join(opts + args)}: exit {r.rc}, want {want_rc}: {r.err.strip()}")
+        if want_rc == 127 and not re.search("no such file or directory|executable file not found", r.err):
+            raise StepError(f"podman exec {' '.join(args)}: exit 127 without the runtime's reason: {r.err.strip()}")
         if want_out is not None:
             assert r.out == want_out, r.out
         return r.rc, r.out if want_out is not None else None
@@ -244,6 +271,10 @@ def test_rm_and_rm_force(lane, control, runtime, ctrs):
         lane.podman(rt, "rm", "-f", "-t", "0", live).check()
         gone = lane.podman(rt, "container", "exists", live).rc
         wait_for("the container process to be gone", lambda: not os.path.exists(f"/proc/{pid}"))
+        try:   # conmon exits a moment after podman returns: give it a few seconds, not forever
+            wait_for("rm -f to leave nothing behind", lambda: not lane.leftovers(cid, rt), timeout=10)
+        except StepError:
+            pass
         left = lane.leftovers(cid, rt)
         assert gone == 1 and not left, (gone, left)
         return gone
@@ -313,6 +344,26 @@ def test_memory_limit(lane, control, runtime):
         assert out.strip() == str(64 << 20), out
         return out
     control.run("--memory 64m", runtime, step)
+
+
+def test_cgroup_mount_view(lane, control, runtime, ctrs):
+    """The "cgroup" mount shows the container its own cgroups, read-only, never the host's roots."""
+    def step(rt):
+        name, cid = ctrs.run_d(rt, "cgview", "sleep", "600")
+        out = lane.podman(rt, "exec", name, "cat", "/proc/self/mountinfo").check().out
+        rows = []
+        for line in out.splitlines():
+            f = line.split()
+            if f[4].startswith("/sys/fs/cgroup/"):
+                opts = set(f[5].split(","))
+                rows.append((f[4], f[3].replace(cid, "<ID>"), "ro" if "ro" in opts else "rw",
+                             all(o in opts for o in ("nosuid", "nodev", "noexec"))))
+        rows.sort()
+        # read from mountinfo only: probing by writing would, on failure, write to the host's cgroups
+        bad = [r for r in rows if not (r[1].endswith("/libpod-<ID>") and r[2] == "ro" and r[3])]
+        assert rows and not bad, f"(mount point, root, ro/rw, nosuid+nodev+noexec) not the container's own ro: {bad}"
+        return rows
+    control.run("cgroup mount: own cgroup, ro", runtime, step)
 
 
 def test_pids_limit(lane, control, runtime):

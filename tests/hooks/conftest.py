@@ -96,8 +96,14 @@ def pid_gone(pid: int) -> bool:
         return True
 
 
-def assert_nothing_left(rt, cid: str, pids: list[int]) -> None:
-    """The container is gone: no state dir, no process, no mount naming its dir."""
+def assert_nothing_left(rt, cid: str, pids: list[int], bundle: str | None = None) -> None:
+    """The container is gone: no state dir, no process, no mount naming its dir, no cgroup."""
+    if bundle:
+        with open(os.path.join(bundle, "config.json")) as f:
+            cg = json.load(f)["linux"].get("cgroupsPath", "").strip("/")
+        if cg:
+            import glob
+            assert glob.glob(f"/sys/fs/cgroup/*/{cg}") + glob.glob(f"/sys/fs/cgroup/{cg}") == []
     assert not os.path.exists(os.path.join(rt.root, cid)), os.listdir(os.path.join(rt.root, cid))
     for pid in pids:
         for _ in range(100):

@@ -81,9 +81,7 @@ def test_every_kind_at_its_step_with_its_state(rt, make_bundle, hooklog):
     ps = hooklog.rec("poststart")
     assert ps["state"]["status"] == "running" and ps["state"]["pid"] == pid
     assert ps["mntns"] == host_mntns
-    for _ in range(100):   # poststart runs after execve; the cmdline it read is the user's process
-        if "sleep" in ps["cmdline"]:
-            break
+    # poststart runs after execve: the init's cmdline it read is already the user's process
     assert ps["cmdline"][:2] == ["sleep", "1000"]
     assert "poststop" not in hooklog.seq()
 
@@ -98,7 +96,7 @@ def test_every_kind_at_its_step_with_its_state(rt, make_bundle, hooklog):
     assert pst["id"] == cid and pst["status"] == "stopped" and pst["bundle"] == bundle
     assert pst["annotations"] == {"org.test.hooks": "yes"}
     assert hooklog.seq()[-1] == "poststop" and hooklog.seq().count("poststop") == 1
-    assert_nothing_left(rt, cid, [pid])
+    assert_nothing_left(rt, cid, [pid], bundle)
 
 
 def test_order_within_a_kind_args_and_env(rt, make_bundle, hooklog):
@@ -113,8 +111,10 @@ def test_order_within_a_kind_args_and_env(rt, make_bundle, hooklog):
     r = hooklog.rec("cr2")
     assert r["argv"][1:] == ["cr2"]
     assert r["env"]["EXTRA"] == "x y" and r["env"]["HOOKLOG"] == hooklog.path
-    assert "PATH" not in r["env"] or r["env"]["PATH"] != os.environ.get("PATH")  # exactly the given env
-    assert_nothing_left(rt, cid, [])
+    # exactly the given env (python itself may add LC_CTYPE when the locale is C, PEP 538)
+    assert set(r["env"]) - {"LC_CTYPE"} == {"HOOKLOG", "EXTRA"}
+    assert set(hooklog.rec("cr1")["env"]) - {"LC_CTYPE"} == {"HOOKLOG"}
+    assert_nothing_left(rt, cid, [], bundle)
 
 
 @pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])
@@ -129,7 +129,7 @@ def test_create_hook_failure_kills_and_cleans(rt, make_bundle, hooklog, kind):
     assert hooklog.seq() == order[:order.index(kind) + 1] + ["poststop"]
     pid = hooklog.rec(kind)["state"]["pid"]
     assert hooklog.rec("poststop")["state"]["status"] == "stopped"
-    assert_nothing_left(rt, cid, [pid])
+    assert_nothing_left(rt, cid, [pid], bundle)
 
 
 def test_start_container_failure_stops_container(rt, make_bundle, hooklog):
@@ -149,7 +149,7 @@ def test_start_container_failure_stops_container(rt, make_bundle, hooklog):
     assert rt.state(cid)["status"] == "stopped"
     rt("delete", cid)
     assert hooklog.seq()[-1] == "poststop"
-    assert_nothing_left(rt, cid, [pid])
+    assert_nothing_left(rt, cid, [pid], bundle)
 
 
 def test_poststart_failure_fails_start_and_stops(rt, make_bundle, hooklog):
@@ -169,7 +169,7 @@ def test_poststart_failure_fails_start_and_stops(rt, make_bundle, hooklog):
     assert "poststop" not in hooklog.seq()
     rt("delete", cid)
     assert hooklog.seq()[-1] == "poststop"
-    assert_nothing_left(rt, cid, [pid])
+    assert_nothing_left(rt, cid, [pid], bundle)
 
 
 def test_poststop_failure_is_a_warning_and_the_rest_run(rt, make_bundle, hooklog):
@@ -181,7 +181,7 @@ def test_poststop_failure_is_a_warning_and_the_rest_run(rt, make_bundle, hooklog
     r = rt("run", "--bundle", bundle, cid)
     assert hooklog.seq() == ["ps0", "ps1"]
     assert b"boom-ps0" in r.stderr and b"warning" in r.stderr.lower()
-    assert_nothing_left(rt, cid, [])
+    assert_nothing_left(rt, cid, [], bundle)
 
 
 def test_timeout_kills_hook_and_fails_create(rt, make_bundle, hooklog, tmp_path):
@@ -201,7 +201,7 @@ def test_timeout_kills_hook_and_fails_create(rt, make_bundle, hooklog, tmp_path)
     assert r.returncode != 0 and b"timed out after 1s" in r.stderr and str(slow).encode() in r.stderr
     assert took < 10, took
     assert hooklog.seq() == ["poststop"]
-    assert_nothing_left(rt, cid, [int(pidf.read_text())])
+    assert_nothing_left(rt, cid, [int(pidf.read_text())], bundle)
 
 
 def test_hooks_config_errors_name_the_field(rt, make_bundle):
@@ -209,4 +209,48 @@ def test_hooks_config_errors_name_the_field(rt, make_bundle):
     cid = new_id()
     r = rt("create", "--bundle", bundle, cid, check=False)
     assert r.returncode != 0 and b"hooks.prestart[0].path" in r.stderr
-    assert_nothing_left(rt, cid, [])
+    assert_nothing_left(rt, cid, [], bundle)
+
+
+def test_hook_output_goes_to_the_log_not_the_container_stdio(rt, make_bundle, tmp_path):
+    noisy = tmp_path / "noisy"
+    noisy.write_text("#!/bin/sh\necho hook-says-out\necho hook-says-err >&2\n")
+    noisy.chmod(0o755)
+    bundle = make_bundle(["echo", "container-says"], hooks={
+        k: [{"path": str(noisy)}] for k in ("createRuntime", "poststart", "poststop")})
+    logf = tmp_path / "runtime.log"
+    cid = new_id()
+    r = rt("run", "--bundle", bundle, cid, log=str(logf))
+    assert r.stdout.decode() == "container-says\n"
+    assert b"hook-says" not in r.stdout + r.stderr
+    import json
+    msgs = [json.loads(line)["msg"] for line in logf.read_text().splitlines()]
+    for kind in ("createRuntime", "poststart", "poststop"):
+        assert any(kind in m and "hook-says-out" in m for m in msgs), (kind, msgs)
+        assert any(kind in m and "hook-says-err" in m for m in msgs), (kind, msgs)
+    assert_nothing_left(rt, cid, [], bundle)
+
+
+def test_start_container_hook_timeout(rt, make_bundle, hooklog):
+    def edit(cfg):
+        bind_hooklog(cfg, hooklog)
+        cfg["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": [
+            "sh", "-c", "echo $$ > /hooklog/sc.pid; exec sleep 60"], "timeout": 1}],
+            "poststop": [hooklog.hook("poststop")]}
+    bundle = make_bundle(["sh", "-c", "echo process >> /hooklog/seq"], edit=edit)
+    cid = new_id()
+    rt("create", "--bundle", bundle, cid)
+    pid = rt.state(cid)["pid"]
+    t0 = time.monotonic()
+    r = rt("start", cid, check=False)
+    assert r.returncode != 0 and time.monotonic() - t0 < 10
+    assert b"tim" in r.stderr.lower(), r.stderr      # "timed out" / "timeout"
+    assert "process" not in hooklog.seq()
+    for _ in range(200):
+        if pid_gone(pid):
+            break
+        time.sleep(0.02)
+    assert rt.state(cid)["status"] == "stopped"
+    rt("delete", cid)
+    assert hooklog.seq() == ["poststop"]
+    assert_nothing_left(rt, cid, [pid], bundle)

@@ -8,7 +8,8 @@ import stat
 
 def snapshot(root: str, *, mtimes: bool = True, dir_mtimes: bool = True) -> dict[str, tuple]:
     out: dict[str, tuple] = {}
-    inodes: dict[tuple[int, int], str] = {}
+    inodes: dict[tuple[int, int], list[str]] = {}
+    group_of: dict[str, tuple[int, int]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames + ([] if dirpath != root else ["."]):
             p = os.path.normpath(os.path.join(dirpath, name))
@@ -18,14 +19,15 @@ def snapshot(root: str, *, mtimes: bool = True, dir_mtimes: bool = True) -> dict
             if stat.S_ISREG(m):
                 with open(p, "rb") as f:
                     extra = hashlib.sha256(f.read()).hexdigest()
-                key = (st.st_dev, st.st_ino)
-                link = inodes.setdefault(key, rel) if st.st_nlink > 1 else None
+                if st.st_nlink > 1:
+                    inodes.setdefault((st.st_dev, st.st_ino), []).append(rel)
+                    group_of[rel] = (st.st_dev, st.st_ino)
             elif stat.S_ISLNK(m):
-                extra, link = os.readlink(p), None
+                extra = os.readlink(p)
             elif stat.S_ISCHR(m) or stat.S_ISBLK(m):
-                extra, link = (os.major(st.st_rdev), os.minor(st.st_rdev)), None
+                extra = (os.major(st.st_rdev), os.minor(st.st_rdev))
             else:
-                extra, link = None, None
+                extra = None
             try:
                 xattrs = tuple(sorted((x, os.getxattr(p, x, follow_symlinks=False))
                                       for x in os.listxattr(p, follow_symlinks=False)))
@@ -36,6 +38,9 @@ def snapshot(root: str, *, mtimes: bool = True, dir_mtimes: bool = True) -> dict
                 t = st.st_mtime_ns
             out[rel] = (stat.S_IFMT(m), stat.S_IMODE(m), st.st_uid, st.st_gid, extra, xattrs, t,
                         st.st_nlink if not stat.S_ISDIR(m) else None)
+    # hardlinked files: which group each belongs to (named by its smallest path; walk order varies)
+    for rel, key in group_of.items():
+        out[rel] = out[rel] + (min(inodes[key]),)
     return out
 
 

@@ -130,7 +130,6 @@ def nft_tables() -> set[str]:
 @pytest.fixture
 def bridge_name():
     """A unique bridge name; the test must leave it removed (checked), the finalizer makes sure."""
-    from .hooks_path import firewall  # noqa: F401  (import check)
     name = "pyrtbr" + secrets.token_hex(3)
     yield name
     subprocess.run(["ip", "link", "del", name], capture_output=True)
@@ -145,3 +144,24 @@ def in_netns(pid: int, *cmd: str, timeout: float = 10) -> subprocess.CompletedPr
 
 def ping(pid: int, addr: str) -> bool:
     return in_netns(pid, "busybox", "ping", "-c", "1", "-W", "1", addr).returncode == 0
+
+
+@pytest.fixture
+def outside(netns_proc):
+    """A 'host's other interface': a veth pair from the host to our own namespace, 10.199.x.1 <-> .2.
+
+    Traffic only ever goes to namespaces we created here."""
+    p = netns_proc()
+    host_end = "pyrto" + secrets.token_hex(3)
+    net = f"10.199.{secrets.randbelow(250)}"
+    subprocess.run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", "ext0", "netns",
+                    str(p.pid)], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{net}.1/24", "dev", host_end], check=True)
+        subprocess.run(["ip", "link", "set", host_end, "up"], check=True)
+        for cmd in (["ip", "addr", "add", f"{net}.2/24", "dev", "ext0"], ["ip", "link", "set", "ext0", "up"],
+                    ["ip", "link", "set", "lo", "up"]):
+            assert in_netns(p.pid, *cmd).returncode == 0
+        yield {"pid": p.pid, "host_addr": f"{net}.1", "peer_addr": f"{net}.2"}
+    finally:
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True)

@@ -45,27 +45,6 @@ def subnet():
     return f"10.{secrets.choice(range(220, 250))}.{secrets.randbelow(250)}.0/24"
 
 
-@pytest.fixture
-def outside(netns_proc):
-    """A 'host's other interface': a veth pair from the host to our own namespace, 10.199.x.1 <-> .2.
-
-    Traffic only ever goes to namespaces we created here."""
-    p = netns_proc()
-    host_end = "pyrto" + secrets.token_hex(3)
-    net = f"10.199.{secrets.randbelow(250)}"
-    subprocess.run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", "ext0", "netns",
-                    str(p.pid)], check=True)
-    try:
-        subprocess.run(["ip", "addr", "add", f"{net}.1/24", "dev", host_end], check=True)
-        subprocess.run(["ip", "link", "set", host_end, "up"], check=True)
-        for cmd in (["ip", "addr", "add", f"{net}.2/24", "dev", "ext0"], ["ip", "link", "set", "ext0", "up"],
-                    ["ip", "link", "set", "lo", "up"]):
-            assert in_netns(p.pid, *cmd).returncode == 0
-        yield {"pid": p.pid, "host_addr": f"{net}.1", "peer_addr": f"{net}.2"}
-    finally:
-        subprocess.run(["ip", "link", "del", host_end], capture_output=True)
-
-
 def assert_clean(bridge: str, state_dir: str, cids: list[str]) -> None:
     host = links_in(None)
     assert bridge not in host, "the bridge created by the hook must go with its last container"
@@ -246,3 +225,24 @@ def test_allocator_parallel_exhaustion_and_round_robin(net_state_dir):
         assert last
         assert a.remove_if_unused()
     assert not os.path.exists(a.dir)
+
+
+def test_entry_of_a_dead_init_without_poststop_is_reclaimed(netns_proc, net_state_dir, bridge_name, subnet):
+    """runc skips poststop when create fails: the next set-up frees the address of a dead init."""
+    ann = {"pyruntime.net/bridge": bridge_name, "pyruntime.net/subnet": subnet}
+    a = netns_proc()
+    run_stage("createRuntime", "dead", a.pid, ann, net_state_dir)
+    alloc_dir = os.path.join(net_state_dir, bridge_name)
+    ip_dead = addr_of(a.pid)
+    assert ip_dead in os.listdir(alloc_dir)
+    a.kill()
+    a.wait()
+    b = netns_proc()
+    run_stage("createRuntime", "alive", b.pid, ann, net_state_dir)
+    try:
+        entries = [json.load(open(os.path.join(alloc_dir, n))) for n in os.listdir(alloc_dir) if n[0].isdigit()]
+        assert [e["id"] for e in entries] == ["alive"]
+        assert netsetup.veth_name("dead") not in links_in(None)
+    finally:
+        run_stage("poststop", "alive", 0, ann, net_state_dir)
+    assert_clean(bridge_name, net_state_dir, ["dead", "alive"])

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -55,8 +56,14 @@ class Runtime:
 
     def __call__(self, *args: str, timeout: float = 60, input: bytes | None = None,
                  check: bool = False) -> subprocess.CompletedProcess:
-        res = subprocess.run(self.cmd(*args), cwd=str(REPO), env=self.env(), capture_output=True,
-                             timeout=timeout, input=input)
+        # Files, not pipes: a created container inherits the runtime's stdio and would hold a
+        # pipe open long after the runtime exited.
+        with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+            res = subprocess.run(self.cmd(*args), cwd=str(REPO), env=self.env(), stdout=fo, stderr=fe,
+                                 timeout=timeout, input=input)
+            fo.seek(0)
+            fe.seek(0)
+            res.stdout, res.stderr = fo.read(), fe.read()
         if check and res.returncode != 0:
             raise AssertionError(f"pyruntime {' '.join(args)} failed ({res.returncode}):\n"
                                  f"stdout: {out(res)}\nstderr: {err(res)}")

@@ -98,6 +98,36 @@ def test_argument_filters(runtime, bundle):
     assert "zero=0" in o and "term=0" in o, both(res)
 
 
+def test_same_index_conditions_are_ored(runtime, bundle):
+    """Two conditions on one argument cannot both hold: like runc, each becomes its own rule."""
+    bundle.linux["seccomp"] = _profile(
+        {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EDOM,
+         "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 12, "op": "SCMP_CMP_EQ"}]})
+    bundle.sh("sleep 30 & p=$!; kill -USR1 $p; echo usr1=$?; kill -USR2 $p; echo usr2=$?; "
+              "kill -0 $p; echo zero=$?; kill -TERM $p; echo term=$?; wait")
+    res = runtime.run(bundle)
+    o = out(res)
+    assert "usr1=1" in o and "usr2=1" in o and "zero=0" in o and "term=0" in o, both(res)
+
+
+@pytest.mark.parametrize("action,expect", [
+    ("SCMP_ACT_TRAP", "sigsys"), ("SCMP_ACT_KILL", "sigsys"), ("SCMP_ACT_KILL_THREAD", "sigsys"),
+    ("SCMP_ACT_TRACE", "enosys"), ("SCMP_ACT_LOG", "allowed"),
+])
+def test_other_actions(runtime, bundle, action, expect):
+    """TRAP/KILL deliver SIGSYS; TRACE without a tracer fails the call with ENOSYS; LOG allows it."""
+    rule = {"names": ["mkdir", "mkdirat"], "action": action}
+    bundle.linux["seccomp"] = _profile(rule)
+    bundle.args("/bin/mkdir", "/tmp/x")
+    res = runtime.run(bundle)
+    if expect == "sigsys":
+        assert res.returncode == 128 + 31, both(res)
+    elif expect == "enosys":
+        assert res.returncode == 1 and os.strerror(errno.ENOSYS) in err(res), both(res)
+    else:
+        assert res.returncode == 0, both(res)
+
+
 def test_kill_process_action(runtime, bundle):
     bundle.linux["seccomp"] = _profile({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS"})
     bundle.args("/bin/mkdir", "/tmp/x")  # the container's process itself makes the call

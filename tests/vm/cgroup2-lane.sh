@@ -18,10 +18,10 @@ if ! why=$("$HERE/run-in-vm.sh" --check); then
     exit 0
 fi
 echo "test-cgroup2: $* (in a pure cgroup v2 VM, ${VM_ACCEL:-tcg}, timeout ${TIMEOUT}s)"
-T0=$EPOCHREALTIME
+T0=${EPOCHREALTIME/,/.}
 VM_TIMEOUT=$TIMEOUT "$HERE/run-in-vm.sh" "$@"
 rc=$?
-took=$(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+took=$(awk -v a="$T0" -v b="${EPOCHREALTIME/,/.}" 'BEGIN { printf "%.0f", b - a }')
 case $rc in
     0)   echo "test-cgroup2: PASSED in ${took}s" ;;
     124) echo "test-cgroup2: FAILED: the VM was killed after ${TIMEOUT}s (CGROUP2_TIMEOUT)" ;;

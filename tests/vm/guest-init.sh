@@ -4,7 +4,7 @@
 #
 # stage 1 (in the initramfs): load the modules, build the guest's root and switch_root into it:
 #     /                = host / (9p, read-only, cache=loose) + a tmpfs upper layer (overlayfs)
-#     <shared dirs>    = host dirs shared read-write at the same path (9p)
+#     <shared dirs>    = host dirs shared read-write at the same path (9p; the project, its .venv)
 #     /run/pyrt-vm/state = the host's per-run state dir (config, env+command script, rc)
 #     /sys/fs/cgroup   = the only cgroup hierarchy: cgroup2 (the kernel runs with cgroup_no_v1=all)
 # stage 2 (PID 1 in the new root): enable every controller in the root cgroup, run the command
@@ -31,7 +31,7 @@ if [ "$1" != stage2 ]; then
     P9="trans=virtio,version=9p2000.L,msize=262144"
     $BB mkdir -p /state /lower /upper /newroot
     $BB mount -t 9p -o "$P9,cache=none" pyrtstate /state || fatal "cannot mount the state dir"
-    . /state/config        # VM_SHARES (space-separated host paths), VM_HOSTNAME
+    . /state/config        # VM_SHARES ("path=9p-cache-mode ..."), VM_HOSTNAME
     $BB mount -t 9p -o "$P9,cache=loose,ro" hostroot /lower || fatal "cannot mount the host root"
     $BB mount -t tmpfs -o mode=0755 tmpfs /upper || fatal "tmpfs"
     $BB mkdir -p /upper/data /upper/work
@@ -58,9 +58,10 @@ if [ "$1" != stage2 ]; then
     $BB mkdir -p $R/run/pyrt-vm/state $R/run/lock
     $BB mount --move /state $R/run/pyrt-vm/state || fatal "cannot move the state dir"
     n=0
-    for d in $VM_SHARES; do
+    for s in $VM_SHARES; do   # path=cache-mode, parents before children
+        d=${s%=*}
         $BB mkdir -p "$R$d" 2>/dev/null
-        $BB mount -t 9p -o "$P9,cache=${VM_RW_CACHE:-loose}" "pyrtrw$n" "$R$d" || fatal "cannot mount shared dir $d"
+        $BB mount -t 9p -o "$P9,cache=${s##*=}" "pyrtrw$n" "$R$d" || fatal "cannot mount shared dir $d"
         n=$((n + 1))
     done
     $BB cp $BB $R/run/pyrt-vm/busybox

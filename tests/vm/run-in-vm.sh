@@ -31,7 +31,8 @@ PROJECT=$(cd "$HERE/../.." && pwd -P)
 CACHE=${VM_CACHE_DIR:-$PROJECT/.cache/vm}
 GUEST_INIT=$HERE/guest-init.sh
 MODULES="virtio_pci virtio_console virtio_blk virtio_rng 9pnet_virtio 9p overlay"
-T_START=$EPOCHREALTIME
+now() { echo "${EPOCHREALTIME/,/.}"; }   # (some locales print a decimal comma)
+T_START=$(now)
 
 msg() { echo "run-in-vm: $*" >&2; }
 die() { msg "$*"; exit 125; }
@@ -128,9 +129,11 @@ build_initramfs() {   # -> path of the cached initramfs for $KVER
             esac || { rm -rf "$tmp"; return 1; }
             echo "$base" >> "$tmp/lib/modules/order"
         done < <(module_closure $MODULES)
-        (cd "$tmp" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$img.$$" \
-            && mv "$img.$$" "$img" || { rm -rf "$tmp" "$img.$$"; return 1; }
+        if ! (cd "$tmp" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$img.$$"; then
+            rm -rf "$tmp" "$img.$$"; return 1
+        fi
         rm -rf "$tmp"
+        mv "$img.$$" "$img" || return 1
         find "$CACHE" -maxdepth 1 -name "initramfs-$KVER-*" ! -name "${img##*/}" -delete 2>/dev/null
     fi
     echo "$img"
@@ -167,9 +170,9 @@ chmod 0755 "$STATE"
 QPID= ; READERS=()
 cleanup() {
     trap - EXIT INT TERM HUP
-    local p i
+    local p
     if [ -n "$QPID" ] && kill "$QPID" 2>/dev/null; then   # timeout(1) passes the TERM on to qemu
-        for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
             kill -0 "$QPID" 2>/dev/null || break; sleep 0.1
         done
         if kill -0 "$QPID" 2>/dev/null; then pkill -KILL -P "$QPID"; kill -KILL "$QPID" 2>/dev/null; fi
@@ -182,17 +185,22 @@ trap 'msg "interrupted"; exit 130' INT
 trap 'msg "terminated"; exit 143' TERM
 trap 'exit 129' HUP
 
-SHARES=("$PROJECT")
+# Shared read-write at the same path, as "path=9p-cache-mode". cache=mmap reads through to the host
+# (edits made on the host during the run are seen); the venv changes rarely and holds most of what
+# Python imports, so it gets the page cache (cache=loose, about 2x faster imports under TCG).
+SHARES=("$PROJECT=${VM_RW_CACHE:-mmap}")
+[ -d "$PROJECT/.venv" ] && [ "${VM_VENV_CACHE:-loose}" != off ] && SHARES+=("$PROJECT/.venv=${VM_VENV_CACHE:-loose}")
 if [ -n "${VM_RW_DIRS:-}" ]; then
     IFS=: read -r -a extra <<< "$VM_RW_DIRS"
     for d in "${extra[@]}"; do
-        [ -n "$d" ] && { d=$(cd "$d" && pwd -P) || die "VM_RW_DIRS: no such dir: $d"; SHARES+=("$d"); }
+        [ -n "$d" ] && { d=$(cd "$d" && pwd -P) || die "VM_RW_DIRS: no such dir: $d"; SHARES+=("$d=mmap"); }
     done
 fi
-for d in "${SHARES[@]}"; do
-    [[ "$d" =~ ^/[A-Za-z0-9._/+-]*$ ]] || die "shared dir path not supported (use [A-Za-z0-9._/+-]): $d"
+for s in "${SHARES[@]}"; do
+    [[ "$s" =~ ^/[A-Za-z0-9._/+-]*=(mmap|loose|none|fscache)$ ]] \
+        || die "shared dir path or cache mode not supported (paths: [A-Za-z0-9._/+-]): $s"
 done
-printf 'VM_SHARES="%s"\nVM_HOSTNAME=pyrt-vm\nVM_RW_CACHE=%s\n' "${SHARES[*]}" "${VM_RW_CACHE:-loose}" > "$STATE/config"
+printf 'VM_SHARES="%s"\nVM_HOSTNAME=pyrt-vm\n' "${SHARES[*]}" > "$STATE/config"
 
 {
     echo '#!/bin/bash'
@@ -207,6 +215,9 @@ printf 'VM_SHARES="%s"\nVM_HOSTNAME=pyrt-vm\nVM_RW_CACHE=%s\n' "${SHARES[*]}" "$
     [ -n "${HOME:-}" ] || echo 'export HOME=/root'
     [ -n "${PATH:-}" ] || echo 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
     echo 'export PYRUNTIME_TEST_VM=1 TERM=dumb'
+    # compiling (and pytest's assert rewriting) is 20-50x slower under TCG: keep the bytecode
+    # (in the gitignored __pycache__ dirs) even when the host says PYTHONDONTWRITEBYTECODE
+    [ "${VM_WRITE_BYTECODE:-1}" = 1 ] && echo 'unset PYTHONDONTWRITEBYTECODE'
     printf 'cd %q || exit 126\n' "$(pwd -P)"
     printf 'exec'; printf ' %q' "$@"; printf '\n'
 } > "$STATE/command"
@@ -218,7 +229,7 @@ case "${VM_ACCEL:-tcg}" in
     *) die "VM_ACCEL must be tcg or kvm" ;;
 esac
 CMDLINE="console=ttyS0 quiet loglevel=4 panic=-1 oops=panic rdinit=/init cgroup_no_v1=all psi=1"
-CMDLINE+=" random.trust_cpu=on mitigations=off 8250.nr_uarts=1 ${VM_EXTRA_CMDLINE:-}"
+CMDLINE+=" random.trust_cpu=on mitigations=off tsc=reliable no_timer_check 8250.nr_uarts=1 ${VM_EXTRA_CMDLINE:-}"
 
 mkfifo "$STATE/console.fifo" "$STATE/stdout.fifo" "$STATE/stderr.fifo" || die "mkfifo failed"
 QEMU=(qemu-system-x86_64 -nodefaults -no-user-config -display none -no-reboot
@@ -236,8 +247,8 @@ QEMU=(qemu-system-x86_64 -nodefaults -no-user-config -display none -no-reboot
     -device virtio-blk-pci,drive=scratch
     -device virtio-rng-pci)
 n=0
-for d in "${SHARES[@]}"; do
-    QEMU+=(-fsdev "local,id=rw$n,path=$d,security_model=passthrough,multidevs=remap"
+for s in "${SHARES[@]}"; do
+    QEMU+=(-fsdev "local,id=rw$n,path=${s%=*},security_model=passthrough,multidevs=remap"
            -device "virtio-9p-pci,fsdev=rw$n,mount_tag=pyrtrw$n")
     n=$((n + 1))
 done
@@ -249,17 +260,17 @@ cat "$STATE/stderr.fifo" >&2 & READERS+=($!)
 (   # timestamp each console line on the host clock, for the boot-time measurement
     while IFS= read -r line; do
         line=${line%$'\r'}
-        printf '%s %s\n' "$EPOCHREALTIME" "$line" >> "$STATE/console.log"
+        printf '%s %s\n' "${EPOCHREALTIME/,/.}" "$line" >> "$STATE/console.log"
         [ "${VM_VERBOSE:-0}" = 1 ] && printf 'console| %s\n' "$line" >&2
     done < "$STATE/console.fifo"
 ) & READERS+=($!)
 
-T_QEMU=$EPOCHREALTIME
+T_QEMU=$(now)
 timeout --kill-after=10 "${VM_TIMEOUT:-900}" "${QEMU[@]}" < /dev/null > "$STATE/qemu.log" 2>&1 &
 QPID=$!
 wait "$QPID"; QRC=$?
 QPID=
-T_END=$EPOCHREALTIME
+T_END=$(now)
 for p in "${READERS[@]}"; do   # let the readers drain (they see EOF once qemu is gone)
     for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 done
@@ -271,9 +282,8 @@ since() { [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fs", b - a 
 T_CMD=$(mark "command start"); T_CMD_END=$(mark "command end")
 msg "timing: boot $(since "$T_QEMU" "$T_CMD") (qemu start -> command start), command $(since "${T_CMD:-}" "$T_CMD_END"), VM total $(since "$T_QEMU" "$T_END"), prep $(since "$T_START" "$T_QEMU")"
 
-if [ -s "$STATE/rc" ]; then
-    exit "$(cat "$STATE/rc")"
-fi
+RC=$(cat "$STATE/rc" 2>/dev/null)
+[[ "$RC" =~ ^[0-9]+$ ]] && exit "$RC"
 if [ "$QRC" = 124 ] || [ "$QRC" = 137 ]; then
     msg "VM killed after VM_TIMEOUT=${VM_TIMEOUT:-900}s (hung guest or command too slow)"
     RC=124

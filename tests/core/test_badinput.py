@@ -1,0 +1,129 @@
+"""Bad input: a clear error naming the field or step, exit 1, JSON in --log, and nothing left behind
+(no state dir, no mount, no cgroup, no process)."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+
+def leftovers(rt, cid, cgname: str | None = None) -> list[str]:
+    """What this test's container could have left: its state dir, a mount naming its root, its cgroup,
+    a process in its cgroup (other engineers' containers may run at the same time: only ours count)."""
+    out = []
+    if os.path.exists(os.path.join(rt.root, cid)):
+        out.append("state dir")
+    with open("/proc/self/mountinfo") as f:
+        if any(rt.root in line for line in f):
+            out.append("mount")
+    if cgname:
+        from conftest import CG_PARENT, _cgroup_dirs
+        if _cgroup_dirs(os.path.join(CG_PARENT, cgname)):
+            out.append("cgroup")
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    if cgname in open(f"/proc/{p}/cgroup").read():
+                        out.append(f"process {p}")
+                except OSError:
+                    pass
+    return out
+
+
+def fails(rt, args, cid, expect: str, tmp_path, bundle: str | None = None) -> None:
+    log = str(tmp_path / "log.json")
+    cp = rt(*args, check=False, log=log)
+    assert cp.returncode == 1, cp
+    assert expect in cp.stderr.decode(), cp.stderr.decode()
+    last = json.loads(open(log).read().splitlines()[-1])
+    assert last["level"] == "error" and expect in last["msg"] and last["time"]
+    cgname = None
+    if bundle:
+        cgname = json.load(open(os.path.join(bundle, "config.json")))["linux"]["cgroupsPath"].split("/", 1)[1]
+    assert leftovers(rt, cid, cgname) == []
+
+
+CASES = {
+    "unknown namespace": (lambda c: c["linux"]["namespaces"].append({"type": "pdi"}),
+                          'config.json: linux.namespaces[6].type: unknown namespace "pdi"'),
+    "args missing": (lambda c: c["process"].pop("args"), "config.json: process.args: is required"),
+    "args not strings": (lambda c: c["process"].__setitem__("args", ["sh", 3]),
+                         "config.json: process.args[1]: must be a string"),
+    "relative cwd": (lambda c: c["process"].__setitem__("cwd", "tmp"),
+                     "config.json: process.cwd: 'tmp' must be an absolute path"),
+    "bad rlimit": (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_FOO", "soft": 1, "hard": 1}),
+                   'config.json: process.rlimits[1].type: unknown rlimit "RLIMIT_FOO"'),
+    "soft above hard": (lambda c: c["process"]["rlimits"].__setitem__(0, {"type": "RLIMIT_NOFILE",
+                                                                           "soft": 9, "hard": 8}),
+                        "config.json: process.rlimits[0]: soft limit 9 is above the hard limit 8"),
+    "unknown capability": (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_FLY"),
+                           'config.json: process.capabilities.bounding[3]: unknown capability "CAP_FLY"'),
+    "hostname without uts": (lambda c: c["linux"].__setitem__(
+        "namespaces", [n for n in c["linux"]["namespaces"] if n["type"] != "uts"]),
+        "config.json: hostname: cannot set a hostname without a private UTS namespace"),
+    "missing rootfs": (lambda c: c["root"].__setitem__("path", "/no/such/rootfs"),
+                       "root.path: /no/such/rootfs: no such directory"),
+    "missing executable": (lambda c: c["process"].__setitem__("args", ["/no/such/binary"]),
+                           "exec: /no/such/binary: no such file or directory"),
+    "not in PATH": (lambda c: c["process"].__setitem__("args", ["nosuchprog"]),
+                    'exec: "nosuchprog": executable file not found in $PATH'),
+    "bad sysctl": (lambda c: c["linux"].__setitem__("sysctl", {"vm.swappiness": "1"}),
+                   "config.json: linux.sysctl.vm.swappiness: sysctl is not in a separate kernel namespace"),
+    "bad bind source": (lambda c: c["mounts"].append({"destination": "/x", "type": "bind",
+                                                      "source": "/no/such/src", "options": ["bind"]}),
+                        "mounts[7].source: /no/such/src: no such file or directory"),
+    "bad device type": (lambda c: c["linux"].__setitem__("devices", [{"path": "/dev/q", "type": "z"}]),
+                        'config.json: linux.devices[0].type: unknown device type "z"'),
+    "failing mount": (lambda c: c["mounts"].append({"destination": "/mnt", "type": "nosuchfs",
+                                                    "source": "x"}),
+                      "mount x (nosuchfs) to /mnt: no such device"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_bad_config(rt, make_bundle, tmp_path, case, cmd):
+    edit, expect = CASES[case]
+    b = make_bundle(["true"], edit=edit)
+    fails(rt, [cmd, "--bundle", b, "bad"], "bad", expect, tmp_path, b)
+
+
+def test_malformed_json(rt, tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    fails(rt, ["create", "--bundle", str(tmp_path), "m"], "m", "config.json: (document): invalid JSON", tmp_path)
+
+
+def test_missing_bundle(rt, tmp_path):
+    fails(rt, ["create", "--bundle", "/no/such/bundle", "m"], "m", "bundle: /no/such/bundle: no such directory",
+          tmp_path)
+
+
+def test_missing_config(rt, tmp_path):
+    fails(rt, ["create", "--bundle", str(tmp_path), "m"], "m", "config.json: ", tmp_path)
+
+
+@pytest.mark.parametrize("cid", ["../x", "a/b", "", ".", "-x"])
+def test_bad_ids(rt, make_bundle, tmp_path, cid):
+    fails(rt, ["create", "--bundle", make_bundle(), "--", cid] if cid.startswith("-") else
+          ["create", "--bundle", make_bundle(), cid], cid or "none", "container id", tmp_path)
+
+
+def test_duplicate_id(rt, make_bundle, tmp_path):
+    b = make_bundle(["sleep", "30"])
+    rt("create", "--bundle", b, "d")
+    cp = rt("create", "--bundle", b, "d", check=False)
+    assert cp.returncode == 1 and b"already exists" in cp.stderr
+    assert rt.state("d")["status"] == "created"       # the existing one is untouched
+
+
+def test_unknown_container(rt, tmp_path):
+    for cmd in (["state"], ["start"], ["kill"], ["delete"], ["exec"]):
+        args = cmd + ["ghost"] + (["true"] if cmd == ["exec"] else [])
+        cp = rt(*args, check=False)
+        assert cp.returncode == 1 and b"container ghost does not exist" in cp.stderr, (cmd, cp.stderr)
+
+
+def test_terminal_without_console_socket(rt, make_bundle, tmp_path):
+    b = make_bundle(edit=lambda c: c["process"].__setitem__("terminal", True))
+    fails(rt, ["create", "--bundle", b, "t"], "t", "cannot allocate tty", tmp_path)

@@ -1,0 +1,128 @@
+"""process.* and namespaces: env, cwd, user/groups, umask, rlimits, hostname, sysctl, oomScoreAdj,
+fds (no runtime fd leaks; --preserve-fds), the console socket, joining namespaces by path, user ns."""
+from __future__ import annotations
+
+import array
+import os
+import socket
+import subprocess
+import threading
+
+
+def test_process_fields(rt, make_bundle):
+    def edit(c):
+        p = c["process"]
+        p["env"] = ["PATH=/bin", "FOO=bar baz"]
+        p["cwd"] = "/tmp"
+        p["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [5, 7], "umask": 0o027}
+        p["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}]
+        p["oomScoreAdj"] = 333
+        c["hostname"] = "box"
+        c["domainname"] = "example.org"
+        c["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"}
+    out = rt.out("run", "--bundle", make_bundle(["sh", "-c", "echo $FOO; pwd; id -u; id -g; id -G; umask; "
+                 "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; hostname; cat /proc/sys/kernel/domainname; "
+                 "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni"], edit=edit), "p")
+    assert out.splitlines() == ["bar baz", "/tmp", "1000", "1000", "1000 5 7", "0027", "256", "512", "333", "box",
+                                "example.org", "1", "1234"]
+
+
+def test_no_runtime_fd_leaks(rt, make_bundle):
+    out = rt.out("run", "--bundle", make_bundle(["sh", "-c", "ls /proc/$$/fd"]), "fd")
+    assert out.split() == ["0", "1", "2"]
+
+
+def test_preserve_fds(rt, make_bundle, tmp_path):
+    f = tmp_path / "extra"
+    f.write_text("passed-through\n")
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        cp = subprocess.run([rt.binary, "--root", rt.root, "run", "--preserve-fds", "1", "--bundle",
+                             make_bundle(["sh", "-c", "cat <&3; ls /proc/$$/fd"]), "pf"],
+                            pass_fds=(fd,) if fd == 3 else (), stdin=subprocess.DEVNULL, capture_output=True,
+                            preexec_fn=(lambda: os.dup2(fd, 3)) if fd != 3 else None, timeout=30)
+    finally:
+        os.close(fd)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.decode().split() == ["passed-through", "0", "1", "2", "3"]
+
+
+def test_console_socket(rt, make_bundle, tmp_path):
+    """process.terminal: the pty master arrives over the console socket (SCM_RIGHTS) and is the
+    container's controlling terminal."""
+    path = str(tmp_path / "console.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    got = {}
+
+    def accept():
+        conn, _ = srv.accept()
+        fds = array.array("i")
+        msg, anc, _, _ = conn.recvmsg(256, socket.CMSG_SPACE(fds.itemsize))
+        for _lvl, _typ, data in anc:
+            fds.frombytes(data[:fds.itemsize])
+        got["name"], got["fd"] = msg.decode(), fds[0]
+        conn.close()
+    t = threading.Thread(target=accept)
+    t.start()
+    b = make_bundle(["sh", "-c", "tty; echo hi-from-tty; sleep 2"],
+                    edit=lambda c: c["process"].__setitem__("terminal", True))
+    rt("create", "--console-socket", path, "--bundle", b, "tty")
+    t.join(10)
+    srv.close()
+    assert got["name"].startswith("/dev/pts/")
+    rt("start", "tty")
+    data = b""
+    master = got["fd"]
+    while b"hi-from-tty" not in data:
+        chunk = os.read(master, 1024)
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    assert b"/dev/pts/0" in data and b"hi-from-tty" in data
+
+
+def test_join_namespace_by_path(rt, make_bundle):
+    rt("run", "-d", "--bundle", make_bundle(["sleep", "30"], edit=lambda c: c.__setitem__("hostname", "a")), "ns-a")
+    pid = rt.state("ns-a")["pid"]
+
+    def edit(c):
+        for ns in c["linux"]["namespaces"]:
+            if ns["type"] in ("network", "uts", "ipc"):
+                ns["path"] = f"/proc/{pid}/ns/{ {'network': 'net'}.get(ns['type'], ns['type']) }"
+        c.pop("hostname")
+    out = rt.out("run", "--bundle", make_bundle(["sh", "-c", "hostname; readlink /proc/self/ns/net"], edit=edit), "ns-b")
+    assert out.split() == ["a", os.readlink(f"/proc/{pid}/ns/net")]
+
+
+def test_pid_namespace_join_by_path(rt, make_bundle):
+    rt("run", "-d", "--bundle", make_bundle(["sleep", "30"]), "pa")
+    pid = rt.state("pa")["pid"]
+
+    def edit(c):
+        for ns in c["linux"]["namespaces"]:
+            if ns["type"] == "pid":
+                ns["path"] = f"/proc/{pid}/ns/pid"
+    out = rt.out("run", "--bundle", make_bundle(["sh", "-c", "cat /proc/1/comm"], edit=edit), "pb")
+    assert out.strip() == "sleep"
+
+
+def test_user_namespace_maps(rt, make_bundle, tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    os.chmod(share, 0o777)
+
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["mounts"].append({"destination": "/share", "type": "bind", "source": str(share), "options": ["bind"]})
+    out = rt.out("run", "--bundle", make_bundle(["sh", "-c", "id -u; cat /proc/self/uid_map; touch /share/f; "
+                                                 "ls -l /dev/null"], edit=edit), "u")
+    lines = out.splitlines()
+    assert lines[0] == "0"
+    assert lines[1].split() == ["0", "100000", "65536"]
+    st = os.stat(share / "f")
+    assert (st.st_uid, st.st_gid) == (100000, 100000)

@@ -1,0 +1,1 @@
+"""Tests of the image module (pyruntime image ..., pyruntime.image.make_bundle)."""
