@@ -136,6 +136,11 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
 
     opts = opts or CreateOptions()
     state.validate_id(cid)
+    for fd in range(3, 3 + opts.preserve_fds):
+        try:
+            os.fstat(fd)      # else our own fds would land there and be "preserved" into the container
+        except OSError:
+            raise RuntimeFailure(f"--preserve-fds: fd {fd} is not open") from None
     bundle = os.path.abspath(bundle)
     if not os.path.isdir(bundle):
         raise RuntimeFailure("no such directory", step="bundle", path=bundle)

@@ -11,8 +11,6 @@ import json
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Iterator
 
 from .errors import ContainerNotFound, RuntimeFailure
 
@@ -20,20 +18,28 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
 FIFO = "exec.sock"   # see container.EXEC_SOCK
 
 
-@dataclass
+_FIELDS = ("id", "pid", "start_time", "bundle", "created", "annotations", "owner", "rootfs", "cgroup", "owned",
+           "config", "ocispec")
+
+
 class State:
-    id: str
-    pid: int
-    start_time: int            # field 22 of /proc/PID/stat at create
-    bundle: str
-    created: str               # RFC 3339
-    annotations: dict = field(default_factory=dict)
-    owner: str = ""
-    rootfs: str = ""
-    cgroup: dict = field(default_factory=dict)     # the cgroup manager's own description (to_state)
-    owned: dict = field(default_factory=dict)      # extra things to undo on delete (image bundle, netdevices)
-    config: dict = field(default_factory=dict)     # parts of config.json later commands need (hooks, process)
-    ocispec: str = ""
+    """One container's record.  A plain class, not a dataclass: importing dataclasses costs ~15 ms
+    (inspect, ast), paid on every `state`/`kill`/`delete` a shim makes."""
+
+    __slots__ = _FIELDS
+
+    def __init__(self, id: str, pid: int, start_time: int, bundle: str, created: str,
+                 annotations: dict | None = None, owner: str = "", rootfs: str = "", cgroup: dict | None = None,
+                 owned: dict | None = None, config: dict | None = None, ocispec: str = "") -> None:
+        self.id, self.pid, self.start_time, self.bundle, self.created = id, pid, start_time, bundle, created
+        self.annotations = annotations or {}     # config.json annotations
+        self.owner, self.rootfs, self.ocispec = owner, rootfs, ocispec
+        self.cgroup = cgroup or {}               # the cgroup manager's own description (to_state)
+        self.owned = owned or {}                 # extra things to undo on delete (image bundle, netdevices)
+        self.config = config or {}               # config.json, for exec and the hooks of later commands
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in _FIELDS}
 
 
 def validate_id(cid: str) -> None:
@@ -58,14 +64,14 @@ def load(root: str, cid: str) -> State:
         raise ContainerNotFound(cid) from None
     except (OSError, ValueError) as e:
         raise RuntimeFailure(f"cannot read state: {e}", step="state", path=path) from None
-    return State(**{k: v for k, v in data.items() if k in State.__dataclass_fields__})
+    return State(**{k: v for k, v in data.items() if k in _FIELDS})
 
 
 def save(root: str, st: State) -> None:
     d = container_dir(root, st.id)
     tmp = os.path.join(d, ".state.json.tmp")
     with open(tmp, "w") as f:
-        json.dump(asdict(st), f)
+        json.dump(st.to_dict(), f)
     os.rename(tmp, os.path.join(d, "state.json"))
 
 
@@ -78,7 +84,7 @@ def list_ids(root: str) -> list[str]:
 
 
 @contextmanager
-def locked(root: str, cid: str, create: bool = False) -> Iterator[str]:
+def locked(root: str, cid: str, create: bool = False) -> "Iterator[str]":  # noqa: F821 (no typing import: start-up)
     """Serialise commands on one container (flock on ``<dir>/lock``); yields the container dir."""
     d = container_dir(root, cid)
     if create:
