@@ -19,6 +19,33 @@ def _cdef_text(path: str) -> str:
         return "".join(line for line in f if not line.lstrip().startswith("#"))
 
 
+def _embed_trampoline(build_dir: str) -> None:
+    """Compile trampoline/trampoline.c (static, no libc) and write it as a C array header; on other
+    architectures write an empty one (the core then execs the user program directly)."""
+    import platform
+    import subprocess
+    os.makedirs(build_dir, exist_ok=True)
+    hdr = os.path.join(build_dir, "trampoline_bin.h")
+    data = b""
+    if platform.machine() == "x86_64":
+        out = os.path.join(build_dir, "trampoline")
+        subprocess.run(["gcc", "-static", "-nostdlib", "-nostartfiles", "-Os", "-fno-stack-protector",
+                        "-fno-pie", "-no-pie", "-Wl,--build-id=none", "-o", out,
+                        os.path.join(HERE, "trampoline", "trampoline.c")], check=True)
+        subprocess.run(["strip", out], check=True)
+        with open(out, "rb") as f:
+            data = f.read()
+    body = ",".join(str(b) for b in data) or "0"
+    text = (f"static const unsigned char pyrt_trampoline[] = {{{body}}};\n"
+            f"static const size_t pyrt_trampoline_len = {len(data)};\n")
+    if not os.path.exists(hdr) or open(hdr).read() != text:
+        with open(hdr, "w") as f:
+            f.write(text)
+
+
+BUILD = os.path.join(os.path.dirname(HERE), "build")
+_embed_trampoline(BUILD)
+
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef_text(os.path.join(HERE, "pyrt.h")))
 for extra in sorted(glob.glob(os.path.join(HERE, "cdef", "*.h"))):
@@ -30,7 +57,7 @@ ffibuilder.set_source(
     '#include "common.h"\n' + "".join(
         f'#include "cdef/{os.path.basename(h)}"\n' for h in sorted(glob.glob(os.path.join(HERE, "cdef", "*.h")))),
     sources=[os.path.relpath(s) if not os.path.isabs(s) else s for s in _sources],
-    include_dirs=[HERE],
+    include_dirs=[HERE, BUILD],
     libraries=["seccomp"],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-D_GNU_SOURCE", "-std=gnu11"],
 )

@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/mman.h>
+#include "trampoline_bin.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -198,8 +200,8 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
         umask(022);
 
     {
-        int keep[2] = { fd, p->fifo_fd };
-        if (close_fds(p, keep, 2, err, sizeof err) < 0)
+        int keep[3] = { fd, p->fifo_fd, p->trampoline_fd };
+        if (close_fds(p, keep, 3, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
     }
     if (p->cwd && chdir(p->cwd) < 0)
@@ -227,12 +229,54 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     }
     if (p->seccomp_len && !seccomp_done && pyrt_load_seccomp(p, &listener, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
-    execve(exec_path, p->argv, p->envp);
+    if (p->trampoline_fd >= 0) {
+        int argc = 0;
+        while (p->argv[argc])
+            argc++;
+        {
+            char *targv[argc + 3];          /* on the stack: no allocation after clone */
+            targv[0] = "pyruntime-exec";
+            targv[1] = exec_path;
+            memcpy(targv + 2, p->argv, sizeof(char *) * (size_t)(argc + 1));
+            syscall(SYS_execveat, p->trampoline_fd, "", targv, p->envp, AT_EMPTY_PATH);
+        }
+    } else {
+        execve(exec_path, p->argv, p->envp);
+    }
     pyrt_fail(err, sizeof err, errno, "exec: %s", exec_path);
     pyrt_child_die(fd, errno, err);
 }
 
 /* ---------------------------------------------------------------- parent */
+
+/* A sealed, anonymous copy of the exec trampoline (see trampoline/trampoline.c); -1 if none. */
+static int sealed_trampoline(char *err, size_t errlen)
+{
+    size_t off = 0;
+    int fd;
+
+    if (pyrt_trampoline_len == 0)
+        return -1;
+    fd = memfd_create("pyruntime-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return pyrt_fail(err, errlen, errno, "memfd_create for the exec trampoline");
+    while (off < pyrt_trampoline_len) {
+        ssize_t n = write(fd, pyrt_trampoline + off, pyrt_trampoline_len - off);
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            return pyrt_fail(err, errlen, e, "write the exec trampoline");
+        }
+        off += (size_t)n;
+    }
+    if (fchmod(fd, 0555) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+        int e = errno;
+        close(fd);
+        return pyrt_fail(err, errlen, e, "seal the exec trampoline");
+    }
+    return fd;
+}
 
 static long do_clone(const struct pyrt_plan *p)
 {
@@ -269,8 +313,15 @@ int pyrt_spawn(struct pyrt_plan *p, int *parent_fd, char *err, size_t errlen)
     int sv[2], own_pid = -1, own_time = -1, rc;
     long pid;
 
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return pyrt_fail(err, errlen, errno, "socketpair");
+    p->trampoline_fd = sealed_trampoline(err, errlen);
+    if (p->trampoline_fd < -1)
+        return p->trampoline_fd;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        rc = pyrt_fail(err, errlen, errno, "socketpair");
+        if (p->trampoline_fd >= 0)
+            close(p->trampoline_fd);
+        return rc;
+    }
     p->sync_fd = sv[1];
     /* pid and time namespaces apply to children: enter them for the clone only. */
     if (p->pidns_fd >= 0) {
@@ -313,6 +364,8 @@ fail:
         close(own_time);
     }
     close(sv[1]);
+    if (p->trampoline_fd >= 0)
+        close(p->trampoline_fd);
     if (rc < 0) {
         close(sv[0]);
         return rc;

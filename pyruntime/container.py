@@ -165,9 +165,6 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     hooks_ran = False
     try:
         with state.locked(root, cid):
-            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot)
-            for w in warnings:
-                log.warning(w)
             linux = cfg.get("linux", {})
             hooks = cfg.get("hooks", {}) or {}
             # cgroup first: the init is placed in it before it runs anything of the user's
@@ -175,6 +172,9 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             mgr.create()
             undo.push(mgr.destroy)
             mgr.apply(linux.get("resources", {}) or {})
+            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state())
+            for w in warnings:
+                log.warning(w)
             cgfd = mgr.clone_fd()
             if cgfd is not None:
                 p.fds.append(cgfd)

@@ -130,31 +130,38 @@ def _host_cgroup_mounts() -> list[tuple[str, str, str]]:
     return out
 
 
-def _cgroup_mounts(dest: str, flags: int, new_cgroupns: bool) -> list[tuple]:
-    """A ``cgroup`` mount expanded for this host: cgroup2 where that is all there is; on v1/hybrid a
-    tmpfs with one mount per hierarchy (fresh mounts show the cgroup namespace's root)."""
+def _cgroup_mounts(dest: str, flags: int, new_cgroupns: bool, cg: dict) -> list[tuple]:
+    """A ``cgroup`` mount expanded for this host, showing the container its own cgroup only (runc):
+    with a new cgroup namespace, fresh mounts (their root is the namespace's root); without one, binds
+    of the container's own cgroup directories.  v1/hybrid: a tmpfs holding one entry per hierarchy,
+    made read-only afterwards when the mount asks for ro.  ``unified`` is not exposed on hybrid hosts."""
     host = _host_cgroup_mounts()
     base = [m for m in host if m[0] == "/sys/fs/cgroup"]
+    paths = cg.get("paths") or {}
     if base and base[0][1] == "cgroup2":
-        return [("cgroup2", dest, "cgroup2", flags, "", 0)]
-    if not new_cgroupns:
-        return [("/sys/fs/cgroup", dest, None, flags | MS["bind"] | MS["rec"], "", 0)]
-    out = [("tmpfs", dest, "tmpfs", MS["nosuid"] | MS["nodev"] | MS["noexec"], "mode=755", 0)]
+        own = cg.get("path") or paths.get("unified")
+        if new_cgroupns or not own:
+            return [("cgroup2", dest, "cgroup2", flags, "", 0)]
+        return [(own, dest, None, flags | MS["bind"], "", 0)]
+    safe = MS["nosuid"] | MS["nodev"] | MS["noexec"]
+    out = [("tmpfs", dest, "tmpfs", safe, "mode=755", 0)]
     for point, fstype, sopts in host:
-        if not point.startswith("/sys/fs/cgroup/"):
+        name = point[len("/sys/fs/cgroup/"):] if point.startswith("/sys/fs/cgroup/") else ""
+        if not name or "/" in name or fstype != "cgroup":
             continue
-        name = point[len("/sys/fs/cgroup/"):]
-        if "/" in name:
-            continue
-        if fstype == "cgroup2":
-            out.append(("cgroup2", f"{dest}/{name}", "cgroup2", flags, "", 0))
-        else:
+        if new_cgroupns:
             keep = [o for o in sopts.split(",") if o not in ("rw", "ro")]
-            out.append(("cgroup", f"{dest}/{name}", "cgroup", flags, ",".join(keep), 0))
+            out.append(("cgroup", f"{dest}/{name}", "cgroup", flags | safe, ",".join(keep), 0))
+            continue
+        own = next((d for d in paths.values() if d == point or d.startswith(point + "/")), None)
+        if own:
+            out.append((own, f"{dest}/{name}", None, flags | safe | MS["bind"], "", 0))
+    if flags & MS["ro"]:
+        out.append(("tmpfs", dest, "tmpfs", MS["remount"] | MS["ro"] | safe, "mode=755", 0))
     return out
 
 
-def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool) -> None:
+def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg: dict) -> None:
     mounts: list[tuple] = []   # (source, dest, fstype|None for bind, flags, data, propagation)
     for i, m in enumerate(cfg.get("mounts", [])):
         dest = os.path.normpath(m["destination"])
@@ -170,7 +177,7 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool) -> 
                 raise RuntimeFailure("no such file or directory", step=f"mounts[{i}].source", path=src)
             mounts.append((src, dest, None, flags, data, prop))
         elif mtype == "cgroup":
-            mounts.extend(_cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None))
+            mounts.extend(_cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None, cg))
         elif mtype == "sysfs" and in_userns and "network" not in nss:
             # sysfs cannot be mounted in a user namespace that does not own the network namespace
             mounts.append(("/sys", dest, None, flags | MS["bind"] | MS["rec"], "", prop))
@@ -278,7 +285,8 @@ def fill_procattrs(p: Plan, cfg: dict) -> None:
     procattrs.fill(p.c, ffi, cfg, p.keep)
 
 
-def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False) -> tuple[Plan, list[str]]:
+def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict | None = None
+                 ) -> tuple[Plan, list[str]]:
     """The plan for a new container (namespaces, rootfs, process)."""
     from . import spec
     p = Plan()
@@ -303,7 +311,7 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False) -> tuple[Pla
         c.no_pivot = int(no_pivot)
         if "mount" not in nss:
             raise ConfigError("linux.namespaces", "a mount namespace is required to set up the rootfs")
-        fill_mounts(p, cfg, bundle, nss, in_userns)
+        fill_mounts(p, cfg, bundle, nss, in_userns, cgroup or {})
         fill_devices(p, cfg, in_userns)
         masked = linux.get("maskedPaths", []) or []
         ro = linux.get("readonlyPaths", []) or []
