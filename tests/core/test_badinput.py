@@ -18,7 +18,7 @@ def leftovers(rt, cid, cgname: str | None = None) -> list[str]:
         if any(rt.root in line for line in f):
             out.append("mount")
     if cgname:
-        from conftest import CG_PARENT, _cgroup_dirs
+        from pyrt_testenv import CG_PARENT, _cgroup_dirs
         if _cgroup_dirs(os.path.join(CG_PARENT, cgname)):
             out.append("cgroup")
         for p in os.listdir("/proc"):

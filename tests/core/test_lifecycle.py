@@ -167,6 +167,6 @@ def test_exec(rt, make_bundle):
 
 def test_version():
     import subprocess
-    from conftest import LAUNCHER
+    from pyrt_testenv import LAUNCHER
     out = subprocess.run([LAUNCHER, "--version"], capture_output=True, text=True).stdout
     assert out.startswith("pyruntime version ") and "\nspec: " in out

@@ -7,7 +7,7 @@ import shutil
 import stat
 
 import pytest
-from conftest import ROOTFS
+from pyrt_testenv import ROOTFS
 
 
 def run_out(rt, b, cid="r", *extra) -> str:

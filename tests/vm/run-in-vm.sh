@@ -18,8 +18,10 @@
 #              (the guest console tail is printed); 77 = --check: VM not usable here.
 #
 # Knobs: VM_TIMEOUT=900 (s, whole VM)  VM_MEM=2G  VM_CPUS=2  VM_ACCEL=tcg|kvm  VM_VERBOSE=1 (console
-#        on stderr)  VM_CONSOLE_LOG=file  VM_RW_DIRS=a:b  VM_PASS_ENV="A B"  VM_KVER=<uname -r>
-#        VM_CACHE_DIR=<project>/.cache/vm  VM_EXTRA_CMDLINE=...  VM_QEMU_ARGS=...
+#        on stderr)  VM_CONSOLE_LOG=file  VM_RW_DIRS=a:b (more rw dirs)  VM_PASS_ENV="A B"
+#        VM_KVER=<uname -r>  VM_CACHE_DIR=<project>/.cache/vm  VM_EXTRA_CMDLINE=...  VM_QEMU_ARGS=...
+#        VM_RW_CACHE=mmap (9p cache mode of the project dir)  VM_VENV_CACHE=loose|off (its .venv)
+#        VM_WRITE_BYTECODE=1 (unset PYTHONDONTWRITEBYTECODE in the guest; 0 = pass it through)
 #
 # Why TCG: /dev/kvm on the CI machines is a paravirtual (PVM) device that cannot boot stock kernels.
 # Boot speed tricks: the uncompressed vmlinux is extracted once (cached) and booted via PVH (no
