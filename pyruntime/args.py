@@ -29,7 +29,8 @@ class _Arg:
     __slots__ = ("names", "dest", "action", "type", "default", "choices", "nargs", "help", "positional")
 
     def __init__(self, names: tuple[str, ...], action: str = "store", type=None, default=None, choices=None,
-                 nargs=None, help: str = "", dest: str | None = None) -> None:
+                 nargs=None, help: str = "", dest: str | None = None, metavar: str | None = None,
+                 required: bool = False) -> None:
         self.names = names
         self.positional = not names[0].startswith("-")
         long = next((n for n in names if n.startswith("--")), names[0])
@@ -96,7 +97,7 @@ class ArgumentParser:
             if w == "--":
                 only_positional = True
                 continue
-            if w in ("-h", "--help"):
+            if w in ("-h", "--help") and w not in self._opts:
                 raise UsageError(self.usage())
             name, eq, inline = w.partition("=") if w.startswith("--") else (w, "", "")
             a = self._opts.get(name)

@@ -10,9 +10,9 @@ so ``pyruntime state`` never imports what ``create`` needs.
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
+
+from . import args as argparse   # the lean parser; `image` asks for the real one (FULL_ARGPARSE)
 
 # name -> module under pyruntime.commands (aliases share a module)
 COMMANDS: dict[str, str] = {
@@ -55,24 +55,35 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    gp = _global_parser()
-    g = gp.parse_args(argv)
+    try:
+        g = _global_parser().parse_args(argv)
+    except argparse.UsageError as e:
+        sys.stderr.write(f"{e}\n")
+        return 2
     from . import log
     log.configure(g.log, g.log_format, g.debug)
     if g.version:
         sys.stdout.write(version_text())
         return 0
-    if not g.command or (g.help and not g.command):
+    if not g.command:
         (sys.stdout if g.help else sys.stderr).write(_usage())
         return 0 if g.help else 1
     modname = COMMANDS.get(g.command)
     if modname is None:
         log.error(f"No help topic for '{g.command}'")
         return 1
-    mod = importlib.import_module(f"pyruntime.commands.{modname}")
-    sp = argparse.ArgumentParser(prog=f"pyruntime {g.command}", description=getattr(mod, "HELP", ""))
+    mod = __import__(f"pyruntime.commands.{modname}", fromlist=["run"])
+    if getattr(mod, "FULL_ARGPARSE", False):
+        import argparse as full
+        sp = full.ArgumentParser(prog=f"pyruntime {g.command}", description=getattr(mod, "HELP", ""))
+    else:
+        sp = argparse.ArgumentParser(prog=f"pyruntime {g.command}", description=getattr(mod, "HELP", ""))
     mod.configure(sp)
-    args = sp.parse_args(g.rest)
+    try:
+        args = sp.parse_args(g.rest)
+    except argparse.UsageError as e:
+        sys.stderr.write(f"{e}\n")
+        return 0 if str(e).startswith("usage:") else 2
     args.root, args.systemd_cgroup, args.debug = g.root, g.systemd_cgroup, g.debug
     args.log, args.log_format, args.command = g.log, g.log_format, g.command
     from .errors import RuntimeFailure

@@ -7,8 +7,8 @@ rlimits and NNP unless overridden, and is non-dumpable until execve (no host exe
 """
 from __future__ import annotations
 
+import _socket as socket   # see container.py
 import os
-import socket
 
 from . import state
 from .errors import RuntimeFailure

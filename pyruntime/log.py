@@ -5,7 +5,6 @@ error message, so every failure goes there as well as to stderr.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -29,6 +28,7 @@ def _write(level: str, msg: str) -> None:
     if not _path:
         return
     if _fmt == "json":
+        import json
         line = json.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
     else:
         line = f'time="{_now()}" level={level} msg="{msg}"\n'

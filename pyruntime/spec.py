@@ -7,7 +7,6 @@ container's namespaces).  Host-dependent checks (does a path exist) happen in pl
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -62,9 +61,16 @@ def load(bundle: str) -> dict:
         raise RuntimeFailure("no such file or directory", step="config.json", path=path) from None
     except OSError as e:
         raise RuntimeFailure.from_os(e, "config.json", path) from None
+    from . import fastjson
     try:
-        cfg = json.loads(raw)
-    except ValueError as e:
+        cfg = fastjson.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        import json      # only to word the error: line and column
+        try:
+            json.loads(raw)
+            e: Exception = ValueError("malformed")
+        except ValueError as err:
+            e = err
         raise ConfigError("(document)", f"invalid JSON: {e}") from None
     validate(cfg)
     return cfg

@@ -7,14 +7,14 @@ have the start time recorded at create, so a reused pid is never taken for the c
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import re
 from contextlib import contextmanager
 
+from . import fastjson as json
 from .errors import ContainerNotFound, RuntimeFailure
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
+_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_CHARS = _ID_FIRST | frozenset("_.+-")
 FIFO = "exec.sock"   # see container.EXEC_SOCK
 
 
@@ -45,7 +45,7 @@ class State:
 def validate_id(cid: str) -> None:
     if not cid:
         raise RuntimeFailure("container id cannot be empty")
-    if not _ID_RE.match(cid) or cid in (".", ".."):
+    if len(cid) > 1024 or cid[0] not in _ID_FIRST or not _ID_CHARS.issuperset(cid):
         raise RuntimeFailure(f"invalid container id format: {cid!r} (letters, digits and _.+- only, "
                              "not starting with a punctuation mark)")
 
@@ -59,7 +59,7 @@ def load(root: str, cid: str) -> State:
     path = os.path.join(container_dir(root, cid), "state.json")
     try:
         with open(path) as f:
-            data = json.load(f)
+            data = json.loads(f.read())
     except FileNotFoundError:
         raise ContainerNotFound(cid) from None
     except (OSError, ValueError) as e:
@@ -71,7 +71,7 @@ def save(root: str, st: State) -> None:
     d = container_dir(root, st.id)
     tmp = os.path.join(d, ".state.json.tmp")
     with open(tmp, "w") as f:
-        json.dump(st.to_dict(), f)
+        f.write(json.dumps(st.to_dict()))
     os.rename(tmp, os.path.join(d, "state.json"))
 
 

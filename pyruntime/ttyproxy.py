@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import array
 import os
+import _signal as signal
+import _socket as socket
 import select
-import signal
-import socket
 import sys
 
 
-def console_pair() -> tuple[socket.socket, socket.socket]:
+def console_pair() -> "tuple[socket.socket, socket.socket]":
     """(ours, theirs): theirs is handed to the C core as the console socket."""
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 

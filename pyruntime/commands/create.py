@@ -1,7 +1,7 @@
 """pyruntime create: set the container up and leave its init waiting for `start`."""
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 
 HELP = "create a container"
 

@@ -1,7 +1,7 @@
 """pyruntime delete [--force] ID."""
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 
 HELP = "delete a container and everything it owned"
 

@@ -7,7 +7,7 @@ container stops.
 """
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import json
 import re
 import sys

@@ -1,7 +1,7 @@
 """pyruntime exec: run a process in a running container (runc's flags)."""
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import copy
 import json
 

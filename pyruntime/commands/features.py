@@ -4,7 +4,7 @@ No flags, like runc: clients run it once to learn what config.json may contain.
 """
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import json
 import sys
 

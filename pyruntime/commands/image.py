@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+# sub-subcommands need the real argparse; image is not on a shim's hot path
+FULL_ARGPARSE = True
 HELP = "unpack, list and inspect OCI image layouts and archives"
 
 

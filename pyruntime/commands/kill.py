@@ -1,7 +1,7 @@
 """pyruntime kill ID [SIGNAL]: signal names with or without SIG, or numbers; default SIGTERM."""
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import signal
 
 from ..errors import RuntimeFailure

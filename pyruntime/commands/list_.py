@@ -1,7 +1,7 @@
 """pyruntime list [--format table|json] [-q]."""
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import json
 import sys
 

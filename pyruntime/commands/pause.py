@@ -5,7 +5,7 @@ never races still-running tasks.
 """
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 
 HELP = "pause all processes inside the container"
 

@@ -5,7 +5,7 @@ json is a bare array of host pids (containerd's runc shim parses exactly that); 
 """
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import json
 import subprocess
 import sys

@@ -1,7 +1,7 @@
 """``pyruntime resume ID``: thaw a container frozen by ``pause``."""
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 
 HELP = "resume all processes that have been previously paused"
 

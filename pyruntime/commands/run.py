@@ -2,15 +2,16 @@
 status (128+signal when killed), delete the container afterwards unless --keep."""
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import os
-import signal
+
+import _signal as signal   # not `signal`: its enum conversion costs milliseconds per call
 
 from .create import add_create_flags
 
 HELP = "create and run a container"
-FORWARD = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
-                                                   signal.SIGWINCH)]
+FORWARD = sorted(s for s in signal.valid_signals() if s not in (
+    signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU) and s < 32)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -35,7 +36,7 @@ def wait_forwarding(pid: int) -> int:
             signal.pidfd_send_signal(pidfd, sig)
         except ProcessLookupError:
             pass
-    old = {s: signal.signal(s, fwd) for s in FORWARD if s not in (signal.SIGTTIN, signal.SIGTTOU)}
+    old = {s: signal.signal(s, fwd) for s in FORWARD}
     try:
         _, status = os.waitpid(pid, 0)
         return exit_status(status)

@@ -1,7 +1,7 @@
 """pyruntime spec [--bundle DIR]: write a default config.json (runc's defaults)."""
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import json
 import os
 

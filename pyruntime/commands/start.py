@@ -1,7 +1,7 @@
 """pyruntime start: release a created container's init."""
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 
 HELP = "start a created container"
 

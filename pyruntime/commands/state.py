@@ -1,8 +1,7 @@
 """pyruntime state: the runtime-spec state JSON of a container (called constantly by shims: keep lean)."""
 from __future__ import annotations
 
-import argparse
-import json
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import sys
 
 HELP = "output the state of a container"
@@ -13,6 +12,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import fastjson as json
     from .. import state
     st = state.load(args.root, args.id)
     sys.stdout.write(json.dumps(state.oci_state(args.root, st), indent=2) + "\n")

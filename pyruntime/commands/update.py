@@ -5,7 +5,7 @@ read first and flags override its fields.  Only the given fields are written; th
 """
 from __future__ import annotations
 
-import argparse
+from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import json
 import sys
 
