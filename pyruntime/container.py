@@ -40,6 +40,26 @@ class CreateOptions:
 
 
 def _rmtree(path: str) -> None:
+    """Remove a container dir (a handful of files).  Not shutil: importing it (with bz2, lzma, fnmatch)
+    costs ~10 ms on every delete."""
+    for top, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            try:
+                os.unlink(os.path.join(top, name))
+            except OSError:
+                pass
+        for name in dirs:
+            try:
+                os.rmdir(os.path.join(top, name))
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _rmtree_big(path: str) -> None:
     import shutil
     shutil.rmtree(path, ignore_errors=True)
 
@@ -410,7 +430,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         if (st.config.get("hooks") or {}).get("poststop"):
             _poststop(root, cid, st.bundle, st.config, st)
         if st.owned.get("bundle"):
-            _rmtree(st.owned["bundle"])
+            _rmtree_big(st.owned["bundle"])
         _rmtree(cdir)
 
 

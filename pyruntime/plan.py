@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
 
 from . import capabilities
 from ._core import ffi, lib

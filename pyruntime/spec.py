@@ -8,7 +8,6 @@ container's namespaces).  Host-dependent checks (does a path exist) happen in pl
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .errors import ConfigError, RuntimeFailure
 

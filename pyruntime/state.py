@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-from contextlib import contextmanager
 
 from . import fastjson as json
 from .errors import ContainerNotFound, RuntimeFailure
@@ -83,21 +82,27 @@ def list_ids(root: str) -> list[str]:
         return []
 
 
-@contextmanager
-def locked(root: str, cid: str, create: bool = False) -> "Iterator[str]":  # noqa: F821 (no typing import: start-up)
-    """Serialise commands on one container (flock on ``<dir>/lock``); yields the container dir."""
-    d = container_dir(root, cid)
-    if create:
-        os.makedirs(root, mode=0o711, exist_ok=True)
-    try:
-        fd = os.open(os.path.join(d, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except FileNotFoundError:
-        raise ContainerNotFound(cid) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield d
-    finally:
-        os.close(fd)
+class locked:
+    """``with locked(root, cid) as d:`` serialises commands on one container (flock on
+    ``<dir>/lock``) and gives the container dir.  A class, not @contextmanager: contextlib is ~5 ms."""
+
+    def __init__(self, root: str, cid: str, create: bool = False) -> None:
+        self.dir = container_dir(root, cid)
+        self.cid = cid
+        if create:
+            os.makedirs(root, mode=0o711, exist_ok=True)
+        self.fd = -1
+
+    def __enter__(self) -> str:
+        try:
+            self.fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            raise ContainerNotFound(self.cid) from None
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self.dir
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
 
 
 def proc_start_time(pid: int) -> int | None:

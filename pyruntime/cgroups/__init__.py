@@ -15,7 +15,6 @@ into a container cgroup: the container init is moved (add_pid) or cloned into it
 from __future__ import annotations
 
 import os
-from typing import Protocol
 
 from ..errors import ConfigError, RuntimeFailure
 
@@ -24,7 +23,7 @@ FEATURES = {"v1": True, "v2": True, "systemd": False, "rdma": True}
 DEFAULT_PARENT = "/pyruntime"
 
 
-class Manager(Protocol):
+class Manager:
     """What the container life cycle calls; see fs1/fs2 for the two implementations."""
     layout: str
 

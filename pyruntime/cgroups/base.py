@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal   # not `signal`: its enums cost milliseconds per call
 import time
 
 from ..errors import RuntimeFailure

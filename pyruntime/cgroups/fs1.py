@@ -9,7 +9,7 @@ freezer every v1 tool (and runc on the same host) looks at.
 from __future__ import annotations
 
 import os
-import signal
+import _signal as signal   # not `signal`: its enums cost milliseconds per call
 import time
 
 from ..errors import ConfigError, RuntimeFailure

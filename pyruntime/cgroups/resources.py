@@ -7,17 +7,21 @@ written, so a bad field never leaves a half-configured cgroup behind.
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
-from typing import Any
 
 from ..errors import ConfigError
 
 P = "linux.resources"
 U64_MAX = (1 << 64) - 1
 I64_MAX = (1 << 63) - 1
-_CPUSET_RE = re.compile(r"^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$")
-_PAGESIZE_RE = re.compile(r"^(\d+)(KB|MB|GB|TB|PB)$")
+_CPUSET_RE = r"^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$"
+_PAGESIZE_RE = r"^(\d+)(KB|MB|GB|TB|PB)$"
+
+
+def _match(pattern: str, text: str):
+    """re, imported only when a cpuset, hugepage size or size string is really given: importing it
+    costs more than the rest of a `create` on the common path."""
+    import re
+    return re.match(pattern, text)
 
 
 def _int(v: Any, field: str, lo: int, hi: int) -> int:
@@ -48,19 +52,35 @@ def _list(v: Any, field: str) -> list:
 def _cpuset(v: Any, field: str) -> str:
     if not isinstance(v, str):
         raise ConfigError(field, f"expected a string, got {type(v).__name__}")
-    if v.strip() and not _CPUSET_RE.match(v):
+    if v.strip() and not _match(_CPUSET_RE, v):
         raise ConfigError(field, f"invalid cpu/memory-node list {v!r} (expected a list like \"0-2,4\")")
     return v.replace(" ", "")
 
 
-@dataclass(frozen=True)
 class DeviceRule:
-    """One device cgroup rule; major/minor -1 is the wildcard '*'."""
-    allow: bool
-    type: str       # a | b | c
-    major: int
-    minor: int
-    access: str     # subset of "rwm"
+    """One device cgroup rule; major/minor -1 is the wildcard '*'.  Immutable value (a slotted class,
+    not a frozen dataclass, to keep dataclasses off the create path)."""
+
+    __slots__ = ("allow", "type", "major", "minor", "access")
+
+    def __init__(self, allow: bool, type: str, major: int, minor: int, access: str) -> None:
+        for k, v in (("allow", allow), ("type", type), ("major", major), ("minor", minor), ("access", access)):
+            object.__setattr__(self, k, v)     # type: a | b | c; access: subset of "rwm"
+
+    def __setattr__(self, name: str, value) -> None:
+        raise AttributeError("DeviceRule is immutable")
+
+    def _key(self) -> tuple:
+        return (self.allow, self.type, self.major, self.minor, self.access)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DeviceRule) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "DeviceRule(allow=%r, type=%r, major=%r, minor=%r, access=%r)" % self._key()
 
     def v1_text(self) -> str:
         if self.type == "a":
@@ -197,7 +217,7 @@ def validate(resources: Any) -> dict:
             f = f"{P}.hugepageLimits[{i}]"
             e = _obj(e, f)
             ps = e.get("pageSize")
-            if not isinstance(ps, str) or not _PAGESIZE_RE.match(ps):
+            if not isinstance(ps, str) or not _match(_PAGESIZE_RE, ps):
                 raise ConfigError(f"{f}.pageSize", f"invalid page size {ps!r} (expected e.g. \"2MB\")")
             hl.append({"pageSize": ps, "limit": _int(e.get("limit"), f"{f}.limit", 0, U64_MAX)})
         out["hugepageLimits"] = hl
@@ -291,6 +311,7 @@ def parse_size(text: str) -> int:
     s = text.strip().lower()
     if s == "-1":
         return -1
+    import re
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?", s)
     if not m:
         raise ValueError(f"invalid size: {text!r}")
