@@ -106,6 +106,17 @@ class Sync:
         self.sock.close()
 
 
+def connect_console(p, path: str) -> None:
+    """--console-socket: connect, and give the C core the fd to send the pty master over."""
+    csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    p.keep.append(csock)
+    try:
+        csock.connect(path)
+    except OSError as e:
+        raise RuntimeFailure.from_os(e, "connect console socket", path) from None
+    p.c.console_fd = csock.fileno()
+
+
 def _child_error(err: int, payload: bytes) -> RuntimeFailure:
     text = payload.decode(errors="replace")
     return RuntimeFailure(text, errno=0 if (err and os.strerror(err).lower() in text.lower()) else err)
@@ -213,13 +224,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             lsock.listen(1)
             p.c.fifo_fd = lsock.fileno()
             if opts.console_socket:
-                csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                p.keep.append(csock)
-                try:
-                    csock.connect(opts.console_socket)
-                except OSError as e:
-                    raise RuntimeFailure.from_os(e, "connect console socket", opts.console_socket) from None
-                p.c.console_fd = csock.fileno()
+                connect_console(p, opts.console_socket)
             elif opts.console_fd is not None:
                 p.c.console_fd = opts.console_fd
             p.c.preserve_fds = opts.preserve_fds
@@ -378,6 +383,31 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
     if status == "stopped":
         raise NotRunning(cid)
     _signal(st, sig)
+
+
+def _frozen_cgroup(root: str, cid: str, want: str):
+    """(state, cgroup manager) of a container whose status is in `want`, under its lock."""
+    from .cgroups import manager_from_state
+    st = state.load(root, cid)
+    status = state.status(root, st)
+    if status == "stopped":
+        raise NotRunning(cid)
+    if status not in want:
+        raise RuntimeFailure(f"container not {'paused' if want == ('paused',) else 'running'}")
+    if not st.cgroup:
+        raise RuntimeFailure("container has no cgroup to freeze", step="pause")
+    return manager_from_state(st.cgroup)
+
+
+def pause(root: str, cid: str) -> None:
+    """Freeze every process of the container; returns once the cgroup reports frozen."""
+    with state.locked(root, cid):
+        _frozen_cgroup(root, cid, ("running", "created")).freeze()
+
+
+def resume(root: str, cid: str) -> None:
+    with state.locked(root, cid):
+        _frozen_cgroup(root, cid, ("paused",)).thaw()
 
 
 def _wait_gone(st: state.State, timeout: float = 10.0) -> bool:

@@ -7,7 +7,6 @@ rlimits and NNP unless overridden, and is non-dumpable until execve (no host exe
 """
 from __future__ import annotations
 
-import _socket as socket   # see container.py
 import os
 
 from . import state
@@ -37,7 +36,8 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     """Start ``proc`` in the container; returns its exit status (0 at once when detached)."""
     from . import spec
     from ._core import ffi, lib
-    from .container import MSG_CREATED, MSG_ERROR, MSG_GO, Sync, _child_error, _kill_and_reap, write_pid_file
+    from .container import (MSG_CREATED, MSG_ERROR, MSG_GO, Sync, _child_error, _kill_and_reap, connect_console,
+                            write_pid_file)
     st = state.load(root, cid)
     status = state.status(root, st)
     if status == "stopped":
@@ -64,13 +64,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                 p.c.cgroup_fd = cgfd
         if proc.get("terminal"):
             if console_socket:
-                csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                p.keep.append(csock)
-                try:
-                    csock.connect(console_socket)
-                except OSError as e:
-                    raise RuntimeFailure.from_os(e, "connect console socket", console_socket) from None
-                p.c.console_fd = csock.fileno()
+                connect_console(p, console_socket)
             elif detach:
                 raise RuntimeFailure("cannot allocate tty if pyruntime will detach without setting console socket")
             else:

@@ -15,15 +15,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import state
-    from ..cgroups import manager_from_state
-    from ..errors import NotRunning, RuntimeFailure
-    st = state.load(args.root, args.id)
-    with state.locked(args.root, args.id):
-        status = state.status(args.root, st)
-        if status not in ("running", "created"):
-            raise NotRunning(args.id)
-        if not st.cgroup:
-            raise RuntimeFailure("container has no cgroup to freeze", step="pause")
-        manager_from_state(st.cgroup).freeze()
+    from ..container import pause
+    pause(args.root, args.id)
     return 0

@@ -11,15 +11,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import state
-    from ..cgroups import manager_from_state
-    from ..errors import NotRunning, RuntimeFailure
-    st = state.load(args.root, args.id)
-    with state.locked(args.root, args.id):
-        status = state.status(args.root, st)
-        if status == "stopped":
-            raise NotRunning(args.id)
-        if status != "paused":
-            raise RuntimeFailure("container not paused")
-        manager_from_state(st.cgroup).thaw()
+    from ..container import resume
+    resume(args.root, args.id)
     return 0
