@@ -5,11 +5,13 @@ VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 PREFIX ?= /usr/local
-# The real interpreter, never the pyenv shim: the venv's python is a link to it.
+# The real interpreter, never the pyenv shim (the venv's python links to it).  Deferred (=): on a fresh
+# machine python3 may only exist once .stamp-apt has run.
 PYTHON ?= $(shell p=$$(command -v python3) && "$$p" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
-APT_PKGS := gcc make libc6-dev libseccomp-dev libcap-dev pkg-config busybox-static runc iproute2 nftables python3-venv python3-dev
+APT_PKGS := gcc make libc6-dev libseccomp-dev libcap-dev pkg-config busybox-static runc iproute2 nftables \
+            python3 python3-venv python3-dev
 PIP_PKGS := cffi pytest pyroute2 zstandard
-CORE := pyruntime/_core$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+CORE := build/.stamp-core
 NATIVE := $(wildcard _native/*.c _native/*.h _native/cdef/*.h) _native/build.py
 BUSYBOX_ROOTFS := bundles/busybox/rootfs
 
@@ -33,6 +35,7 @@ venv: $(VENV)/.stamp-pip
 
 $(CORE): $(NATIVE) $(VENV)/.stamp-pip
 	$(PY) _native/build.py
+	@touch $@
 build: $(CORE)
 
 # The installed command runs the venv's real interpreter directly, isolated and without site
@@ -69,6 +72,6 @@ bench: all
 	$(PY) benchmarks/bench_runtime.py
 
 clean:
-	rm -rf build bin $(CORE) .stamp-apt
+	rm -rf build bin pyruntime/_core*.so .stamp-apt
 
 -include mk/*.mk
