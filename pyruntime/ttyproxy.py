@@ -26,7 +26,8 @@ def recv_master(sock: socket.socket) -> int:
     return fds[0]
 
 
-def _copy_winsize(master: int) -> None:
+def copy_winsize(master: int) -> None:
+    """Give the container's pty our terminal's size (nothing if stdin is not a terminal)."""
     try:
         import fcntl
         import termios
@@ -45,8 +46,8 @@ def proxy(master: int, pidfd: int) -> None:
     if os.isatty(stdin):
         saved = termios.tcgetattr(stdin)
         tty.setraw(stdin)
-        _copy_winsize(master)
-        signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(master))
+        copy_winsize(master)
+        signal.signal(signal.SIGWINCH, lambda *_: copy_winsize(master))
     try:
         watch = [master, pidfd, stdin]
         exited = False

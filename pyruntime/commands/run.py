@@ -75,17 +75,24 @@ def run(args: argparse.Namespace) -> int:
             import shutil
             shutil.rmtree(opts.owned["bundle"], ignore_errors=True)
         raise
+    master = None
     try:
+        if ours is not None:
+            # the pty exists since create: size it before the user program can ask for its size
+            from ..ttyproxy import copy_winsize, recv_master
+            master = recv_master(ours)
+            copy_winsize(master)
         container.start(args.root, args.id)
     except BaseException:
+        if master is not None:
+            os.close(master)
         container.delete(args.root, args.id, force=True)
         raise
     if args.detach:
         return 0
     try:
-        if ours is not None:
-            from ..ttyproxy import proxy, recv_master
-            master = recv_master(ours)
+        if master is not None:
+            from ..ttyproxy import proxy
             pidfd = os.pidfd_open(st.pid)
             try:
                 proxy(master, pidfd)

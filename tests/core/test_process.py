@@ -110,3 +110,21 @@ def test_preserve_fds_not_open(rt, make_bundle):
     cp = subprocess.run([rt.binary, "--root", rt.root, "run", "--preserve-fds", "5", "--bundle", make_bundle(),
                          "pf2"], stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
     assert cp.returncode == 1 and b"--preserve-fds: fd 3 is not open" in cp.stderr
+
+
+def test_run_terminal_proxies_pty(rt, make_bundle):
+    """process.terminal with no console socket: `run` proxies the pty to its own stdio, sized like
+    its own terminal before the user program starts (util-linux `script` provides the terminal)."""
+    b = make_bundle(["sh", "-c", "tty; stty size; read line; echo got:$line"],
+                    edit=lambda c: c["process"].__setitem__("terminal", True))
+    cmd = f"stty cols 101 rows 31; {rt.binary} --root {rt.root} run --bundle {b} tp"
+    feeder = subprocess.Popen(["sh", "-c", "sleep 1; echo hello"], stdout=subprocess.PIPE)
+    try:
+        out = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=feeder.stdout, capture_output=True,
+                             timeout=30).stdout.decode().replace("\r", "")
+    finally:
+        feeder.kill()
+        feeder.wait()
+    lines = out.split("\n")
+    assert lines[0] == "/dev/pts/0" and lines[1] == "31 101", out
+    assert "got:hello" in out
