@@ -18,13 +18,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = int(os.environ.get("BENCH_N", "30"))
 
 
-def bundle(tmp: str) -> str:
+def bundle(tmp: str, name: str) -> str:
     sys.path.insert(0, ROOT)
     from pyruntime.defaults import default_config
     cfg = default_config(terminal=False, args=["/bin/true"])
     cfg["root"]["path"] = os.path.join(ROOT, "bundles", "busybox", "rootfs")
-    cfg["linux"]["cgroupsPath"] = "pyrt-bench/c"
-    b = os.path.join(tmp, "bundle")
+    cfg["linux"]["cgroupsPath"] = f"pyrt-bench/{name}"     # one cgroup per runtime
+    b = os.path.join(tmp, name)
     os.makedirs(b)
     with open(os.path.join(b, "config.json"), "w") as f:
         json.dump(cfg, f)
@@ -38,19 +38,24 @@ def timed(cmds: list[list[str]]) -> float:
     return time.perf_counter() - t
 
 
-def measure(binary: list[str], root: str, b: str) -> dict[str, float]:
-    rt = binary + ["--root", root]
-    res: dict[str, list[float]] = {"run /bin/true": [], "create+start+delete": [], "state": []}
+def measure(runtimes: dict[str, list[str]], b: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Interleaved: each iteration runs every runtime once, so load drift hits them alike."""
+    res = {name: {"run /bin/true": [], "create+start+delete": [], "state": []} for name in runtimes}
     for i in range(N):
-        res["run /bin/true"].append(timed([rt + ["run", "--bundle", b, f"r{i}"]]))
-        cid = f"c{i}"
-        res["create+start+delete"].append(timed([rt + ["create", "--bundle", b, cid], rt + ["start", cid]]) +
-                                          _delete_when_stopped(rt, cid))
-    subprocess.run(rt + ["create", "--bundle", b, "st"], check=True, stdout=subprocess.DEVNULL)
+        for name, rt in runtimes.items():
+            r = res[name]
+            r["run /bin/true"].append(timed([rt + ["run", "--bundle", b[name], f"r{i}"]]))
+            cid = f"c{i}"
+            r["create+start+delete"].append(timed([rt + ["create", "--bundle", b[name], cid], rt + ["start", cid]]) +
+                                            _delete_when_stopped(rt, cid))
+    for name, rt in runtimes.items():
+        subprocess.run(rt + ["create", "--bundle", b[name], "st"], check=True, stdout=subprocess.DEVNULL)
     for _ in range(N):
-        res["state"].append(timed([rt + ["state", "st"]]))
-    subprocess.run(rt + ["delete", "--force", "st"], check=True)
-    return {k: statistics.median(v) for k, v in res.items()}
+        for name, rt in runtimes.items():
+            res[name]["state"].append(timed([rt + ["state", "st"]]))
+    for name, rt in runtimes.items():
+        subprocess.run(rt + ["delete", "--force", "st"], check=True)
+    return {name: {k: statistics.median(v) for k, v in r.items()} for name, r in res.items()}
 
 
 def _delete_when_stopped(rt: list[str], cid: str) -> float:
@@ -65,9 +70,10 @@ def _delete_when_stopped(rt: list[str], cid: str) -> float:
 def main() -> int:
     tmp = tempfile.mkdtemp()
     try:
-        b = bundle(tmp)
-        ours = measure([os.path.join(ROOT, "bin", "pyruntime")], os.path.join(tmp, "pyrt"), b)
-        theirs = measure(["runc"], os.path.join(tmp, "runc"), b)
+        b = {name: bundle(tmp, name) for name in ("pyruntime", "runc")}
+        m = measure({"pyruntime": [os.path.join(ROOT, "bin", "pyruntime"), "--root", os.path.join(tmp, "pyrt")],
+                     "runc": ["runc", "--root", os.path.join(tmp, "runc")]}, b)
+        ours, theirs = m["pyruntime"], m["runc"]
         print(f"{'median of ' + str(N):<24} {'pyruntime':>12} {'runc':>12} {'pyruntime/runc':>16}")
         for k in ours:
             print(f"{k:<24} {ours[k] * 1000:>10.1f}ms {theirs[k] * 1000:>10.1f}ms {ours[k] / theirs[k]:>16.2f}")
@@ -75,7 +81,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         for d in ("memory", "cpu", "pids", "freezer", "devices", "blkio", "cpuset", "cpuacct", "unified",
                   "systemd"):
-            for sub in ("pyrt-bench/c", "pyrt-bench"):
+            for sub in ("pyrt-bench/pyruntime", "pyrt-bench/runc", "pyrt-bench"):
                 try:
                     own = [l.split(":", 2)[2].strip() for l in open("/proc/self/cgroup")
                            if (d in l.split(":")[1].split(",") or (d == "unified" and l.startswith("0::")))]

@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     if not g.command:
         (sys.stdout if g.help else sys.stderr).write(_usage())
         return 0 if g.help else 1
+    if g.command in ("create", "run", "exec"):
+        # as early as possible: the first cgroup migration's kernel wait overlaps imports and planning
+        from .cgroups import warm_attach_lock
+        warm_attach_lock()
     modname = COMMANDS.get(g.command)
     if modname is None:
         log.error(f"No help topic for '{g.command}'")

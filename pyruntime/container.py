@@ -166,9 +166,9 @@ class _Undo:
 def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, *,
            _keep_child: bool = False) -> state.State:
     """Create the container and leave its init blocked before the user program (runtime.md)."""
+    from .cgroups import open_manager
     from . import plan as planmod
     from . import spec
-    from .cgroups import open_manager
 
     opts = opts or CreateOptions()
     state.validate_id(cid)
