@@ -19,6 +19,7 @@ int pyrt_open_in_root(int rootfd, const char *path, int flags, char *err, size_t
 int pyrt_set_rlimits(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_set_oom_score_adj(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen);
+int pyrt_join_keyring(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_load_seccomp(const struct pyrt_plan *p, int *listener, char *err, size_t errlen);
 
 /* tty.c */

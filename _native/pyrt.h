@@ -175,6 +175,7 @@ struct pyrt_plan {
     uint32_t state_len;
     int pdeathsig;                  /* 0 = none */
     int trampoline_fd;              /* sealed memfd of the exec trampoline (set by pyrt_spawn), -1 */
+    const char *session_keyring;    /* join a new session keyring of this name (runc), NULL = keep */
 };
 
 /* Clone the container process and run the plan in it.  Returns the child's pid (> 0) and stores the

@@ -177,6 +177,8 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
         pyrt_child_die(fd, 0, err);
     if (pyrt_set_rlimits(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
+    if (p->mode == PYRT_MODE_CREATE && pyrt_join_keyring(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
     if (pyrt_apply_procattrs(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
 

@@ -33,10 +33,11 @@ class CreateOptions:
 
     def __init__(self, pid_file: str | None = None, console_socket: str | None = None,
                  console_fd: int | None = None, no_pivot: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False, owned: dict | None = None) -> None:
+                 systemd_cgroup: bool = False, owned: dict | None = None, no_new_keyring: bool = False) -> None:
         self.pid_file, self.console_socket, self.console_fd = pid_file, console_socket, console_fd
         self.no_pivot, self.preserve_fds, self.systemd_cgroup = no_pivot, preserve_fds, systemd_cgroup
         self.owned = owned if owned is not None else {}
+        self.no_new_keyring = no_new_keyring      # else the init joins a session keyring named after the id
 
 
 def _rmtree(path: str) -> None:
@@ -228,6 +229,8 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             elif opts.console_fd is not None:
                 p.c.console_fd = opts.console_fd
             p.c.preserve_fds = opts.preserve_fds
+            if not opts.no_new_keyring:
+                p.c.session_keyring = p.str(cid)
             if hooks.get("startContainer"):
                 planmod.set_start_hooks(p, hooks["startContainer"])
             p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",

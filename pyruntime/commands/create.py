@@ -24,7 +24,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 def options(args: argparse.Namespace):
     from ..container import CreateOptions
     return CreateOptions(pid_file=args.pid_file, console_socket=args.console_socket, no_pivot=args.no_pivot,
-                         preserve_fds=args.preserve_fds, systemd_cgroup=args.systemd_cgroup)
+                         preserve_fds=args.preserve_fds, systemd_cgroup=args.systemd_cgroup,
+                         no_new_keyring=args.no_new_keyring)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import threading
 
+import pytest
+
 
 def test_process_fields(rt, make_bundle):
     def edit(c):
@@ -128,3 +130,13 @@ def test_run_terminal_proxies_pty(rt, make_bundle):
     lines = out.split("\n")
     assert lines[0] == "/dev/pts/0" and lines[1] == "31 101", out
     assert "got:hello" in out
+
+
+@pytest.mark.parametrize("flag", [None, "--no-new-keyring"])
+def test_session_keyring(rt, make_bundle, flag):
+    """Each container joins a session keyring named after it (runc), unless --no-new-keyring."""
+    b = make_bundle(["sh", "-c", "cat /proc/keys; true"],
+                    edit=lambda c: c["linux"]["maskedPaths"].remove("/proc/keys"))
+    out = rt.out("run", *([flag] if flag else []), "--bundle", b, "kr")
+    names = [line.split()[-2].rstrip(":") for line in out.splitlines() if " keyring " in line]
+    assert ("kr" in names) == (flag is None), out
