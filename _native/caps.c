@@ -76,6 +76,17 @@ int pyrt_join_keyring(const struct pyrt_plan *p, char *err, size_t errlen)
     return 0;
 }
 
+/* linux.memoryPolicy: the NUMA policy the user program starts with (it survives execve). */
+int pyrt_set_mempolicy(const struct pyrt_plan *p, char *err, size_t errlen)
+{
+    if (p->mempolicy_mode < 0)
+        return 0;
+    if (syscall(SYS_set_mempolicy, p->mempolicy_mode, p->mempolicy_maxnode ? p->mempolicy_nodes : NULL,
+                p->mempolicy_maxnode) < 0)
+        return pyrt_fail(err, errlen, errno, "set_mempolicy (linux.memoryPolicy)");
+    return 0;
+}
+
 int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen)
 {
     int c;

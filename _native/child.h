@@ -20,6 +20,7 @@ int pyrt_set_rlimits(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_set_oom_score_adj(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_join_keyring(const struct pyrt_plan *p, char *err, size_t errlen);
+int pyrt_set_mempolicy(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_load_seccomp(const struct pyrt_plan *p, int *listener, char *err, size_t errlen);
 
 /* tty.c */

@@ -176,6 +176,9 @@ struct pyrt_plan {
     int pdeathsig;                  /* 0 = none */
     int trampoline_fd;              /* sealed memfd of the exec trampoline (set by pyrt_spawn), -1 */
     const char *session_keyring;    /* join a new session keyring of this name (runc), NULL = keep */
+    int mempolicy_mode;             /* set_mempolicy mode | flags (linux.memoryPolicy), -1 = leave */
+    uint64_t mempolicy_nodes[16];   /* nodemask, 1024 nodes */
+    unsigned long mempolicy_maxnode;
 };
 
 /* Clone the container process and run the plan in it.  Returns the child's pid (> 0) and stores the

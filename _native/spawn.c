@@ -181,6 +181,8 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
         pyrt_child_die(fd, 0, err);
     if (pyrt_apply_procattrs(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
+    if (pyrt_set_mempolicy(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
 
     /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it happens before the caps are
      * dropped; a notify listener must reach the parent before create returns.  Otherwise: late. */

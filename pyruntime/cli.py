@@ -43,8 +43,15 @@ def _global_parser() -> argparse.ArgumentParser:
 
 
 def version_text() -> str:
+    """runc's shape (podman shows it verbatim in `podman info`)."""
     from . import SPEC_VERSION, __version__
-    return f"pyruntime version {__version__}\nspec: {SPEC_VERSION}\ngo: none (python {sys.version.split()[0]})\n"
+    text = f"pyruntime version {__version__}\nspec: {SPEC_VERSION}\npython: {sys.version.split()[0]}\n"
+    try:
+        from .seccomp import libseccomp_version
+        text += f"libseccomp: {libseccomp_version()}\n"
+    except Exception:      # a build without the seccomp module: say nothing rather than guess
+        pass
+    return text
 
 
 def _usage() -> str:

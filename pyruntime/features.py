@@ -13,8 +13,7 @@ The spec allows a runtime to list less than it recognises, so the intersection s
 it never lists more.  When the build says nothing either way (no module to ask), the field is
 left ``None`` -- the spec's "unknown" -- rather than guessed.
 
-Only fields defined by the spec version in ``pyruntime.SPEC_VERSION`` (1.2.0) may appear, so
-``netDevices`` and ``memoryPolicy`` (later versions) are never emitted.
+Only fields defined by the spec version in ``pyruntime.SPEC_VERSION`` (1.3.0) may appear.
 """
 from __future__ import annotations
 
@@ -365,6 +364,20 @@ def _intel_rdt() -> dict[str, bool]:
     return {"enabled": built and kernel_resctrl()}
 
 
+def _net_devices() -> dict[str, bool]:
+    """linux.netDevices (1.3): moved with pyroute2 by pyruntime.netdevices."""
+    return {"enabled": _optional("pyruntime.netdevices") is not None}
+
+
+def _memory_policy() -> dict[str, list[str]] | None:
+    """linux.memoryPolicy (1.3): what pyruntime.mempolicy recognises (the spec: recognised, whether or
+    not the host supports it)."""
+    mp = _optional("pyruntime.mempolicy")
+    if mp is None:
+        return None
+    return {"modes": sorted(mp.MODES), "flags": sorted(mp.FLAGS)}
+
+
 def _mount_extensions() -> dict[str, dict[str, bool]]:
     """idmap: the core's mount struct must carry a user namespace for mount_setattr(MOUNT_ATTR_IDMAP)."""
     fields = _struct_fields("struct pyrt_mount")
@@ -408,6 +421,8 @@ def build() -> dict[str, Any]:
             "selinux": _lsm("selinux_label", kernel_selinux()),
             "intelRdt": _intel_rdt(),
             "mountExtensions": _mount_extensions(),
+            "netDevices": _net_devices(),
+            "memoryPolicy": _memory_policy(),
         },
         "annotations": _annotations(),
     }

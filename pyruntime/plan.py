@@ -79,6 +79,7 @@ class Plan:
         c.personality = -1
         c.sched_policy = -1
         c.ioprio = -1
+        c.mempolicy_mode = -1
 
     # -- allocation helpers (the struct only holds pointers; these keep the memory alive) --
     def str(self, s: str | None) -> Any:
@@ -323,6 +324,9 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
         c.n_sysctl = len(sysctl)
         warnings = fill_process(p, cfg["process"])
         fill_procattrs(p, cfg)
+        if linux.get("memoryPolicy") is not None:
+            from . import mempolicy
+            mempolicy.fill(c, linux["memoryPolicy"])
         p.seccomp = fill_seccomp(p, linux.get("seccomp"))
         return p, warnings
     except BaseException:

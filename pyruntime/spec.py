@@ -125,6 +125,8 @@ def validate(cfg: Any) -> None:
     if "cgroupsPath" in linux:
         _type(linux["cgroupsPath"], str, "linux.cgroupsPath", "a string")
     _type(linux.get("resources", {}), dict, "linux.resources", "an object")
+    if linux.get("intelRdt") is not None:
+        raise ConfigError("linux.intelRdt", "Intel RDT is not supported by this runtime")
     if linux.get("netDevices"):
         if ns.get("network", 1) is not None:
             raise ConfigError("linux.netDevices", "needs a new network namespace")

@@ -140,3 +140,16 @@ def test_session_keyring(rt, make_bundle, flag):
     out = rt.out("run", *([flag] if flag else []), "--bundle", b, "kr")
     names = [line.split()[-2].rstrip(":") for line in out.splitlines() if " keyring " in line]
     assert ("kr" in names) == (flag is None), out
+
+
+@pytest.mark.parametrize("policy,expect", [({"mode": "MPOL_BIND", "nodes": "0"}, "bind:0"),
+                                           ({"mode": "MPOL_INTERLEAVE", "nodes": "0",
+                                             "flags": ["MPOL_F_STATIC_NODES"]}, "interleave=static:0")])
+def test_memory_policy(rt, make_bundle, policy, expect):
+    """linux.memoryPolicy (runtime-spec 1.3): the program starts with that NUMA policy."""
+    if not os.path.exists("/proc/self/numa_maps"):
+        pytest.skip("this kernel has no NUMA support (/proc/self/numa_maps missing)")
+    b = make_bundle(["sh", "-c", "head -1 /proc/self/numa_maps"],
+                    edit=lambda c: c["linux"].__setitem__("memoryPolicy", policy))
+    out = rt.out("run", "--bundle", b, "mp")
+    assert out.split()[1] == expect, out

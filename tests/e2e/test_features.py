@@ -23,8 +23,9 @@ from pyruntime import features as F
 # Field names runtime-spec v1.2.0 defines (features.md / features-linux.md of that tag).
 TOP_KEYS = {"ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux", "annotations",
             "potentiallyUnsafeConfigAnnotations"}
+# features-linux.md of runtime-spec 1.3.0 (netDevices and memoryPolicy are new in 1.3)
 LINUX_KEYS = {"namespaces", "capabilities", "cgroup", "seccomp", "apparmor", "selinux", "intelRdt",
-              "mountExtensions"}
+              "mountExtensions", "netDevices", "memoryPolicy"}
 NS_PROC = {"cgroup": "cgroup", "ipc": "ipc", "mount": "mnt", "network": "net", "pid": "pid", "time": "time",
            "user": "user", "uts": "uts"}
 NR_SECCOMP = {"x86_64": 317, "aarch64": 277}
@@ -168,3 +169,13 @@ def test_mount_options_are_a_plain_sorted_list(doc):
         pytest.skip("this build exposes no mount option table: mountOptions reported as unknown")
     opts = doc["mountOptions"]
     assert opts == sorted(set(opts)) and {"ro", "nosuid", "nodev", "noexec"} <= set(opts)
+
+
+def test_memory_policy_lists_the_spec_constants(doc):
+    """config-linux.md 1.3: the modes and flags a runtime must recognise for linux.memoryPolicy."""
+    mp = doc["linux"].get("memoryPolicy")
+    if mp is None:
+        pytest.skip("this build has no memory policy module: reported as unknown")
+    assert set(mp["modes"]) == {"MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                                "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"}
+    assert set(mp["flags"]) == {"MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"}
