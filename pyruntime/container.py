@@ -118,6 +118,17 @@ def connect_console(p, path: str) -> None:
     p.c.console_fd = csock.fileno()
 
 
+def spawn(p) -> tuple[int, "Sync"]:
+    """Clone the container process for plan `p`: (pid, the parent's end of the sync socket)."""
+    from ._core import ffi, lib
+    pfd = ffi.new("int *")
+    err = ffi.new("char[]", 4096)
+    rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
+    if rc < 0:
+        raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
+    return rc, Sync(pfd[0])
+
+
 def _child_error(err: int, payload: bytes) -> RuntimeFailure:
     text = payload.decode(errors="replace")
     return RuntimeFailure(text, errno=0 if (err and os.strerror(err).lower() in text.lower()) else err)
@@ -237,15 +248,9 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                                                              "startContainer")))
             if p.c.sync_hooks:
                 planmod.set_state_buffer(p)
-            from ._core import ffi, lib
-            pfd = ffi.new("int *")
-            err = ffi.new("char[]", 4096)
-            rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
-            if rc < 0:
-                raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
-            pid = rc
+            pid, sync = spawn(p)
             undo.push(_kill_and_reap, pid)
-            sync = Sync(pfd[0])
+            from ._core import ffi
             start_time = state.proc_start_time(pid) or 0
             st = state.State(id=cid, pid=pid, start_time=start_time, bundle=bundle, created=_now_rfc3339(),
                              annotations=cfg.get("annotations", {}) or {}, owner="root", rootfs=

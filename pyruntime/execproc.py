@@ -35,8 +35,8 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                  cgroup_sub: str | None = None) -> int:
     """Start ``proc`` in the container; returns its exit status (0 at once when detached)."""
     from . import spec
-    from ._core import ffi, lib
-    from .container import (MSG_CREATED, MSG_ERROR, MSG_GO, Sync, _child_error, _kill_and_reap, connect_console,
+    from ._core import lib
+    from .container import (MSG_CREATED, MSG_ERROR, MSG_GO, _child_error, _kill_and_reap, connect_console, spawn,
                             write_pid_file)
     st = state.load(root, cid)
     status = state.status(root, st)
@@ -73,13 +73,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                 p.keep.append(theirs)
                 p.c.console_fd = theirs.fileno()
         p.c.preserve_fds = preserve_fds
-        pfd = ffi.new("int *")
-        err = ffi.new("char[]", 4096)
-        rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
-        if rc < 0:
-            raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
-        pid = rc
-        sync = Sync(pfd[0])
+        pid, sync = spawn(p)
         if mgr is not None and p.c.cgroup_fd < 0:
             mgr.add_pid(pid)
         sync.send(MSG_GO)

@@ -180,3 +180,14 @@ def wait_empty(dirs: list[str], timeout: float) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.01)
+
+
+def write_either_order(d: str, writes: list[tuple[str, object]]) -> None:
+    """Write pairs the kernel checks against each other on every single write (cpu period/quota,
+    memory limit/memsw limit): in the given order, and if the kernel refuses, in the other."""
+    try:
+        for f, v in writes:
+            write(d, f, v)
+    except RuntimeFailure:
+        for f, v in reversed(writes):
+            write(d, f, v)

@@ -283,12 +283,7 @@ class V1Manager:
                     writes.append(("cpu.cfs_period_us", period))
                 if quota:
                     writes.append(("cpu.cfs_quota_us", quota))
-                try:
-                    for f, v in writes:
-                        base.write(d, f, v)
-                except RuntimeFailure:
-                    for f, v in reversed(writes):
-                        base.write(d, f, v)
+                base.write_either_order(d, writes)
             if "burst" in c:
                 base.write(d, "cpu.cfs_burst_us", c["burst"])
             if "idle" in c:
@@ -314,12 +309,7 @@ class V1Manager:
         if swap:
             writes.append(("memory.memsw.limit_in_bytes", swap))
         # memory.limit must stay <= memsw.limit after every single write: try both orders
-        try:
-            for f, v in writes:
-                base.write(d, f, v)
-        except RuntimeFailure:
-            for f, v in reversed(writes):
-                base.write(d, f, v)
+        base.write_either_order(d, writes)
         if m.get("reservation"):
             base.write(d, "memory.soft_limit_in_bytes", m["reservation"])
         if m.get("swappiness", -1) >= 0 and "swappiness" in m:
