@@ -18,6 +18,7 @@
  *  |   |        |                     | (only if plan->sync_hooks)             | createContainer hooks, then sends #3       |
  *  | 3 | parent | PYRT_MSG_GO         | payload: state JSON (for startContainer)| child copies it to plan->state_buf        |
  *  | 4 | child  | PYRT_MSG_SECCOMP_FD | notify filter loaded (SCM_RIGHTS fd)   | parent sends fd + state to listenerPath    |
+ *  | c | child  | PYRT_MSG_CONSOLE    | pty master sent (only if console_wait) | parent sizes the pty, then sends GO       |
  *  | 5 | child  | PYRT_MSG_CREATED    | all set up, about to wait on exec.fifo | parent writes state.json, pid file, exits  |
  *  |   |        |                     | (exec mode: about to execve)           |                                            |
  *  | * | child  | PYRT_MSG_ERROR      | any failure; err=errno, payload=text   | parent raises RuntimeFailure, cleans up    |
@@ -33,6 +34,7 @@ enum {
     PYRT_MSG_HOOKS = 3,
     PYRT_MSG_SECCOMP_FD = 4,
     PYRT_MSG_CREATED = 5,
+    PYRT_MSG_CONSOLE = 6,
 };
 
 enum {
@@ -176,6 +178,7 @@ struct pyrt_plan {
     int pdeathsig;                  /* 0 = none */
     int trampoline_fd;              /* sealed memfd of the exec trampoline (set by pyrt_spawn), -1 */
     const char *session_keyring;    /* join a new session keyring of this name (runc), NULL = keep */
+    int console_wait;               /* after sending the pty master: PYRT_MSG_CONSOLE, wait for GO */
     int mempolicy_mode;             /* set_mempolicy mode | flags (linux.memoryPolicy), -1 = leave */
     uint64_t mempolicy_nodes[16];   /* nodemask, 1024 nodes */
     unsigned long mempolicy_maxnode;

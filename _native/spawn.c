@@ -175,6 +175,14 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
 
     if (p->terminal && pyrt_setup_console(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
+    if (p->terminal && p->console_wait) {
+        /* let the parent size the pty before the program can ask for its size */
+        if (pyrt_send_msg(fd, PYRT_MSG_CONSOLE, 0, NULL, 0, -1) < 0)
+            _exit(1);
+        n = pyrt_recv_msg(fd, &hdr, NULL, 0);
+        if (n < 0 || hdr.type != PYRT_MSG_GO)
+            _exit(1);
+    }
     if (pyrt_set_rlimits(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
     if (p->mode == PYRT_MODE_CREATE && pyrt_join_keyring(p, err, sizeof err) < 0)

@@ -23,7 +23,7 @@ from . import log, state
 from .errors import ContainerExists, NotRunning, RuntimeFailure
 
 MSG = struct.Struct("IiII")      # struct pyrt_msg
-MSG_GO, MSG_ERROR, MSG_HOOKS, MSG_SECCOMP_FD, MSG_CREATED = 1, 2, 3, 4, 5
+MSG_GO, MSG_ERROR, MSG_HOOKS, MSG_SECCOMP_FD, MSG_CREATED, MSG_CONSOLE = 1, 2, 3, 4, 5, 6
 EXEC_SOCK = "exec.sock"
 
 

@@ -36,7 +36,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     """Start ``proc`` in the container; returns its exit status (0 at once when detached)."""
     from . import spec
     from ._core import lib
-    from .container import (MSG_CREATED, MSG_ERROR, MSG_GO, _child_error, _kill_and_reap, connect_console, spawn,
+    from .container import (MSG_CONSOLE, MSG_CREATED, MSG_ERROR, MSG_GO, _child_error, _kill_and_reap, connect_console, spawn,
                             write_pid_file)
     st = state.load(root, cid)
     status = state.status(root, st)
@@ -48,6 +48,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     p = Plan()
     sync = None
     ours = None
+    master = None
     pid = 0
     try:
         p.c.mode = lib.PYRT_MODE_EXEC
@@ -72,6 +73,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                 ours, theirs = console_pair()
                 p.keep.append(theirs)
                 p.c.console_fd = theirs.fileno()
+                p.c.console_wait = 1
         p.c.preserve_fds = preserve_fds
         pid, sync = spawn(p)
         if mgr is not None and p.c.cgroup_fd < 0:
@@ -82,7 +84,12 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
             mtype, errno_, payload, fds = sync.recv()
             for fd in fds:
                 os.close(fd)
-            if mtype == MSG_CREATED:
+            if mtype == MSG_CONSOLE and ours is not None:
+                from .ttyproxy import copy_winsize, recv_master
+                master = recv_master(ours)
+                copy_winsize(master)
+                sync.send(MSG_GO)
+            elif mtype == MSG_CREATED:
                 created = True
             elif mtype == MSG_ERROR:
                 raise _child_error(errno_, payload)
@@ -96,9 +103,8 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
             pid = 0              # the caller's subreaper owns it now
             return 0
         from .commands.run import wait_forwarding
-        if ours is not None:
-            from .ttyproxy import proxy, recv_master
-            master = recv_master(ours)
+        if master is not None:
+            from .ttyproxy import proxy
             pidfd = os.pidfd_open(pid)
             try:
                 proxy(master, pidfd)

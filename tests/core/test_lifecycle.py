@@ -190,3 +190,13 @@ def test_run_forwards_signals(rt, make_bundle):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_exec_terminal_proxies_pty(rt, make_bundle):
+    """exec -t without a console socket: the pty is sized like ours before the program starts."""
+    import subprocess
+    rt("run", "-d", "--bundle", make_bundle(["sleep", "30"]), "et")
+    cmd = f"stty cols 99 rows 33; {rt.binary} --root {rt.root} exec -t et sh -c 'tty; stty size'"
+    out = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL, capture_output=True,
+                         timeout=30).stdout.decode().replace("\r", "")
+    assert out.split("\n")[:2] == ["/dev/pts/0", "33 99"], out
