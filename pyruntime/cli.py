@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     if not g.command:
         (sys.stdout if g.help else sys.stderr).write(_usage())
         return 0 if g.help else 1
-    if g.command in ("create", "run", "exec"):
-        # as early as possible: the first cgroup migration's kernel wait overlaps imports and planning
+    if g.command in ("create", "run", "exec") and not any(a.startswith("--preserve-fds") for a in g.rest):
+        # as early as possible: the first cgroup migration's kernel wait overlaps imports and planning.
+        # Not with --preserve-fds: the warm-up briefly holds an fd, which could sit where a preserved fd
+        # is expected to be missing and fool the check that they are all open.
         from .cgroups import warm_attach_lock
         warm_attach_lock()
     modname = COMMANDS.get(g.command)
