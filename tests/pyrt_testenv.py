@@ -11,19 +11,22 @@ ROOTFS = os.path.join(ROOT, "bundles", "busybox", "rootfs")
 CG_PARENT = f"pyrt-tests-{os.getpid()}"
 
 
-def _cgroup_dirs(name: str) -> list[str]:
-    """Every dir called `name` directly under this process's cgroups (v1 hierarchies and unified)."""
-    out = []
+def cgroup_dirs(rel: str) -> list[str]:
+    """Where a relative cgroupsPath lands (if it exists): under this process's cgroup in every hierarchy."""
+    found = []
     with open("/proc/self/cgroup") as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
             for c in (ctrls.split(",") if ctrls else ["unified"]):
                 c = c.replace("name=", "")
                 base = f"/sys/fs/cgroup/{c}" if os.path.isdir(f"/sys/fs/cgroup/{c}") else "/sys/fs/cgroup"
-                d = os.path.join(base + path, name)
-                if os.path.isdir(d):
-                    out.append(d)
-    return out
+                d = os.path.normpath(f"{base}/{path}/{rel}")
+                if os.path.isdir(d) and d not in found:
+                    found.append(d)
+    return found
+
+
+_cgroup_dirs = cgroup_dirs
 
 
 def _rm_cgroup_tree(d: str) -> None:

@@ -19,19 +19,7 @@ PYTHON = sys.executable
 CGROUP_PARENT = "pyrt-sec-tests"
 
 
-def cgroup_dirs(rel: str) -> list[str]:
-    """Where a relative cgroupsPath lands: under this process's cgroup in every hierarchy."""
-    found = []
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            for c in (ctrls.split(",") if ctrls else ["unified"]):
-                c = c.replace("name=", "")
-                base = f"/sys/fs/cgroup/{c}" if os.path.isdir(f"/sys/fs/cgroup/{c}") else "/sys/fs/cgroup"
-                d = os.path.normpath(f"{base}/{path}/{rel}")
-                if os.path.isdir(d) and d not in found:
-                    found.append(d)
-    return found
+from pyrt_testenv import cgroup_dirs  # noqa: E402,F401  (shared with the other suites)
 
 
 class Runtime:
