@@ -56,7 +56,9 @@ ffibuilder.set_source(
     "pyruntime._core",
     '#include "common.h"\n' + "".join(
         f'#include "cdef/{os.path.basename(h)}"\n' for h in sorted(glob.glob(os.path.join(HERE, "cdef", "*.h")))),
-    sources=[os.path.relpath(s) if not os.path.isabs(s) else s for s in _sources],
+    # setuptools (cffi_modules) refuses absolute source paths and builds from the project root; run
+    # directly, cffi compiles from inside its tmpdir, where only absolute paths resolve
+    sources=_sources if __name__ == "__main__" else [os.path.relpath(s, os.path.dirname(HERE)) for s in _sources],
     include_dirs=[HERE, BUILD],
     libraries=["seccomp"],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-D_GNU_SOURCE", "-std=gnu11"],

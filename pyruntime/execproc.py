@@ -49,6 +49,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     sync = None
     ours = None
     master = None
+    fwd = None
     pid = 0
     try:
         p.c.mode = lib.PYRT_MODE_EXEC
@@ -76,6 +77,9 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                 p.c.console_wait = 1
         p.c.preserve_fds = preserve_fds
         pid, sync = spawn(p)
+        if not detach:
+            from .commands.run import Forwarder
+            fwd = Forwarder(pid)         # before the process can run: signals go to it, not to us
         if mgr is not None and p.c.cgroup_fd < 0:
             mgr.add_pid(pid)
         sync.send(MSG_GO)
@@ -102,7 +106,6 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
         if detach:
             pid = 0              # the caller's subreaper owns it now
             return 0
-        from .commands.run import wait_forwarding
         if master is not None:
             from .ttyproxy import proxy
             pidfd = os.pidfd_open(pid)
@@ -111,10 +114,12 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
             finally:
                 os.close(pidfd)
                 os.close(master)
-        code = wait_forwarding(pid)
+        code = fwd.wait()
         pid = 0
         return code
     finally:
+        if fwd is not None:
+            fwd.close()
         if pid:
             _kill_and_reap(pid)
         if sync is not None:

@@ -27,23 +27,33 @@ def exit_status(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-def wait_forwarding(pid: int) -> int:
-    """Wait for our child `pid`, forwarding the signals we receive to it."""
-    pidfd = os.pidfd_open(pid)
+class Forwarder:
+    """Forward the signals we receive to our child `pid` (through a pidfd) from now on.
 
-    def fwd(sig, _frame):
+    Installed as soon as the pid exists, before the process is released: a signal that arrives
+    while `start` is still returning must reach the container, not kill us (runc does the same)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.pidfd = os.pidfd_open(pid)
+        self.old = {s: signal.signal(s, self._forward) for s in FORWARD}
+
+    def _forward(self, sig: int, _frame) -> None:
         try:
-            signal.pidfd_send_signal(pidfd, sig)
+            signal.pidfd_send_signal(self.pidfd, sig)
         except ProcessLookupError:
             pass
-    old = {s: signal.signal(s, fwd) for s in FORWARD}
-    try:
-        _, status = os.waitpid(pid, 0)
+
+    def wait(self) -> int:
+        """The child's exit status (128+signal when killed)."""
+        _, status = os.waitpid(self.pid, 0)
         return exit_status(status)
-    finally:
-        for s, h in old.items():
+
+    def close(self) -> None:
+        for s, h in self.old.items():
             signal.signal(s, h)
-        os.close(pidfd)
+        self.old = {}
+        os.close(self.pidfd)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(opts.owned["bundle"], ignore_errors=True)
         raise
     master = None
+    fwd = None if args.detach else Forwarder(st.pid)
     try:
         if ours is not None:
             # the pty exists since create: size it before the user program can ask for its size
@@ -86,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         if master is not None:
             os.close(master)
+        if fwd is not None:
+            fwd.close()
         container.delete(args.root, args.id, force=True)
         raise
     if args.detach:
@@ -99,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 os.close(pidfd)
                 os.close(master)
-        return wait_forwarding(st.pid)
+        return fwd.wait()
     finally:
+        fwd.close()
         if not args.keep:
             container.delete(args.root, args.id, force=True)
