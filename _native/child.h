@@ -10,9 +10,9 @@ int pyrt_recv_msg(int fd, struct pyrt_msg *hdr, char *payload, uint32_t cap);
 __attribute__((noreturn)) void pyrt_child_die(int fd, int errnum, const char *text);
 
 /* mounts.c */
-int pyrt_prepare_rootfs(const struct pyrt_plan *p, int *rootfd, int *devnull, char *err, size_t errlen);
+int pyrt_prepare_rootfs(const struct pyrt_plan *p, int *rootfd, char *err, size_t errlen);
 int pyrt_enter_rootfs(const struct pyrt_plan *p, int rootfd, char *err, size_t errlen);
-int pyrt_finish_rootfs(const struct pyrt_plan *p, int devnull, char *err, size_t errlen);
+int pyrt_finish_rootfs(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_open_in_root(int rootfd, const char *path, int flags, char *err, size_t errlen);
 
 /* caps.c */

@@ -270,7 +270,7 @@ static int dev_symlinks(int rootfd, char *err, size_t errlen)
     return 0;
 }
 
-int pyrt_prepare_rootfs(const struct pyrt_plan *p, int *rootfdp, int *devnullp, char *err, size_t errlen)
+int pyrt_prepare_rootfs(const struct pyrt_plan *p, int *rootfdp, char *err, size_t errlen)
 {
     unsigned long prop = p->rootfs_propagation ? p->rootfs_propagation : (MS_SLAVE | MS_REC);
     int rootfd, i, rc;
@@ -284,7 +284,6 @@ int pyrt_prepare_rootfs(const struct pyrt_plan *p, int *rootfdp, int *devnullp, 
     if (rootfd < 0)
         return pyrt_fail(err, errlen, errno, "open rootfs %s", p->rootfs);
     *rootfdp = rootfd;
-    *devnullp = -1;
     for (i = 0; i < p->n_mounts; i++)
         if ((rc = do_mount(rootfd, &p->mounts[i], err, errlen)) < 0)
             return rc;
@@ -416,15 +415,14 @@ static int write_sysctl(int rootfd, const char *key, const char *value, char *er
     return 0;
 }
 
-int pyrt_finish_rootfs(const struct pyrt_plan *p, int devnull, char *err, size_t errlen)
+int pyrt_finish_rootfs(const struct pyrt_plan *p, char *err, size_t errlen)
 {
-    int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), i, rc = 0;
+    int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), devnull = -1, i, rc = 0;
 
     if (rootfd < 0)
         return pyrt_fail(err, errlen, errno, "open /");
     if (p->n_masked) {
         struct stat st;
-        (void)devnull;
         devnull = sys_openat2(rootfd, "dev/null", O_PATH | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
         if (devnull < 0 || fstat(devnull, &st) < 0) {
             close(rootfd);

@@ -120,9 +120,8 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
 {
     char err[PYRT_ERRLEN];
     struct pyrt_msg hdr;
-    int fd = p->sync_fd, rootfd = -1, devnull = -1, listener = -1, report = -1, n;
+    int fd = p->sync_fd, rootfd = -1, listener = -1, report = -1, n;
     int seccomp_done = 0;
-    char cwdbuf[16];
 
     err[0] = 0;
     /* First: nothing in the container may open this (host) executable through /proc/PID/exe. */
@@ -151,7 +150,7 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
             pyrt_child_die(fd, 0, err);
         if ((p->clone_flags & CLONE_NEWNET) && pyrt_loopback_up(err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
-        if (pyrt_prepare_rootfs(p, &rootfd, &devnull, err, sizeof err) < 0)
+        if (pyrt_prepare_rootfs(p, &rootfd, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
         if (p->sync_hooks) {
             if (pyrt_send_msg(fd, PYRT_MSG_HOOKS, 0, NULL, 0, -1) < 0)
@@ -167,7 +166,7 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
         }
         if (pyrt_enter_rootfs(p, rootfd, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
-        if (pyrt_finish_rootfs(p, devnull, err, sizeof err) < 0)
+        if (pyrt_finish_rootfs(p, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
     } else if (chdir("/") < 0) {
         pyrt_child_die(fd, errno, "chdir /");
@@ -225,7 +224,6 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
         pyrt_child_die(fd, ENOENT, "cwd is outside the container root");
     if (lookup_exec(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
-    (void)cwdbuf;
 
     if (pyrt_send_msg(fd, PYRT_MSG_CREATED, 0, NULL, 0, -1) < 0)
         _exit(1);

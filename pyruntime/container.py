@@ -20,7 +20,7 @@ import time
 
 from . import fastjson as json
 from . import log, state
-from .errors import ContainerExists, NotRunning, RuntimeFailure
+from .errors import ContainerExists, ContainerNotFound, NotRunning, RuntimeFailure
 
 MSG = struct.Struct("IiII")      # struct pyrt_msg
 MSG_GO, MSG_ERROR, MSG_HOOKS, MSG_SECCOMP_FD, MSG_CREATED, MSG_CONSOLE = 1, 2, 3, 4, 5, 6
@@ -315,7 +315,7 @@ def _create_hooks(root: str, st: state.State, hooks: dict, pid: int) -> None:
             os.close(fd)
 
 
-def _poststop(root: str, cid: str, bundle: str, cfg: dict, st: state.State | None = None) -> None:
+def _poststop(root: str, cid: str, bundle: str, cfg: dict) -> None:
     from .hooks import run_hooks
     s = {"ociVersion": cfg.get("ociVersion", ""), "id": cid, "status": "stopped", "pid": 0,
          "bundle": bundle, "annotations": cfg.get("annotations", {}) or {}}
@@ -431,8 +431,8 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     """Remove everything the container owned; refuse a running one without force (runc)."""
     try:
         st = state.load(root, cid)
-    except RuntimeFailure:
-        if force and os.path.isdir(os.path.join(root, cid)) is False:
+    except ContainerNotFound:
+        if force and not os.path.isdir(os.path.join(root, cid)):
             return      # the shim's second `delete --force` after a `delete`: succeed quietly
         raise
     with state.locked(root, cid) as cdir:
@@ -466,7 +466,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         if mgr is not None:
             _destroy_cgroup(mgr)
         if (st.config.get("hooks") or {}).get("poststop"):
-            _poststop(root, cid, st.bundle, st.config, st)
+            _poststop(root, cid, st.bundle, st.config)
         if st.owned.get("bundle"):
             _rmtree_big(st.owned["bundle"])
         _rmtree(cdir)

@@ -69,7 +69,7 @@ class Plan:
     """Owns a ``struct pyrt_plan`` and everything it points to."""
 
     def __init__(self) -> None:
-        self.keep: list[Any] = []
+        self.keep: list[object] = []
         self.fds: list[int] = []
         self.c = ffi.new("struct pyrt_plan *")
         c = self.c
@@ -82,21 +82,21 @@ class Plan:
         c.mempolicy_mode = -1
 
     # -- allocation helpers (the struct only holds pointers; these keep the memory alive) --
-    def str(self, s: str | None) -> Any:
+    def str(self, s: str | None) -> object:
         if s is None:
             return ffi.NULL
         p = ffi.new("char[]", s.encode())
         self.keep.append(p)
         return p
 
-    def strv(self, items: list[str]) -> Any:
+    def strv(self, items: list[str]) -> object:
         arr = ffi.new("char *[]", len(items) + 1)
         for i, s in enumerate(items):
             arr[i] = self.str(s)
         self.keep.append(arr)
         return arr
 
-    def array(self, ctype: str, n: int) -> Any:
+    def array(self, ctype: str, n: int) -> object:
         arr = ffi.new(f"{ctype}[]", max(n, 1))
         self.keep.append(arr)
         return arr
@@ -260,7 +260,7 @@ def fill_process(p: Plan, proc: dict, field: str = "process") -> list[str]:
     return warnings
 
 
-def fill_seccomp(p: Plan, seccomp: dict | None) -> Any:
+def fill_seccomp(p: Plan, seccomp: dict | None) -> object:
     """Compile linux.seccomp in the parent; the child only loads the program."""
     if not seccomp:
         return None

@@ -20,28 +20,29 @@ U32 = 2**32 - 1
 U64 = 2**64 - 1
 
 
-def _type(value: Any, types: type | tuple, field: str, what: str) -> Any:
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in (
-            types if isinstance(types, tuple) else (types,))):
+def _type(value: object, types: type | tuple, field: str, what: str) -> object:
+    """isinstance with JSON's view of booleans: true/false are not integers (bool subclasses int)."""
+    allowed = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
         raise ConfigError(field, f"must be {what}")
     return value
 
 
-def _int(value: Any, field: str, lo: int = 0, hi: int = U32) -> int:
+def _int(value: object, field: str, lo: int = 0, hi: int = U32) -> int:
     _type(value, int, field, "an integer")
     if not lo <= value <= hi:
         raise ConfigError(field, f"{value} is out of range ({lo}..{hi})")
     return value
 
 
-def _strlist(value: Any, field: str) -> list[str]:
+def _strlist(value: object, field: str) -> list[str]:
     _type(value, list, field, "an array of strings")
     for i, v in enumerate(value):
         _type(v, str, f"{field}[{i}]", "a string")
     return value
 
 
-def _abspath(value: Any, field: str) -> str:
+def _abspath(value: object, field: str) -> str:
     _type(value, str, field, "a string")
     if not value.startswith("/"):
         raise ConfigError(field, f"{value!r} must be an absolute path")
@@ -80,7 +81,7 @@ def namespaces(cfg: dict) -> dict[str, str | None]:
     return {ns["type"]: ns.get("path") or None for ns in cfg.get("linux", {}).get("namespaces", [])}
 
 
-def validate(cfg: Any) -> None:
+def validate(cfg: object) -> None:
     _type(cfg, dict, "(document)", "a JSON object")
     _type(cfg.get("ociVersion", ""), str, "ociVersion", "a string")
     root = cfg.get("root")
@@ -142,7 +143,7 @@ def validate(cfg: Any) -> None:
         _type(v, str, f"annotations.{k}", "a string")
 
 
-def validate_process(proc: Any, f: str) -> None:
+def validate_process(proc: object, f: str) -> None:
     """Also used for ``exec --process`` files."""
     _type(proc, dict, f, "an object")
     args = proc.get("args")
@@ -186,7 +187,7 @@ def validate_process(proc: Any, f: str) -> None:
 PROPAGATION = {"shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable"}
 
 
-def _validate_mounts(mounts: Any) -> None:
+def _validate_mounts(mounts: object) -> None:
     _type(mounts, list, "mounts", "an array")
     for i, m in enumerate(mounts):
         f = f"mounts[{i}]"
@@ -198,7 +199,7 @@ def _validate_mounts(mounts: Any) -> None:
         _strlist(m.get("options", []) or [], f"{f}.options")
 
 
-def _validate_namespaces(nss: Any) -> dict[str, str | None]:
+def _validate_namespaces(nss: object) -> dict[str, str | None]:
     _type(nss, list, "linux.namespaces", "an array")
     out: dict[str, str | None] = {}
     for i, ns in enumerate(nss):
@@ -216,7 +217,7 @@ def _validate_namespaces(nss: Any) -> dict[str, str | None]:
     return out
 
 
-def _validate_devices(devs: Any) -> None:
+def _validate_devices(devs: object) -> None:
     _type(devs, list, "linux.devices", "an array")
     for i, d in enumerate(devs):
         f = f"linux.devices[{i}]"

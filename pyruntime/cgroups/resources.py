@@ -24,7 +24,7 @@ def _match(pattern: str, text: str):
     return re.match(pattern, text)
 
 
-def _int(v: Any, field: str, lo: int, hi: int) -> int:
+def _int(v: object, field: str, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise ConfigError(field, f"expected an integer, got {type(v).__name__}")
     if not lo <= v <= hi:
@@ -37,19 +37,19 @@ def _opt_int(d: dict, key: str, base: str, lo: int, hi: int, out: dict) -> None:
         out[key] = _int(d[key], f"{base}.{key}", lo, hi)
 
 
-def _obj(v: Any, field: str) -> dict:
+def _obj(v: object, field: str) -> dict:
     if not isinstance(v, dict):
         raise ConfigError(field, f"expected an object, got {type(v).__name__}")
     return v
 
 
-def _list(v: Any, field: str) -> list:
+def _list(v: object, field: str) -> list:
     if not isinstance(v, list):
         raise ConfigError(field, f"expected an array, got {type(v).__name__}")
     return v
 
 
-def _cpuset(v: Any, field: str) -> str:
+def _cpuset(v: object, field: str) -> str:
     if not isinstance(v, str):
         raise ConfigError(field, f"expected a string, got {type(v).__name__}")
     if v.strip() and not _match(_CPUSET_RE, v):
@@ -107,7 +107,7 @@ DEFAULT_DEVICES: tuple[DeviceRule, ...] = (
 )
 
 
-def _device_rules(v: Any) -> list[DeviceRule]:
+def _device_rules(v: object) -> list[DeviceRule]:
     rules = []
     for i, d in enumerate(_list(v, f"{P}.devices")):
         f = f"{P}.devices[{i}]"
@@ -134,7 +134,7 @@ def device_rules(resources: dict) -> list[DeviceRule]:
     return list(resources.get("devices", [])) + list(DEFAULT_DEVICES)
 
 
-def _throttle(v: Any, field: str) -> list[dict]:
+def _throttle(v: object, field: str) -> list[dict]:
     out = []
     for i, e in enumerate(_list(v, field)):
         f = f"{field}[{i}]"
@@ -145,12 +145,12 @@ def _throttle(v: Any, field: str) -> list[dict]:
     return out
 
 
-def validate(resources: Any) -> dict:
+def validate(resources: object) -> dict:
     """Checked copy of linux.resources; raises ConfigError naming the first bad field."""
     if resources is None:
         return {}
     r = _obj(resources, P)
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     if r.get("memory") is not None:
         m, b, o = _obj(r["memory"], f"{P}.memory"), f"{P}.memory", {}
         for k in ("limit", "reservation", "swap", "kernel", "kernelTCP"):

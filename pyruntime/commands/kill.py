@@ -1,8 +1,9 @@
 """pyruntime kill ID [SIGNAL]: signal names with or without SIG, or numbers; default SIGTERM."""
 from __future__ import annotations
 
+import _signal   # not `signal`: its enum conversion costs ~5 ms on every shim `kill`
+
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
-import signal
 
 from ..errors import RuntimeFailure
 
@@ -17,9 +18,9 @@ def parse_signal(text: str) -> int:
     else:
         name = text.upper()
         name = name if name.startswith("SIG") else "SIG" + name
-        sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
-        if sig is not None:
-            return int(sig)
+        sig = getattr(_signal, name, None)      # also SIG_DFL etc.: refused below, not signals
+        if isinstance(sig, int) and sig in _signal.valid_signals():
+            return sig
     raise RuntimeFailure(f"unknown signal {text!r}")
 
 
