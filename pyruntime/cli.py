@@ -101,12 +101,26 @@ def main(argv: list[str] | None = None) -> int:
     args.log, args.log_format, args.command = g.log, g.log_format, g.command
     from .errors import RuntimeFailure
     try:
+        cid = getattr(args, "id", None)
+        if isinstance(cid, str):
+            # one rule on every path (run --image makes a bundle dir named after the id), before
+            # anything touches the file system
+            from .state import validate_id
+            validate_id(cid)
         return int(mod.run(args) or 0)
     except RuntimeFailure as e:
         log.error(str(e))
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as e:
+        # a host condition no step wrapped (full disk, a file where a directory should be): still
+        # one line naming the file and the cause, never a traceback
+        log.error(str(RuntimeFailure.from_os(e, g.command)))
+        return 1
+    except RecursionError:
+        log.error(f"{g.command}: input nested too deeply")
+        return 1
 
 
 if __name__ == "__main__":

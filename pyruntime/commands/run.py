@@ -62,14 +62,28 @@ def run(args: argparse.Namespace) -> int:
     opts = options(args)
     bundle = args.bundle
     if args.image:
-        from .. import image
-        bundle = os.path.join(args.root, ".bundles", args.id)
-        os.makedirs(os.path.dirname(bundle), exist_ok=True)
-        image.make_bundle(args.image, bundle)
+        from .. import image, state
+        state.validate_id(args.id)
+        state.ensure_root(args.root)
+        if os.path.lexists(os.path.join(args.root, args.id)):
+            from ..errors import ContainerExists
+            raise ContainerExists(args.id)
+        # a name of our own: never the bundle of a container that exists (or is being made) already
+        bundle = os.path.join(args.root, ".bundles", f"{args.id}.{os.getpid()}")
+        os.makedirs(os.path.dirname(bundle), mode=0o700, exist_ok=True)
         opts.owned["bundle"] = bundle
+        try:
+            image.make_bundle(args.image, bundle)
+        except BaseException:
+            import shutil
+            shutil.rmtree(bundle, ignore_errors=True)
+            raise
     ours = None
     try:
         terminal = bool(spec.load(bundle)["process"].get("terminal"))
+        if terminal and not args.console_socket and not args.detach:
+            from ..ttyproxy import need_terminal
+            need_terminal()
         if terminal and not args.console_socket and not args.detach:
             from ..ttyproxy import console_pair
             ours, theirs = console_pair()
