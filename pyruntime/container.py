@@ -66,11 +66,6 @@ def _rmtree(path: str) -> None:
         pass
 
 
-def _rmtree_big(path: str) -> None:
-    import shutil
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _now_rfc3339() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
@@ -275,8 +270,8 @@ def _clear_halfmade(root: str, cid: str, st: "state.State | None", keep_bundle: 
             except (OSError, RuntimeFailure, KeyError, TypeError) as e:
                 log.warning(f"cgroup: {e}")
         b = st.owned.get("bundle")
-        if isinstance(b, str) and b and b != keep_bundle and os.path.isdir(b):
-            _rmtree_big(b)
+        if isinstance(b, str) and b and b != keep_bundle and os.path.lexists(b):
+            _remove_image_bundle(b)
     _rmtree(os.path.join(root, cid))
 
 
@@ -710,8 +705,17 @@ def _delete_locked(root: str, cid: str, cdir: str, st: state.State, force: bool)
     if (st.config.get("hooks") or {}).get("poststop"):
         _poststop(root, cid, st.bundle, st.config)
     if st.owned.get("bundle"):
-        _rmtree_big(st.owned["bundle"])
+        _remove_image_bundle(st.owned["bundle"])
     _rmtree(cdir)
+
+
+def _remove_image_bundle(bundle: str) -> None:
+    """A run --image bundle: an overlay to unmount, a tree of any depth (iterative, by fd)."""
+    from .image.overlay import remove_bundle
+    try:
+        remove_bundle(bundle)
+    except OSError as e:     # the container goes anyway; a later run --image ID retries
+        log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", bundle)))
 
 
 def _wait_pids_gone(pids: list[int], timeout: float = 2.0) -> None:
