@@ -396,6 +396,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         p.keep.append(lsock)
         lsock.bind(_short_path(dirfd, EXEC_SOCK))
+        os.chmod(_short_path(dirfd, EXEC_SOCK), 0o600)
         lsock.listen(1)
         p.c.fifo_fd = lsock.fileno()
         if opts.console_socket:

@@ -80,7 +80,7 @@ def test_state_dir_and_file_are_private(rt, make_bundle, tmp_path):
 
 
 # --- 9: one id rule everywhere ---------------------------------------------------------------------------
-BAD_IDS = ["../../../victim", "a/b", ".hidden", "-dash", "..", "a" * 256, "a b", "x\ny"]
+BAD_IDS = ["../../../victim", "a/b", ".hidden", "_under", "+plus", "..", "a" * 256, "a b", "x\ny"]
 
 
 @pytest.mark.parametrize("cmd", ["create", "run", "run-image", "state", "delete", "delete-force", "kill",
@@ -236,13 +236,14 @@ def test_full_filesystem_under_root(rt, make_bundle, tmp_path):
     try:
         root = mnt / "root"
         subprocess.run([LAUNCHER, "--root", str(root), "list"], check=True, capture_output=True)
-        with open(mnt / "fill", "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 4096)
-                    f.flush()
-            except OSError:
-                pass
+        fd = os.open(mnt / "fill", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
         log = tmp_path / "log.json"
         cp = subprocess.run([LAUNCHER, "--root", str(root), "--log", str(log), "--log-format", "json",
                              "create", "-b", b, "full"], capture_output=True, timeout=30)
