@@ -308,10 +308,19 @@ def _cgroup_split(root: str, st: state.State, mgr) -> tuple[list[int], list[int]
         return [], []
     if not pids:
         return [], []
-    nstypes = [n.get("type") for n in ((st.config.get("linux") or {}).get("namespaces") or [])
-               if isinstance(n, dict)]
-    if "pid" in nstypes:
-        ns = st.pidns or (_pidns(st.pid) if state.alive(st) else 0)
+    pidns = [n for n in ((st.config.get("linux") or {}).get("namespaces") or [])
+             if isinstance(n, dict) and n.get("type") == "pid"]
+    if pidns:
+        # namespace inodes are reused once a namespace is freed: compare only with one that lives
+        if state.alive(st):
+            ns = _pidns(st.pid)
+        elif isinstance(pidns[0].get("path"), str) and pidns[0]["path"]:
+            try:
+                ns = os.stat(pidns[0]["path"]).st_ino     # joined: it outlives our init
+            except OSError:
+                ns = 0
+        else:
+            ns = 0      # our own namespace died with the init, and every process in it
         ours = [p for p in pids if ns and _pidns(p) == ns]
         return ours, [p for p in pids if p not in ours]
     others = [p for p in pids if p != st.pid]
@@ -416,7 +425,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         undo.push(_kill_and_reap, pid)
         from ._core import ffi
         st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
-        st.rootfs, st.cgroup, st.pidns = os.fsdecode(ffi.string(p.c.rootfs)), mgr.to_state(), _pidns(pid)
+        st.rootfs, st.cgroup = os.fsdecode(ffi.string(p.c.rootfs)), mgr.to_state()
         state.save(root, st)
         if p.c.clone_flags & planmod.NS_FLAGS["user"]:
             _write_id_maps(pid, linux)

@@ -29,11 +29,11 @@ STATE_MAX = 64 << 20
 
 
 _FIELDS = ("id", "pid", "start_time", "bundle", "created", "annotations", "owner", "rootfs", "cgroup", "owned",
-           "config", "ocispec", "creating", "creator", "pidns")
+           "config", "ocispec", "creating", "creator")
 # field -> JSON type it must have in a state file we accept
 _TYPES = {"id": str, "pid": int, "start_time": int, "bundle": str, "created": str, "annotations": dict,
           "owner": str, "rootfs": str, "cgroup": dict, "owned": dict, "config": dict, "ocispec": str,
-          "creating": bool, "creator": list, "pidns": int}
+          "creating": bool, "creator": list}
 _REQUIRED = ("id", "pid", "start_time", "bundle", "created")
 
 
@@ -46,7 +46,7 @@ class State:
     def __init__(self, id: str, pid: int, start_time: int, bundle: str, created: str,
                  annotations: dict | None = None, owner: str = "", rootfs: str = "", cgroup: dict | None = None,
                  owned: dict | None = None, config: dict | None = None, ocispec: str = "",
-                 creating: bool = False, creator: list | None = None, pidns: int = 0) -> None:
+                 creating: bool = False, creator: list | None = None) -> None:
         self.id, self.pid, self.start_time, self.bundle, self.created = id, pid, start_time, bundle, created
         self.annotations = annotations or {}     # config.json annotations
         self.owner, self.rootfs, self.ocispec = owner, rootfs, ocispec
@@ -55,7 +55,6 @@ class State:
         self.config = config or {}               # config.json, for exec and the hooks of later commands
         self.creating = creating                 # a create is (or was, if `creator` is dead) under way
         self.creator = creator or []             # [pid, start time] of that create
-        self.pidns = pidns                       # inode of the init's pid namespace (whose processes are ours)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in _FIELDS}
