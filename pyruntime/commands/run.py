@@ -16,9 +16,9 @@ FORWARD = sorted(s for s in signal.valid_signals() if s not in (
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_create_flags(p)
-    p.add_argument("--detach", "-d", action="store_true")
-    p.add_argument("--keep", action="store_true")
-    p.add_argument("--image", default=None, help="run an OCI image layout LAYOUT[:REF] instead of a bundle")
+    p.add_argument("--detach", "-d", action="store_true", help="return once the container runs, leaving it running")
+    p.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
+    p.add_argument("--image", default=None, metavar="LAYOUT[:REF]", help="run an OCI image layout LAYOUT[:REF] instead of a bundle")
 
 
 def exit_status(status: int) -> int:
@@ -112,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 os.close(pidfd)
                 os.close(master)
-        return fwd.wait()
+        status = fwd.wait()
+        from .. import log
+        log.debug(f"run {args.id}: process pid {st.pid} exited, status {status}")
+        return status
     finally:
         fwd.close()
         if not args.keep:
