@@ -60,11 +60,6 @@ def _rmtree(path: str) -> None:
         pass
 
 
-def _rmtree_big(path: str) -> None:
-    import shutil
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _now_rfc3339() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
@@ -469,7 +464,12 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         if (st.config.get("hooks") or {}).get("poststop"):
             _poststop(root, cid, st.bundle, st.config)
         if st.owned.get("bundle"):
-            _rmtree_big(st.owned["bundle"])
+            # a run --image bundle: an overlay to unmount, a tree of any depth (iterative, by fd)
+            from .image.overlay import remove_bundle
+            try:
+                remove_bundle(st.owned["bundle"])
+            except OSError as e:     # the container goes anyway; a later run --image ID retries
+                log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", st.owned["bundle"])))
         _rmtree(cdir)
 
 
