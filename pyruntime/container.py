@@ -216,7 +216,8 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} created")
             undo.push(mgr.destroy)
             mgr.apply(linux.get("resources", {}) or {})
-            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state())
+            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state(),
+                                              seccomp_cache=root)
             for w in warnings:
                 log.warning(w)
             cgfd = mgr.clone_fd()

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
-import copy
-import json
-
+from .. import fastjson as json   # not json/copy: podman and containerd exec with --process on every call
 from ..errors import RuntimeFailure
 
 HELP = "execute a new process inside the container"
@@ -39,17 +37,36 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="the program to run and its arguments")
 
 
+def _copy(value: object) -> object:
+    """A deep copy of JSON data (dicts, lists, scalars): all copy.deepcopy would do here, without its import."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
 def build_process(args: argparse.Namespace, base: dict) -> dict:
     """--process FILE as given; otherwise the container's process with the flags applied (runc)."""
     if args.process:
         try:
             with open(args.process) as f:
-                return json.load(f)
+                raw = f.read()
         except (OSError, ValueError) as e:
             raise RuntimeFailure(str(e), step="exec --process", path=args.process) from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            import json as full   # only to word the error (line and column)
+            try:
+                full.loads(raw)
+                msg = "malformed JSON"
+            except ValueError as e:
+                msg = str(e)
+            raise RuntimeFailure(msg, step="exec --process", path=args.process) from None
     if not args.args:
         raise RuntimeFailure("exec: no command given (pass ARGS or --process)")
-    proc = copy.deepcopy(base)
+    proc = _copy(base)
     proc["args"] = list(args.args)
     proc["terminal"] = args.tty
     proc["env"] = list(proc.get("env", [])) + list(args.env)
