@@ -48,10 +48,7 @@ $(BUSYBOX_ROOTFS)/bin/busybox: bundles/mkrootfs.sh | .stamp-apt
 	bundles/mkrootfs.sh $(BUSYBOX_ROOTFS)
 rootfs: $(BUSYBOX_ROOTFS)/bin/busybox
 
-install: all install-hooks
-	install -m 755 bin/pyruntime $(PREFIX)/bin/pyruntime
-uninstall:
-	rm -f $(PREFIX)/bin/pyruntime
+# install / uninstall: mk/install.mk (a self-contained copy under $(PREFIX), DESTDIR honoured)
 
 # --- use ----------------------------------------------------------------------------------
 demo: all

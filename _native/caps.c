@@ -101,11 +101,15 @@ int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen)
     /* Keep the permitted set across the uid change; capset below decides what stays. */
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         return pyrt_fail(err, errlen, errno, "prctl(PR_SET_KEEPCAPS)");
-    if (p->set_groups && setgroups((size_t)p->n_groups, (const gid_t *)p->groups) < 0)
+    /* Raw syscalls, not glibc's setgroups/setresgid/setresuid: those broadcast the change to every
+     * thread glibc believes the process has (__nptl_setxid) and wait for each to acknowledge.  We were
+     * clone()d from a runtime that may have a thread (the cgroup warm-up), which does not exist here:
+     * the wrapper would wait for it forever.  This process is single-threaded, the raw call is exact. */
+    if (p->set_groups && syscall(SYS_setgroups, (size_t)p->n_groups, (const gid_t *)p->groups) < 0)
         return pyrt_fail(err, errlen, errno, "setgroups (process.user.additionalGids)");
-    if (setresgid(p->gid, p->gid, p->gid) < 0)
+    if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0)
         return pyrt_fail(err, errlen, errno, "setgid %u", p->gid);
-    if (setresuid(p->uid, p->uid, p->uid) < 0)
+    if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
         return pyrt_fail(err, errlen, errno, "setuid %u", p->uid);
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
         return pyrt_fail(err, errlen, errno, "prctl(PR_SET_KEEPCAPS, 0)");

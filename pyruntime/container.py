@@ -61,11 +61,6 @@ def _rmtree(path: str) -> None:
         pass
 
 
-def _rmtree_big(path: str) -> None:
-    import shutil
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _now_rfc3339() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
@@ -229,9 +224,11 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             # cgroup first: the init is placed in it before it runs anything of the user's
             mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup)
             mgr.create()
+            log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} created")
             undo.push(mgr.destroy)
             mgr.apply(linux.get("resources", {}) or {})
-            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state())
+            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state(),
+                                              seccomp_cache=root)
             for w in warnings:
                 log.warning(w)
             cgfd = mgr.clone_fd()
@@ -260,6 +257,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             if p.c.sync_hooks:
                 planmod.set_state_buffer(p)
             pid, sync = spawn(p)
+            log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
             undo.push(_kill_and_reap, pid)
             from ._core import ffi
             start_time = state.proc_start_time(pid) or 0
@@ -279,6 +277,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             while True:
                 mtype, errno_, payload, fds = sync.recv()
                 if mtype == MSG_HOOKS:
+                    log.debug(f"create {cid}: init asks for the prestart/createRuntime/createContainer hooks")
                     hooks_ran = True
                     _create_hooks(root, st, hooks, pid)
                     sync.send(MSG_GO, json.dumps(hook_state(root, st, "created")).encode())
@@ -300,6 +299,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             state.save(root, st)
             if opts.pid_file:
                 write_pid_file(opts.pid_file, pid)
+            log.debug(f"create {cid}: init pid {pid} set up, waiting for start")
             return st
     except BaseException:
         if hooks_ran and (cfg.get("hooks") or {}).get("poststop"):
@@ -375,6 +375,7 @@ def start(root: str, cid: str) -> state.State:
         if data:
             mtype, err, length, _ = MSG.unpack_from(data)
             raise _child_error(err, data[MSG.size:MSG.size + length])
+        log.debug(f"start {cid}: init pid {st.pid} released")
         poststart = (st.config.get("hooks") or {}).get("poststart") or []
         if poststart:
             from .hooks import run_hooks
@@ -401,6 +402,7 @@ def _signal(st: state.State, sig: int) -> None:
     try:
         if not state.alive(st):
             raise NotRunning(st.id)
+        log.debug(f"signal {sig} to {st.id} init pid {st.pid}")
         signal.pidfd_send_signal(pfd, sig)
     except ProcessLookupError:
         raise NotRunning(st.id) from None
@@ -495,8 +497,14 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         if (st.config.get("hooks") or {}).get("poststop"):
             _poststop(root, cid, st.bundle, st.config)
         if st.owned.get("bundle"):
-            _rmtree_big(st.owned["bundle"])
+            # a run --image bundle: an overlay to unmount, a tree of any depth (iterative, by fd)
+            from .image.overlay import remove_bundle
+            try:
+                remove_bundle(st.owned["bundle"])
+            except OSError as e:     # the container goes anyway; a later run --image ID retries
+                log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", st.owned["bundle"])))
         _rmtree(cdir)
+        log.debug(f"delete {cid}: was {status}, state and cgroup removed")
 
 
 def _destroy_cgroup(mgr) -> None:

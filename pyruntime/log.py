@@ -32,7 +32,7 @@ def _write(level: str, msg: str) -> None:
     if not _path:
         return
     if _fmt == "json":
-        import json
+        from . import fastjson as json    # containerd passes --log-format json on every call: no `json`/`re`
         line = json.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
     else:
         line = f'time="{_now()}" level={level} msg="{msg}"\n'

@@ -267,12 +267,13 @@ def fill_process(p: Plan, proc: dict, field: str = "process") -> list[str]:
     return warnings
 
 
-def fill_seccomp(p: Plan, seccomp: dict | None) -> object:
-    """Compile linux.seccomp in the parent; the child only loads the program."""
+def fill_seccomp(p: Plan, seccomp: dict | None, cache_root: str | None = None) -> object:
+    """Compile linux.seccomp in the parent; the child only loads the program.  With ``cache_root`` (the
+    state root) the program compiled once for this profile is reused (see seccomp_cache)."""
     if not seccomp:
         return None
-    from . import seccomp as sc
-    comp = sc.compile(seccomp, "linux.seccomp")
+    from . import seccomp_cache
+    comp = seccomp_cache.compile(seccomp, "linux.seccomp", cache_root)
     if comp is None or not comp.n:
         return comp
     buf = ffi.new("char[]", comp.prog)
@@ -292,8 +293,8 @@ def fill_procattrs(p: Plan, cfg: dict) -> None:
     procattrs.fill(p.c, ffi, cfg, p.keep)
 
 
-def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict | None = None
-                 ) -> tuple[Plan, list[str]]:
+def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict | None = None,
+                 seccomp_cache: str | None = None) -> tuple[Plan, list[str]]:
     """The plan for a new container (namespaces, rootfs, process)."""
     from . import spec
     p = Plan()
@@ -336,7 +337,7 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
         if linux.get("memoryPolicy") is not None:
             from . import mempolicy
             mempolicy.fill(c, linux["memoryPolicy"])
-        p.seccomp = fill_seccomp(p, linux.get("seccomp"))
+        p.seccomp = fill_seccomp(p, linux.get("seccomp"), seccomp_cache)
         return p, warnings
     except BaseException:
         p.close()
