@@ -10,6 +10,7 @@ so ``pyruntime state`` never imports what ``create`` needs.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from . import args as argparse   # the lean parser; `image` asks for the real one (FULL_ARGPARSE)
@@ -135,7 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{e}\n")
         return 2
     from . import log
-    log.configure(g.log, g.log_format, g.debug)
+    try:
+        log.configure(g.log, g.log_format, g.debug)
+    except OSError as e:
+        log.configure(None)
+        log.error(f"--log {g.log}: {os.strerror(e.errno or 0).lower()}")
+        return 1
     if g.version:
         sys.stdout.write(version_text())
         return 0

@@ -11,6 +11,7 @@ devices, hooks' side effects (poststop) and state directory are undone in revers
 """
 from __future__ import annotations
 
+import errno
 import os
 # The C-level modules, not socket/signal/shutil: those add enum conversions and ~10 ms to every call.
 import _signal as signal
@@ -119,6 +120,12 @@ def spawn(p) -> tuple[int, "Sync"]:
     pfd = ffi.new("int *")
     err = ffi.new("char[]", 4096)
     rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
+    if rc in (-errno.EOPNOTSUPP, -errno.EBUSY) and p.c.cgroup_fd >= 0:
+        # CLONE_INTO_CGROUP refused (a cgroup the kernel will not give processes to directly, e.g.
+        # below a populated one): clone normally; the caller then writes cgroup.procs (add_pid),
+        # which says clearly why if that is refused too
+        p.c.cgroup_fd = -1
+        rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
     if rc < 0:
         raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
     return rc, Sync(pfd[0])
@@ -126,6 +133,10 @@ def spawn(p) -> tuple[int, "Sync"]:
 
 def _child_error(err: int, payload: bytes) -> RuntimeFailure:
     text = payload.decode(errors="replace")
+    if text.startswith(("sched_setattr: policy 1 ", "sched_setattr: policy 2 ")) and \
+            "not permitted" in text:
+        text = ("process.scheduler: " + text + " (a real-time policy needs a real-time budget in the "
+                "container's cpu cgroup: set linux.resources.cpu.realtimeRuntime)")
     return RuntimeFailure(text, errno=0 if (err and os.strerror(err).lower() in text.lower()) else err)
 
 
@@ -256,7 +267,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                              config=cfg, ocispec=cfg.get("ociVersion", ""))
             if p.c.clone_flags & planmod.NS_FLAGS["user"]:
                 _write_id_maps(pid, linux)
-            if cgfd is None:
+            if p.c.cgroup_fd < 0:
                 mgr.add_pid(pid)
             if linux.get("netDevices"):
                 from . import netdevices
@@ -269,7 +280,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                     log.debug(f"create {cid}: init asks for the prestart/createRuntime/createContainer hooks")
                     hooks_ran = True
                     _create_hooks(root, st, hooks, pid)
-                    sync.send(MSG_GO, json.dumps(state.oci_state(root, st, "created")).encode())
+                    sync.send(MSG_GO, json.dumps(hook_state(root, st, "created")).encode())
                 elif mtype == MSG_SECCOMP_FD:
                     from . import seccomp as sc
                     comp = p.seccomp
@@ -302,9 +313,19 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             p.close()
 
 
+def hook_state(root: str, st: state.State, status: str) -> dict:
+    """The state given to hooks (runtime.md "State"): ``ociVersion`` is the spec version this
+    runtime's state complies with, not the config's; ``pid`` is the container init."""
+    from . import SPEC_VERSION
+    s = state.oci_state(root, st, status)
+    s["ociVersion"] = SPEC_VERSION
+    s["pid"] = st.pid
+    return s
+
+
 def _create_hooks(root: str, st: state.State, hooks: dict, pid: int) -> None:
     from .hooks import run_hooks
-    s = state.oci_state(root, st, "creating")
+    s = hook_state(root, st, "creating")
     run_hooks("prestart", hooks.get("prestart") or [], s)
     run_hooks("createRuntime", hooks.get("createRuntime") or [], s)
     if hooks.get("createContainer"):
@@ -359,9 +380,15 @@ def start(root: str, cid: str) -> state.State:
         if poststart:
             from .hooks import run_hooks
             try:
-                run_hooks("poststart", poststart, state.oci_state(root, st, "running"))
+                run_hooks("poststart", poststart, hook_state(root, st, "running"))
             except RuntimeFailure:
-                _signal(st, signal.SIGKILL)
+                # runtime.md step 9: a failed poststart hook fails `start` and the container is
+                # stopped; the error stays the hook's even when the program has already exited
+                try:
+                    _signal(st, signal.SIGKILL)
+                except RuntimeFailure:
+                    pass
+                _wait_gone(st, 5.0)
                 raise
         return st
 
