@@ -11,6 +11,7 @@ devices, hooks' side effects (poststop) and state directory are undone in revers
 """
 from __future__ import annotations
 
+import errno
 import os
 # The C-level modules, not socket/signal/shutil: those add enum conversions and ~10 ms to every call.
 import _signal as signal
@@ -125,6 +126,12 @@ def spawn(p) -> tuple[int, "Sync"]:
     pfd = ffi.new("int *")
     err = ffi.new("char[]", 4096)
     rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
+    if rc in (-errno.EOPNOTSUPP, -errno.EBUSY) and p.c.cgroup_fd >= 0:
+        # CLONE_INTO_CGROUP refused (a cgroup the kernel will not give processes to directly, e.g.
+        # below a populated one): clone normally; the caller then writes cgroup.procs (add_pid),
+        # which says clearly why if that is refused too
+        p.c.cgroup_fd = -1
+        rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
     if rc < 0:
         raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
     return rc, Sync(pfd[0])
@@ -132,6 +139,10 @@ def spawn(p) -> tuple[int, "Sync"]:
 
 def _child_error(err: int, payload: bytes) -> RuntimeFailure:
     text = payload.decode(errors="replace")
+    if text.startswith(("sched_setattr: policy 1 ", "sched_setattr: policy 2 ")) and \
+            "not permitted" in text:
+        text = ("process.scheduler: " + text + " (a real-time policy needs a real-time budget in the "
+                "container's cpu cgroup: set linux.resources.cpu.realtimeRuntime)")
     return RuntimeFailure(text, errno=0 if (err and os.strerror(err).lower() in text.lower()) else err)
 
 
@@ -377,6 +388,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     hooks_ran = False
     me = [os.getpid(), state.proc_start_time(os.getpid()) or 0]
     try:
+<<<<<<< HEAD
         linux = cfg.get("linux", {})
         hooks = cfg.get("hooks", {}) or {}
         # cgroup first: the init is placed in it before it runs anything of the user's
@@ -465,6 +477,91 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                 raise RuntimeFailure.from_os(e, "--pid-file", opts.pid_file) from None
         state.save(root, st)
         return st
+=======
+        with state.locked(root, cid):
+            linux = cfg.get("linux", {})
+            hooks = cfg.get("hooks", {}) or {}
+            # cgroup first: the init is placed in it before it runs anything of the user's
+            mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup)
+            mgr.create()
+            log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} created")
+            undo.push(mgr.destroy)
+            mgr.apply(linux.get("resources", {}) or {})
+            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state(),
+                                              seccomp_cache=root)
+            for w in warnings:
+                log.warning(w)
+            cgfd = mgr.clone_fd()
+            if cgfd is not None:
+                p.fds.append(cgfd)
+                p.c.cgroup_fd = cgfd
+            # exec.sock: start connects to it to release the init
+            dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            p.fds.append(dirfd)
+            lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            p.keep.append(lsock)
+            lsock.bind(_short_path(dirfd, EXEC_SOCK))
+            lsock.listen(1)
+            p.c.fifo_fd = lsock.fileno()
+            if opts.console_socket:
+                connect_console(p, opts.console_socket)
+            elif opts.console_fd is not None:
+                p.c.console_fd = opts.console_fd
+            p.c.preserve_fds = opts.preserve_fds
+            if not opts.no_new_keyring:
+                p.c.session_keyring = p.str(cid)
+            if hooks.get("startContainer"):
+                planmod.set_start_hooks(p, hooks["startContainer"])
+            p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
+                                                             "startContainer")))
+            if p.c.sync_hooks:
+                planmod.set_state_buffer(p)
+            pid, sync = spawn(p)
+            log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
+            undo.push(_kill_and_reap, pid)
+            from ._core import ffi
+            start_time = state.proc_start_time(pid) or 0
+            st = state.State(id=cid, pid=pid, start_time=start_time, bundle=bundle, created=_now_rfc3339(),
+                             annotations=cfg.get("annotations", {}) or {}, owner="root", rootfs=
+                             os.fsdecode(ffi.string(p.c.rootfs)), cgroup=mgr.to_state(), owned=dict(opts.owned),
+                             config=cfg, ocispec=cfg.get("ociVersion", ""))
+            if p.c.clone_flags & planmod.NS_FLAGS["user"]:
+                _write_id_maps(pid, linux)
+            if p.c.cgroup_fd < 0:
+                mgr.add_pid(pid)
+            if linux.get("netDevices"):
+                from . import netdevices
+                st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)
+                undo.push(netdevices.detach, st.owned["netdevices"], None)
+            sync.send(MSG_GO)
+            while True:
+                mtype, errno_, payload, fds = sync.recv()
+                if mtype == MSG_HOOKS:
+                    log.debug(f"create {cid}: init asks for the prestart/createRuntime/createContainer hooks")
+                    hooks_ran = True
+                    _create_hooks(root, st, hooks, pid)
+                    sync.send(MSG_GO, json.dumps(hook_state(root, st, "created")).encode())
+                elif mtype == MSG_SECCOMP_FD:
+                    from . import seccomp as sc
+                    comp = p.seccomp
+                    try:
+                        sc.send_listener(fds[0], comp.listener_path, comp.listener_metadata,
+                                         state.oci_state(root, st, "creating"))
+                    finally:
+                        for fd in fds:
+                            os.close(fd)
+                elif mtype == MSG_CREATED:
+                    break
+                elif mtype == MSG_ERROR:
+                    raise _child_error(errno_, payload)
+                else:
+                    raise RuntimeFailure("container init exited unexpectedly during create")
+            state.save(root, st)
+            if opts.pid_file:
+                write_pid_file(opts.pid_file, pid)
+            log.debug(f"create {cid}: init pid {pid} set up, waiting for start")
+            return st
+>>>>>>> main
     except BaseException:
         if hooks_ran and (cfg.get("hooks") or {}).get("poststop"):
             _poststop(root, cid, bundle, cfg)
@@ -478,9 +575,19 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             p.close()
 
 
+def hook_state(root: str, st: state.State, status: str) -> dict:
+    """The state given to hooks (runtime.md "State"): ``ociVersion`` is the spec version this
+    runtime's state complies with, not the config's; ``pid`` is the container init."""
+    from . import SPEC_VERSION
+    s = state.oci_state(root, st, status)
+    s["ociVersion"] = SPEC_VERSION
+    s["pid"] = st.pid
+    return s
+
+
 def _create_hooks(root: str, st: state.State, hooks: dict, pid: int) -> None:
     from .hooks import run_hooks
-    s = state.oci_state(root, st, "creating")
+    s = hook_state(root, st, "creating")
     run_hooks("prestart", hooks.get("prestart") or [], s)
     run_hooks("createRuntime", hooks.get("createRuntime") or [], s)
     if hooks.get("createContainer"):
@@ -532,13 +639,20 @@ def start(root: str, cid: str) -> state.State:
         if data:
             mtype, err, length, _ = MSG.unpack_from(data)
             raise _child_error(err, data[MSG.size:MSG.size + length])
+        log.debug(f"start {cid}: init pid {st.pid} released")
         poststart = (st.config.get("hooks") or {}).get("poststart") or []
         if poststart:
             from .hooks import run_hooks
             try:
-                run_hooks("poststart", poststart, state.oci_state(root, st, "running"))
+                run_hooks("poststart", poststart, hook_state(root, st, "running"))
             except RuntimeFailure:
-                _signal(st, signal.SIGKILL)
+                # runtime.md step 9: a failed poststart hook fails `start` and the container is
+                # stopped; the error stays the hook's even when the program has already exited
+                try:
+                    _signal(st, signal.SIGKILL)
+                except RuntimeFailure:
+                    pass
+                _wait_gone(st, 5.0)
                 raise
         return st
 
@@ -552,6 +666,7 @@ def _signal(st: state.State, sig: int) -> None:
     try:
         if not state.alive(st):
             raise NotRunning(st.id)
+        log.debug(f"signal {sig} to {st.id} init pid {st.pid}")
         signal.pidfd_send_signal(pfd, sig)
     except ProcessLookupError:
         raise NotRunning(st.id) from None
@@ -712,6 +827,7 @@ def _delete_locked(root: str, cid: str, cdir: str, st: state.State, force: bool)
                 log.warning(f"cgroup: {e}")
         else:
             _destroy_cgroup(mgr)
+<<<<<<< HEAD
     if (st.config.get("hooks") or {}).get("poststop"):
         _poststop(root, cid, st.bundle, st.config)
     if st.owned.get("bundle"):
@@ -733,6 +849,19 @@ def _wait_pids_gone(pids: list[int], timeout: float = 2.0) -> None:
     for p in pids:
         while os.path.exists(f"/proc/{p}") and time.monotonic() < deadline:
             time.sleep(0.005)
+=======
+        if (st.config.get("hooks") or {}).get("poststop"):
+            _poststop(root, cid, st.bundle, st.config)
+        if st.owned.get("bundle"):
+            # a run --image bundle: an overlay to unmount, a tree of any depth (iterative, by fd)
+            from .image.overlay import remove_bundle
+            try:
+                remove_bundle(st.owned["bundle"])
+            except OSError as e:     # the container goes anyway; a later run --image ID retries
+                log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", st.owned["bundle"])))
+        _rmtree(cdir)
+        log.debug(f"delete {cid}: was {status}, state and cgroup removed")
+>>>>>>> main
 
 
 def _destroy_cgroup(mgr) -> None:

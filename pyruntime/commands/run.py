@@ -16,13 +16,13 @@ FORWARD = sorted(s for s in signal.valid_signals() if s not in (
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_create_flags(p)
-    p.add_argument("--detach", "-d", action="store_true")
-    p.add_argument("--keep", action="store_true")
-    p.add_argument("--image", default=None,
+    p.add_argument("--detach", "-d", action="store_true", help="return once the container runs, leaving it running")
+    p.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
+    p.add_argument("--image", default=None, metavar="IMAGE",
                    help="run an image (LAYOUT[:REF], ARCHIVE[:REF] or a stored image) instead of a bundle")
     # --image only: the image's defaults, changed
     p.add_argument("--env", "-e", action="append", default=[], help="NAME=VALUE (repeatable)")
-    p.add_argument("--workdir", "-w", default=None)
+    p.add_argument("--workdir", "-w", default=None, metavar="DIR", help="working directory (--image only)")
     p.add_argument("--user", "-u", default=None, help="USER[:GROUP] (names from the image's /etc/passwd)")
     p.add_argument("--mount", action="append", default=[], help="type=bind,source=SRC,target=DST[,readonly]")
     p.add_argument("--volume", "-v", action="append", default=[], help="SRC:DST[:ro|rw]")
@@ -32,7 +32,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--platform", default=None, help="os/arch[/variant] (default: this host)")
     p.add_argument("--max-expansion", type=float, default=None,
                    help="a layer may unpack to RATIO x its compressed size (default 50, at least 64 MiB; 0: no limit)")
-    p.add_argument("process_args", nargs=argparse.REMAINDER)
+    p.add_argument("process_args", nargs=argparse.REMAINDER, metavar="command",
+                   help="with --image: the program and arguments to run instead of the image's")
 
 
 def exit_status(status: int) -> int:
@@ -155,7 +156,10 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 os.close(pidfd)
                 os.close(master)
-        return fwd.wait()
+        status = fwd.wait()
+        from .. import log
+        log.debug(f"run {args.id}: process pid {st.pid} exited, status {status}")
+        return status
     finally:
         fwd.close()
         if not args.keep:
