@@ -173,15 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     args.log, args.log_format, args.command = g.log, g.log_format, g.command
     from .errors import RuntimeFailure
     try:
-<<<<<<< HEAD
         cid = getattr(args, "id", None)
         if isinstance(cid, str):
             # one rule on every path (run --image makes a bundle dir named after the id), before
             # anything touches the file system
             from .state import validate_id
             validate_id(cid)
-        return int(mod.run(args) or 0)
-=======
         status = int(mod.run(args) or 0)
         sys.stdout.flush()
         return status
@@ -189,7 +186,6 @@ def main(argv: list[str] | None = None) -> int:
         # `pyruntime events | head`: the reader left; end quietly, not with a traceback at exit
         _quiet_stdout()
         return 0
->>>>>>> main
     except RuntimeFailure as e:
         if g.command == "exec":      # runc: any failure of exec itself is status 255, "exec failed: ..."
             log.error(f"exec failed: {e}")

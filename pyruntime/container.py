@@ -213,7 +213,7 @@ def _check_cgroup_unused(mgr) -> None:
         raise RuntimeFailure("container's cgroup unexpectedly frozen", step="linux.cgroupsPath")
 
 
-def _release_cgroup(mgr, _unused=None) -> None:
+def _release_cgroup(mgr) -> None:
     """Undo of a failed create: our init is already killed and reaped; remove what is empty and
     never signal anything else (another container may have joined the cgroup meanwhile)."""
     mgr.destroy(kill=False)
@@ -388,7 +388,6 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     hooks_ran = False
     me = [os.getpid(), state.proc_start_time(os.getpid()) or 0]
     try:
-<<<<<<< HEAD
         linux = cfg.get("linux", {})
         hooks = cfg.get("hooks", {}) or {}
         # cgroup first: the init is placed in it before it runs anything of the user's
@@ -402,9 +401,11 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                          ocispec=cfg.get("ociVersion", ""), creating=True, creator=me)
         state.save(root, st)
         mgr.create()
-        undo.push(_release_cgroup, mgr, [0])
+        log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} created")
+        undo.push(_release_cgroup, mgr)
         mgr.apply(linux.get("resources", {}) or {})
-        p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state())
+        p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state(),
+                                          seccomp_cache=root)
         for w in warnings:
             log.warning(w)
         cgfd = mgr.clone_fd()
@@ -434,6 +435,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         if p.c.sync_hooks:
             planmod.set_state_buffer(p)
         pid, sync = spawn(p)
+        log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
         undo.push(_kill_and_reap, pid)
         from ._core import ffi
         st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
@@ -441,7 +443,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         state.save(root, st)
         if p.c.clone_flags & planmod.NS_FLAGS["user"]:
             _write_id_maps(pid, linux)
-        if cgfd is None:
+        if p.c.cgroup_fd < 0:
             mgr.add_pid(pid)
         if linux.get("netDevices"):
             from . import netdevices
@@ -451,9 +453,10 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         while True:
             mtype, errno_, payload, fds = sync.recv()
             if mtype == MSG_HOOKS:
+                log.debug(f"create {cid}: init asks for the prestart/createRuntime/createContainer hooks")
                 hooks_ran = True
                 _create_hooks(root, st, hooks, pid)
-                sync.send(MSG_GO, json.dumps(state.oci_state(root, st, "created")).encode())
+                sync.send(MSG_GO, json.dumps(hook_state(root, st, "created")).encode())
             elif mtype == MSG_SECCOMP_FD:
                 from . import seccomp as sc
                 comp = p.seccomp
@@ -476,92 +479,8 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             except OSError as e:
                 raise RuntimeFailure.from_os(e, "--pid-file", opts.pid_file) from None
         state.save(root, st)
+        log.debug(f"create {cid}: init pid {pid} set up, waiting for start")
         return st
-=======
-        with state.locked(root, cid):
-            linux = cfg.get("linux", {})
-            hooks = cfg.get("hooks", {}) or {}
-            # cgroup first: the init is placed in it before it runs anything of the user's
-            mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup)
-            mgr.create()
-            log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} created")
-            undo.push(mgr.destroy)
-            mgr.apply(linux.get("resources", {}) or {})
-            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state(),
-                                              seccomp_cache=root)
-            for w in warnings:
-                log.warning(w)
-            cgfd = mgr.clone_fd()
-            if cgfd is not None:
-                p.fds.append(cgfd)
-                p.c.cgroup_fd = cgfd
-            # exec.sock: start connects to it to release the init
-            dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            p.fds.append(dirfd)
-            lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            p.keep.append(lsock)
-            lsock.bind(_short_path(dirfd, EXEC_SOCK))
-            lsock.listen(1)
-            p.c.fifo_fd = lsock.fileno()
-            if opts.console_socket:
-                connect_console(p, opts.console_socket)
-            elif opts.console_fd is not None:
-                p.c.console_fd = opts.console_fd
-            p.c.preserve_fds = opts.preserve_fds
-            if not opts.no_new_keyring:
-                p.c.session_keyring = p.str(cid)
-            if hooks.get("startContainer"):
-                planmod.set_start_hooks(p, hooks["startContainer"])
-            p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
-                                                             "startContainer")))
-            if p.c.sync_hooks:
-                planmod.set_state_buffer(p)
-            pid, sync = spawn(p)
-            log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
-            undo.push(_kill_and_reap, pid)
-            from ._core import ffi
-            start_time = state.proc_start_time(pid) or 0
-            st = state.State(id=cid, pid=pid, start_time=start_time, bundle=bundle, created=_now_rfc3339(),
-                             annotations=cfg.get("annotations", {}) or {}, owner="root", rootfs=
-                             os.fsdecode(ffi.string(p.c.rootfs)), cgroup=mgr.to_state(), owned=dict(opts.owned),
-                             config=cfg, ocispec=cfg.get("ociVersion", ""))
-            if p.c.clone_flags & planmod.NS_FLAGS["user"]:
-                _write_id_maps(pid, linux)
-            if p.c.cgroup_fd < 0:
-                mgr.add_pid(pid)
-            if linux.get("netDevices"):
-                from . import netdevices
-                st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)
-                undo.push(netdevices.detach, st.owned["netdevices"], None)
-            sync.send(MSG_GO)
-            while True:
-                mtype, errno_, payload, fds = sync.recv()
-                if mtype == MSG_HOOKS:
-                    log.debug(f"create {cid}: init asks for the prestart/createRuntime/createContainer hooks")
-                    hooks_ran = True
-                    _create_hooks(root, st, hooks, pid)
-                    sync.send(MSG_GO, json.dumps(hook_state(root, st, "created")).encode())
-                elif mtype == MSG_SECCOMP_FD:
-                    from . import seccomp as sc
-                    comp = p.seccomp
-                    try:
-                        sc.send_listener(fds[0], comp.listener_path, comp.listener_metadata,
-                                         state.oci_state(root, st, "creating"))
-                    finally:
-                        for fd in fds:
-                            os.close(fd)
-                elif mtype == MSG_CREATED:
-                    break
-                elif mtype == MSG_ERROR:
-                    raise _child_error(errno_, payload)
-                else:
-                    raise RuntimeFailure("container init exited unexpectedly during create")
-            state.save(root, st)
-            if opts.pid_file:
-                write_pid_file(opts.pid_file, pid)
-            log.debug(f"create {cid}: init pid {pid} set up, waiting for start")
-            return st
->>>>>>> main
     except BaseException:
         if hooks_ran and (cfg.get("hooks") or {}).get("poststop"):
             _poststop(root, cid, bundle, cfg)
@@ -827,12 +746,12 @@ def _delete_locked(root: str, cid: str, cdir: str, st: state.State, force: bool)
                 log.warning(f"cgroup: {e}")
         else:
             _destroy_cgroup(mgr)
-<<<<<<< HEAD
     if (st.config.get("hooks") or {}).get("poststop"):
         _poststop(root, cid, st.bundle, st.config)
     if st.owned.get("bundle"):
         _remove_image_bundle(st.owned["bundle"])
     _rmtree(cdir)
+    log.debug(f"delete {cid}: was {status}, state and cgroup removed")
 
 
 def _remove_image_bundle(bundle: str) -> None:
@@ -849,19 +768,6 @@ def _wait_pids_gone(pids: list[int], timeout: float = 2.0) -> None:
     for p in pids:
         while os.path.exists(f"/proc/{p}") and time.monotonic() < deadline:
             time.sleep(0.005)
-=======
-        if (st.config.get("hooks") or {}).get("poststop"):
-            _poststop(root, cid, st.bundle, st.config)
-        if st.owned.get("bundle"):
-            # a run --image bundle: an overlay to unmount, a tree of any depth (iterative, by fd)
-            from .image.overlay import remove_bundle
-            try:
-                remove_bundle(st.owned["bundle"])
-            except OSError as e:     # the container goes anyway; a later run --image ID retries
-                log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", st.owned["bundle"])))
-        _rmtree(cdir)
-        log.debug(f"delete {cid}: was {status}, state and cgroup removed")
->>>>>>> main
 
 
 def _destroy_cgroup(mgr) -> None:

@@ -37,12 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
     elif args.format == "json":
-<<<<<<< HEAD
         import json
-        sys.stdout.write(json.dumps(rows) + "\n")
-=======
         sys.stdout.write((json.dumps(rows) if rows else "null") + "\n")    # runc prints null for none
->>>>>>> main
     else:
         sys.stdout.write(format_table(rows))
     return 0
