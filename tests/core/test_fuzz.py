@@ -34,10 +34,10 @@ WRONG = [None, True, False, 0, -1, 1.5, "", "x", [], {}, [1, "a"], {"a": {"b": N
 HUGE = [2**31, 2**32, 2**63, 2**64, 2**64 + 1, -2**63 - 1, 10**30, 10**400, 1e308, -1e308, 1e-320]
 
 
-def base_config(rel_cg: str) -> dict:
+def base_config(rel_cg: str, rootfs: str = ROOTFS) -> dict:
     from pyruntime.defaults import default_config
     c = default_config(terminal=False, args=["true"])
-    c["root"]["path"] = ROOTFS
+    c["root"]["path"] = rootfs
     c["linux"]["cgroupsPath"] = rel_cg
     c["process"]["rlimits"].append({"type": "RLIMIT_NPROC", "soft": 100, "hard": 100})
     c["linux"]["sysctl"] = {"net.ipv4.ip_forward": "0"}
@@ -131,12 +131,21 @@ def leftovers(root: str, cid: str, rel_cg: str) -> list[str]:
     return out
 
 
-def run_case(n: int, seed: int, workdir: str, root: str) -> tuple[str, str]:
+@pytest.fixture(scope="module")
+def fuzz_rootfs(tmp_path_factory) -> str:
+    """A private copy of the busybox rootfs: a mutated config may create mount points and device nodes
+    in its rootfs (a /dev without its tmpfs gets real nodes), which must not land in the shared one."""
+    d = tmp_path_factory.mktemp("fuzz") / "rootfs"
+    shutil.copytree(ROOTFS, d, symlinks=True)
+    return str(d)
+
+
+def run_case(n: int, seed: int, workdir: str, root: str, rootfs: str = ROOTFS) -> tuple[str, str]:
     """('ok'|'refused'|failure text, detail)."""
     rng = random.Random(seed * 100003 + n)
     cid = f"fz{seed}-{n}"
     rel_cg = f"{CG_PARENT}/fuzz-{seed}-{n}-{uuid.uuid4().hex[:4]}"
-    cfg = base_config(rel_cg)
+    cfg = base_config(rel_cg, rootfs)
     path, kind, text = mutate(cfg, rng)
     b = os.path.join(workdir, cid)
     os.makedirs(b)
@@ -179,12 +188,12 @@ def run_case(n: int, seed: int, workdir: str, root: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_fuzz_create(seed, tmp_path, rt):
+def test_fuzz_create(seed, tmp_path, rt, fuzz_rootfs):
     workdir = str(tmp_path)
     t0 = time.monotonic()
     results = []
     with ThreadPoolExecutor(max_workers=2) as ex:
-        futs = [ex.submit(run_case, n, seed, workdir, rt.root) for n in range(CASES)]
+        futs = [ex.submit(run_case, n, seed, workdir, rt.root, fuzz_rootfs) for n in range(CASES)]
         for f in futs:
             if time.monotonic() - t0 > BUDGET:
                 f.cancel()
@@ -203,7 +212,7 @@ def test_fuzz_create(seed, tmp_path, rt):
 
 
 @pytest.mark.skipif(RUNC is None, reason="runc (the control) is not installed")
-def test_fuzz_runc_control(tmp_path, rt):
+def test_fuzz_runc_control(tmp_path, rt, fuzz_rootfs):
     """A sample of the same mutations given to runc: runc never crashes (exit 0 or 1), and when runc
     accepts a config pyruntime does too or refuses it with one clean line."""
     seed = SEEDS[0]
@@ -212,7 +221,7 @@ def test_fuzz_runc_control(tmp_path, rt):
     for n in range(0, 24):
         rng = random.Random(seed * 100003 + n)
         rel_cg = f"{CG_PARENT}/fuzzrc-{n}-{uuid.uuid4().hex[:4]}"
-        cfg = base_config(rel_cg)
+        cfg = base_config(rel_cg, fuzz_rootfs)
         path, kind, text = mutate(cfg, rng)
         b = tmp_path / f"r{n}"
         b.mkdir()
@@ -229,8 +238,8 @@ def test_fuzz_runc_control(tmp_path, rt):
             except OSError:
                 pass
         assert r.returncode in (0, 1), (kind, path, r.returncode, r.stderr[-300:])
-        p = run_case(n, seed, str(tmp_path / "py"), rt.root) if (tmp_path / "py").mkdir(exist_ok=True) is None \
-            else ("", "")
+        (tmp_path / "py").mkdir(exist_ok=True)
+        p = run_case(n, seed, str(tmp_path / "py"), rt.root, fuzz_rootfs)
         assert p[0] in ("ok", "refused"), p[0]
         if r.returncode == 0 and p[0] != "ok":
             disagreements.append(f"{kind} at {path}: runc accepts, pyruntime: {p[1]}")
