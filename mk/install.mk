@@ -22,7 +22,7 @@ STAGE := $(INSTALL_BUILD)/lib
 DOCS := build/man/pyruntime.8 build/completion/pyruntime
 PKG_SOURCES := $(shell find pyruntime -name '*.py' 2>/dev/null)
 
-.PHONY: docs install uninstall install-check-python
+.PHONY: docs install uninstall install-check-python bench-startup
 all: docs
 
 # Man pages and completion from the parsers themselves (any interpreter that can import the package).
@@ -71,3 +71,11 @@ uninstall: uninstall-hooks
 	rm -f $(DESTDIR)$(PREFIX)/bin/pyruntime $(DESTDIR)$(BASHCOMPDIR)/pyruntime
 	rm -f $(DESTDIR)$(MANDIR)/man8/pyruntime.8 $(DESTDIR)$(MANDIR)/man8/pyruntime-*.8
 	rm -rf $(DESTDIR)$(LIBDIR)
+
+# Start-up of the installed command vs the checkout's launcher and the bare interpreter (prints only).
+BENCH_PREFIX := $(ROOT)/build/bench-prefix
+bench-startup: all
+	$(MAKE) --no-print-directory -s install PREFIX=$(BENCH_PREFIX)
+	$(SYS_PYTHON) benchmarks/bench_startup.py $(BENCH_PREFIX)/bin/pyruntime
+	$(MAKE) --no-print-directory -s uninstall PREFIX=$(BENCH_PREFIX)
+bench: bench-startup

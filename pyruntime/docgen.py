@@ -174,7 +174,7 @@ def bash_completion() -> str:
             dirs = "|".join(n for o in s.opts if o.value == "DIR" for n in o.names)
             cases.append(f"        {name})\n            opts='{_words(s.opts)} --help'\n"
                          f"            valued='{_valued(s.opts) or '-'}'\n"
-                         + (f"            case \"$prev\" in\n" + "\n".join(choice) + "\n            esac\n" if choice else "")
+                         + ("            case \"$prev\" in\n" + "\n".join(choice) + "\n            esac\n" if choice else "")
                          + (f"            dirs='{dirs}'\n" if dirs else "") + "            ;;")
         else:
             subs = _full_sections(p)

@@ -138,7 +138,7 @@ def test_make_install_destdir_and_uninstall(built):
         if not p.endswith((".so", ".pyc")):
             with open(p, "rb") as f:
                 assert destdir.encode() not in f.read(), p
-    assert f"sys.path[:0] = ['/usr/local/lib/pyruntime']" in open(os.path.join(destdir, "usr/local/bin/pyruntime")).read()
+    assert "sys.path[:0] = ['/usr/local/lib/pyruntime']" in open(os.path.join(destdir, "usr/local/bin/pyruntime")).read()
     _run(["make", "-s", "-C", ROOT, "uninstall", f"DESTDIR={destdir}", "PREFIX=/usr/local"])
     left = [p for p in glob.glob(destdir + "/**", recursive=True) if os.path.isfile(p) or os.path.islink(p)]
     assert left == []
