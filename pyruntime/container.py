@@ -216,7 +216,8 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             linux = cfg.get("linux", {})
             hooks = cfg.get("hooks", {}) or {}
             # cgroup first: the init is placed in it before it runs anything of the user's
-            mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup)
+            mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
+                               annotations=cfg.get("annotations"))
             mgr.create()
             undo.push(mgr.destroy)
             mgr.apply(linux.get("resources", {}) or {})
