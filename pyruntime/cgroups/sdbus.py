@@ -82,7 +82,9 @@ class Systemd:
         if self._subscribed:
             return
         from jeepney import MatchRule, message_bus
-        self.rule = MatchRule(type="signal", sender=DEST, interface=MANAGER, member="JobRemoved", path=PATH)
+        # no sender=: the bus resolves the well-known name, but jeepney's client-side filter compares it
+        # with the signal's unique sender name and would drop every JobRemoved
+        self.rule = MatchRule(type="signal", interface=MANAGER, member="JobRemoved", path=PATH)
         self.conn.send_and_get_reply(message_bus.AddMatch(self.rule), timeout=JOB_TIMEOUT)
         self.call("Subscribe")
         self._subscribed = True

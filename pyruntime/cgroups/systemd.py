@@ -108,7 +108,15 @@ class SystemdManager:
                       ("TasksAccounting", ("b", True)), ("DefaultDependencies", ("b", False))]
             props += sdprops.resource_props(r, bus.version(), initial=True)
             props += self.extra
-            bus.start_transient_unit(self.unit, props)
+            try:
+                bus.start_transient_unit(self.unit, props)
+            except RuntimeFailure as e:
+                if getattr(e, "name", "") != "org.freedesktop.systemd1.UnitExists":
+                    try:        # a job that timed out may still have made the unit
+                        bus.stop_unit(self.unit)
+                    except RuntimeFailure:
+                        pass
+                raise RuntimeFailure(f"cannot start unit {self.unit}: {e}", step="systemd cgroup driver") from None
             self.started = True
         if not os.path.isdir(self.fs.path):
             raise RuntimeFailure(f"systemd started {self.unit} but its cgroup is not where expected",
