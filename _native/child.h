@@ -23,6 +23,10 @@ int pyrt_join_keyring(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_set_mempolicy(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_load_seccomp(const struct pyrt_plan *p, int *listener, char *err, size_t errlen);
 
+/* procenv.c */
+int pyrt_set_home(struct pyrt_plan *p, char *err, size_t errlen);
+int pyrt_fix_stdio_owner(const struct pyrt_plan *p, char *err, size_t errlen);
+
 /* tty.c */
 int pyrt_setup_console(const struct pyrt_plan *p, char *err, size_t errlen);
 

@@ -270,13 +270,47 @@ static int dev_symlinks(int rootfd, char *err, size_t errlen)
     return 0;
 }
 
+/* pivot_root refuses a new root whose parent mount is shared, and a bind under a shared parent would
+ * propagate to the host: the mount holding the rootfs becomes slave (rootfsPropagation slave/rslave)
+ * or private, found by walking up until mount() stops saying EINVAL (not a mount point), as runc. */
+static int rootfs_parent_not_shared(const struct pyrt_plan *p, char *err, size_t errlen)
+{
+    unsigned long fl = (p->rootfs_propagation & MS_SLAVE) ? MS_SLAVE : MS_PRIVATE;
+    char path[4096];
+    char *slash;
+
+    if (snprintf(path, sizeof path, "%s", p->rootfs) >= (int)sizeof path)
+        return pyrt_fail(err, errlen, ENAMETOOLONG, "rootfs %s", p->rootfs);
+    for (;;) {
+        if (mount(NULL, path, NULL, fl, NULL) == 0)
+            return 0;
+        if (errno != EINVAL || strcmp(path, "/") == 0)
+            return pyrt_fail(err, errlen, errno, "set propagation of the rootfs's parent mount %s", path);
+        slash = strrchr(path, '/');
+        if (slash == path)
+            slash[1] = 0;
+        else
+            *slash = 0;
+    }
+}
+
 int pyrt_prepare_rootfs(const struct pyrt_plan *p, int *rootfdp, char *err, size_t errlen)
 {
     unsigned long prop = p->rootfs_propagation ? p->rootfs_propagation : (MS_SLAVE | MS_REC);
     int rootfd, i, rc;
 
+    if (p->no_mountns) {
+        /* the host's mount namespace: nothing is mounted, the rootfs is entered with chroot */
+        rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+            return pyrt_fail(err, errlen, errno, "open rootfs %s", p->rootfs);
+        *rootfdp = rootfd;
+        return 0;
+    }
     if (mount(NULL, "/", NULL, prop, NULL) < 0)
-        return pyrt_fail(err, errlen, errno, "set rootfs propagation");
+        return pyrt_fail(err, errlen, errno, "set rootfs propagation (linux.rootfsPropagation)");
+    if ((rc = rootfs_parent_not_shared(p, err, errlen)) < 0)
+        return rc;
     /* pivot_root needs the new root to be a mount point. */
     if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         return pyrt_fail(err, errlen, errno, "bind mount rootfs %s", p->rootfs);
@@ -292,6 +326,15 @@ int pyrt_prepare_rootfs(const struct pyrt_plan *p, int *rootfdp, char *err, size
             return rc;
     if (p->setup_dev && (rc = dev_symlinks(rootfd, err, errlen)) < 0)
         return rc;
+    if (p->create_cwd && p->cwd) {
+        /* a missing process.cwd is created (runc, crun): 0755, owned by the container's root */
+        umask(022);
+        rc = mkpath_in_root(rootfd, p->cwd, 0, err, errlen);
+        umask(0);
+        if (rc < 0)
+            return rc;
+        close(rc);
+    }
     return 0;
 }
 
@@ -301,7 +344,10 @@ int pyrt_enter_rootfs(const struct pyrt_plan *p, int rootfd, char *err, size_t e
 
     if (fchdir(rootfd) < 0)
         return pyrt_fail(err, errlen, errno, "chdir to rootfs %s", p->rootfs);
-    if (p->no_pivot) {
+    if (p->no_mountns) {
+        if (chroot(".") < 0)
+            return pyrt_fail(err, errlen, errno, "chroot %s (no mount namespace)", p->rootfs);
+    } else if (p->no_pivot) {
         if (mount(p->rootfs, "/", NULL, MS_MOVE, NULL) < 0)
             return pyrt_fail(err, errlen, errno, "move rootfs to / (--no-pivot)");
         if (chroot(".") < 0)
@@ -417,7 +463,11 @@ static int write_sysctl(int rootfd, const char *key, const char *value, char *er
 
 int pyrt_finish_rootfs(const struct pyrt_plan *p, char *err, size_t errlen)
 {
-    int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), devnull = -1, i, rc = 0;
+    int rootfd, devnull = -1, i, rc = 0;
+
+    if (p->no_mountns)
+        return 0;
+    rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 
     if (rootfd < 0)
         return pyrt_fail(err, errlen, errno, "open /");
@@ -447,6 +497,12 @@ int pyrt_finish_rootfs(const struct pyrt_plan *p, char *err, size_t errlen)
         if (syscall(SYS_mount_setattr, rootfd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
             rc = pyrt_fail(err, errlen, errno, "make root read-only");
     }
+    /* runc applies a shared/unbindable rootfsPropagation to the new / after pivot_root (only then is
+     * it the container's); private and slave were already given to the rootfs's parent mount.  Last,
+     * so that the masks above could still clone their sources (an unbindable tree refuses clones). */
+    if (rc == 0 && p->rootfs_propagation && !(p->rootfs_propagation & (MS_PRIVATE | MS_SLAVE)) &&
+        mount(NULL, "/", NULL, p->rootfs_propagation, NULL) < 0)
+        rc = pyrt_fail(err, errlen, errno, "set rootfs propagation (linux.rootfsPropagation)");
     close(rootfd);
     if (devnull >= 0)
         close(devnull);

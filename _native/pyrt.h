@@ -19,12 +19,13 @@
  *  | 3 | parent | PYRT_MSG_GO         | payload: state JSON (for startContainer)| child copies it to plan->state_buf        |
  *  | 4 | child  | PYRT_MSG_SECCOMP_FD | notify filter loaded (SCM_RIGHTS fd)   | parent sends fd + state to listenerPath    |
  *  | c | child  | PYRT_MSG_CONSOLE    | pty master sent (only if console_wait) | parent sizes the pty, then sends GO       |
- *  | 5 | child  | PYRT_MSG_CREATED    | all set up, about to wait on exec.fifo | parent writes state.json, pid file, exits  |
+ *  | 5 | child  | PYRT_MSG_CREATED    | all set up, about to wait on exec.sock | parent writes state.json, pid file, exits  |
  *  |   |        |                     | (exec mode: about to execve)           |                                            |
  *  | * | child  | PYRT_MSG_ERROR      | any failure; err=errno, payload=text   | parent raises RuntimeFailure, cleans up    |
  *
- * After #5 in create mode the child blocks reading plan->fifo_fd until `start` writes a byte into
- * exec.fifo, then runs startContainer hooks, loads seccomp (if not loaded earlier) and execve()s.
+ * After #5 in create mode the child blocks in accept() on exec.sock (plan->fifo_fd) until `start`
+ * connects and sends GO, then runs startContainer hooks, loads seccomp (if not loaded earlier) and
+ * execve()s; start reads EOF (exec'd, the connection is CLOEXEC) or an error text.
  * An error after #5 cannot be reported over the socket (create has exited): it goes to stderr.
  */
 
@@ -108,7 +109,8 @@ struct pyrt_plan {
     /* rootfs (create mode) */
     const char *rootfs;             /* absolute host path */
     int rootfs_readonly;
-    unsigned long rootfs_propagation; /* applied to / of the new mount ns before anything; 0 = MS_SLAVE|MS_REC */
+    unsigned long rootfs_propagation; /* linux.rootfsPropagation: applied to / before the rootfs bind and
+                                         again to the new / after pivot_root (runc); 0 = MS_SLAVE|MS_REC */
     int no_pivot;
     struct pyrt_mount *mounts;
     int n_mounts;
@@ -182,6 +184,15 @@ struct pyrt_plan {
     int mempolicy_mode;             /* set_mempolicy mode | flags (linux.memoryPolicy), -1 = leave */
     uint64_t mempolicy_nodes[16];   /* nodemask, 1024 nodes */
     unsigned long mempolicy_maxnode;
+
+    /* fields added for one engine (issue 11) */
+    int home_slot;                  /* envp[home_slot] = home_env ("HOME=" from /etc/passwd), -1 = env has HOME */
+    char home_env[4104];
+    int create_cwd;                 /* create process.cwd inside the rootfs if missing (0755, as runc) */
+    int no_mountns;                 /* no mount namespace: chroot into the rootfs, mount nothing */
+    uint64_t cap_hold;              /* set by the child: caps kept in permitted+effective after the user
+                                       switch until execve recomputes them (CAP_SYS_ADMIN to load a
+                                       seccomp filter without no_new_privs right before execve) */
 };
 
 /* Clone the container process and run the plan in it.  Returns the child's pid (> 0) and stores the

@@ -55,7 +55,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
         p.c.mode = lib.PYRT_MODE_EXEC
         _join_container_namespaces(p, st)
         fill_process(p, proc)
-        p.seccomp = fill_seccomp(p, (st.config.get("linux") or {}).get("seccomp"))
+        p.seccomp = fill_seccomp(p, (st.config.get("linux") or {}).get("seccomp"), root)
         mgr = None
         if st.cgroup:
             from .cgroups import manager_from_state

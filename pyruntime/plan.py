@@ -80,6 +80,7 @@ class Plan:
         c.sched_policy = -1
         c.ioprio = -1
         c.mempolicy_mode = -1
+        c.home_slot = -1
 
     # -- allocation helpers (the struct only holds pointers; these keep the memory alive) --
     def str(self, s: str | None) -> object:
@@ -204,7 +205,7 @@ def fill_devices(p: Plan, cfg: dict, in_userns: bool) -> None:
     listed = set()
     for d in cfg.get("linux", {}).get("devices", []):
         mode = DEV_TYPES[d["type"]] | (d.get("fileMode", 0o666) & 0o7777)
-        devs.append((d["path"], mode, d.get("major", 0), d.get("minor", 0), d.get("uid", 0), d.get("gid", 0)))
+        devs.append((os.path.normpath(d["path"]), mode, d.get("major", 0), d.get("minor", 0), d.get("uid", 0), d.get("gid", 0)))
         listed.add(os.path.normpath(d["path"]))
     for path, major, minor in DEFAULT_DEVICES:
         if path not in listed:
@@ -228,7 +229,13 @@ def fill_process(p: Plan, proc: dict, field: str = "process") -> list[str]:
     warnings: list[str] = []
     c.argv = p.strv(proc["args"])
     env = proc.get("env", []) or []
-    c.envp = p.strv(env)
+    if any(e.startswith("HOME=") for e in env):
+        c.envp = p.strv(env)
+    else:
+        # runc: HOME from the container's /etc/passwd for the process uid, else "/"; the C core reads
+        # the file inside the container (after pivot_root / setns) and fills this slot
+        c.envp = p.strv(env + ["HOME=/"])
+        c.home_slot = len(env)
     path_env = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), None)
     c.path_env = p.str(path_env)
     c.cwd = p.str(proc.get("cwd", "/") or "/")
@@ -260,12 +267,13 @@ def fill_process(p: Plan, proc: dict, field: str = "process") -> list[str]:
     return warnings
 
 
-def fill_seccomp(p: Plan, seccomp: dict | None) -> object:
-    """Compile linux.seccomp in the parent; the child only loads the program."""
+def fill_seccomp(p: Plan, seccomp: dict | None, cache_root: str | None = None) -> object:
+    """Compile linux.seccomp in the parent; the child only loads the program.  With ``cache_root`` (the
+    state root) the program compiled once for this profile is reused (see seccomp_cache)."""
     if not seccomp:
         return None
-    from . import seccomp as sc
-    comp = sc.compile(seccomp, "linux.seccomp")
+    from . import seccomp_cache
+    comp = seccomp_cache.compile(seccomp, "linux.seccomp", cache_root)
     if comp is None or not comp.n:
         return comp
     buf = ffi.new("char[]", comp.prog)
@@ -285,8 +293,8 @@ def fill_procattrs(p: Plan, cfg: dict) -> None:
     procattrs.fill(p.c, ffi, cfg, p.keep)
 
 
-def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict | None = None
-                 ) -> tuple[Plan, list[str]]:
+def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict | None = None,
+                 seccomp_cache: str | None = None) -> tuple[Plan, list[str]]:
     """The plan for a new container (namespaces, rootfs, process)."""
     from . import spec
     p = Plan()
@@ -310,7 +318,9 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
             c.rootfs_propagation = PROP_OPTS[linux["rootfsPropagation"]]
         c.no_pivot = int(no_pivot)
         if "mount" not in nss:
-            raise ConfigError("linux.namespaces", "a mount namespace is required to set up the rootfs")
+            _check_no_mountns(cfg)
+            c.no_mountns = 1
+        c.create_cwd = 1
         fill_mounts(p, cfg, bundle, nss, in_userns, cgroup or {})
         fill_devices(p, cfg, in_userns)
         masked = linux.get("maskedPaths", []) or []
@@ -327,11 +337,27 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
         if linux.get("memoryPolicy") is not None:
             from . import mempolicy
             mempolicy.fill(c, linux["memoryPolicy"])
-        p.seccomp = fill_seccomp(p, linux.get("seccomp"))
+        p.seccomp = fill_seccomp(p, linux.get("seccomp"), seccomp_cache)
         return p, warnings
     except BaseException:
         p.close()
         raise
+
+
+def _check_no_mountns(cfg: dict) -> None:
+    """Without a mount namespace the container shares the host's mounts.  runc then mounts into the
+    host's namespace; pyruntime decides otherwise: it never changes the host's mount table, enters the
+    rootfs with chroot, and refuses every field that would need mounting, naming it."""
+    linux = cfg.get("linux", {}) or {}
+    why = "needs a mount namespace (linux.namespaces has no \"mount\"; pyruntime never mounts into " \
+          "the host's mount namespace)"
+    if cfg.get("mounts"):
+        raise ConfigError("mounts", why)
+    for key in ("maskedPaths", "readonlyPaths", "devices", "sysctl", "rootfsPropagation"):
+        if linux.get(key):
+            raise ConfigError(f"linux.{key}", why)
+    if (cfg.get("root") or {}).get("readonly"):
+        raise ConfigError("root.readonly", why)
 
 
 def _fill_namespaces(p: Plan, nss: dict) -> None:

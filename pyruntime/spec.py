@@ -120,7 +120,7 @@ def validate(cfg: object) -> None:
     for key in ("maskedPaths", "readonlyPaths"):
         for i, p in enumerate(_strlist(linux.get(key, []), f"linux.{key}")):
             _abspath(p, f"linux.{key}[{i}]")
-    _validate_sysctl(_type(linux.get("sysctl", {}), dict, "linux.sysctl", "an object"), ns)
+    _validate_sysctl(_type(linux.get("sysctl", {}), dict, "linux.sysctl", "an object"), ns, cfg)
     if "rootfsPropagation" in linux and linux["rootfsPropagation"] not in PROPAGATION:
         raise ConfigError("linux.rootfsPropagation", f'unknown propagation "{linux["rootfsPropagation"]}"')
     if "cgroupsPath" in linux:
@@ -237,7 +237,7 @@ _IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                 "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 
 
-def _validate_sysctl(sysctl: dict, ns: dict) -> None:
+def _validate_sysctl(sysctl: dict, ns: dict, cfg: dict) -> None:
     """Only namespaced sysctls, and only when the container has that namespace (as runc)."""
     for key, value in sysctl.items():
         f = f"linux.sysctl.{key}"
@@ -254,3 +254,22 @@ def _validate_sysctl(sysctl: dict, ns: dict) -> None:
             raise ConfigError(f, "sysctl is not in a separate kernel namespace")
         if need not in ns:
             raise ConfigError(f, f"sysctl needs a {need} namespace")
+        if ns[need] and _is_own_namespace(ns[need], need):
+            raise ConfigError(f, f"sysctl is not allowed in the host's {need} namespace "
+                                 f"(linux.namespaces joins {ns[need]})")
+        if key == "kernel.hostname" and "hostname" in cfg:
+            raise ConfigError(f, 'conflicts with the "hostname" field')
+        if key == "kernel.domainname" and "domainname" in cfg:
+            raise ConfigError(f, 'conflicts with the "domainname" field')
+
+
+_NS_PROC = {"ipc": "ipc", "network": "net", "uts": "uts"}
+
+
+def _is_own_namespace(path: str, nstype: str) -> bool:
+    """Is the namespace at `path` the one this runtime runs in (the host's, for a sysctl)?"""
+    try:
+        a, b = os.stat(path), os.stat(f"/proc/self/ns/{_NS_PROC[nstype]}")
+    except OSError:
+        return False        # a missing path is reported where the namespace is opened
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
