@@ -107,7 +107,7 @@ def command_help(name: str, sp=None) -> str:
 def _help(topic: str | None) -> int:
     """`pyruntime help [COMMAND]`; like runc, an unknown topic is exit status 3."""
     from . import log
-    if topic is None:
+    if topic in (None, "help", "h"):
         sys.stdout.write(global_help())
         return 0
     if topic in UNSUPPORTED:
