@@ -222,7 +222,8 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             linux = cfg.get("linux", {})
             hooks = cfg.get("hooks", {}) or {}
             # cgroup first: the init is placed in it before it runs anything of the user's
-            mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup)
+            mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
+                               annotations=cfg.get("annotations"))
             mgr.create()
             log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} created")
             undo.push(mgr.destroy)
