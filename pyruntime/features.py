@@ -203,12 +203,11 @@ def _hooks() -> list[str] | None:
 def _mount_options() -> list[str] | None:
     """Option names the build's mount parser turns into mount flags or propagation.
 
-    Read from the parser's own tables (``MOUNT_OPTIONS`` if a module declares one, else plan.py's
-    ``FLAG_OPTS`` and ``PROP_OPTS`` and any ``*_OPTS`` table that maps an option to an effect).
-    Options the parser accepts but ignores (``IGNORED_OPTS``: rro, idmap, nosymfollow, ...) are
-    deliberately not listed: listing means the runtime honours them.
+    Read from the planner's own table (``pyruntime.mountopts.MOUNT_OPTIONS``: every option it
+    implements; anything else is refused for a bind mount).  tests/core/test_mountopts.py checks
+    that the two agree and that config.md's whole table is covered.
     """
-    for modname in ("pyruntime.mounts", "pyruntime.plan"):
+    for modname in ("pyruntime.mountopts", "pyruntime.plan"):
         mod = _optional(modname)
         if mod is None:
             continue
@@ -392,7 +391,7 @@ def _memory_policy() -> dict[str, list[str]] | None:
 def _mount_extensions() -> dict[str, dict[str, bool]]:
     """idmap: the core's mount struct must carry a user namespace for mount_setattr(MOUNT_ATTR_IDMAP)."""
     fields = _struct_fields("struct pyrt_mount")
-    built = any("idmap" in f or "userns" in f for f in fields)
+    built = "idmap" in fields and "userns_fd" in fields
     return {"idmap": {"enabled": built and kernel_has_mount_setattr()}}
 
 
