@@ -77,6 +77,6 @@ bench: all
 	$(PY) benchmarks/bench_runtime.py
 
 clean:
-	rm -rf build bin pyruntime/_core*.so .stamp-apt
+	rm -rf build bin pyruntime/_core*.so .stamp-apt pyruntime.egg-info
 
 -include mk/*.mk

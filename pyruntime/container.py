@@ -131,6 +131,9 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     hooks_ran = False
     try:
         with state.locked(root, cid):
+            if os.environ.get("NOTIFY_SOCKET"):
+                from . import notify          # sd_notify: the socket's dir is bound into the container
+                notify.setup_spec(cfg, cdir)
             linux = cfg.get("linux", {})
             hooks = cfg.get("hooks", {}) or {}
             # cgroup first: the init is placed in it before it runs anything of the user's
@@ -264,8 +267,27 @@ def _poststop(root: str, cid: str, bundle: str, cfg: dict) -> None:
         log.warning(f"poststop hook failed: {e}")
 
 
-def start(root: str, cid: str) -> state.State:
-    """Release a created container's init (it then runs startContainer hooks and execve)."""
+def start(root: str, cid: str, notify_pid: int | None = None) -> state.State:
+    """Release a created container's init (it then runs startContainer hooks and execve).
+
+    With NOTIFY_SOCKET set (and the container created with it), then wait for the container's
+    READY= and relay it with MAINPID = ``notify_pid`` (default: the init), as runc does; the wait
+    happens outside the container's lock (it can take as long as the service takes to start)."""
+    host_notify = os.environ.get("NOTIFY_SOCKET")
+    socks: list = []
+    try:
+        st = _start(root, cid, socks if host_notify else None)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    if socks:
+        from . import notify
+        notify.wait_and_relay(socks[0], host_notify, st.pid, notify_pid or st.pid)
+    return st
+
+
+def _start(root: str, cid: str, notify_socks: list | None) -> state.State:
     with state.locked(root, cid) as cdir:
         st = state.load(root, cid)
         status = state.status(root, st)
@@ -273,6 +295,11 @@ def start(root: str, cid: str) -> state.State:
             if status == "stopped":
                 raise RuntimeFailure("cannot start a container that has stopped")
             raise RuntimeFailure(f"cannot start an already {status} container")
+        if notify_socks is not None:
+            from . import notify
+            ns = notify.bind(cdir)          # before the init runs: its READY must find the socket
+            if ns is not None:
+                notify_socks.append(ns)
         try:
             release_init(cdir)
         finally:

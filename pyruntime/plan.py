@@ -22,7 +22,7 @@ NS_PROC = {"mount": "mnt", "uts": "uts", "ipc": "ipc", "user": "user", "pid": "p
 # the order namespaces are joined in: user first (its caps open the others), mount last
 JOIN_ORDER = ["user", "ipc", "uts", "network", "cgroup", "mount"]
 
-from .mountopts import MS, MS_PRIVATE, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, PROP_OPTS  # noqa: F401
+from .mountopts import MS, MS_PRIVATE, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, PROP_OPTS  # noqa: F401,E402
 
 DEFAULT_DEVICES = [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
                    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]

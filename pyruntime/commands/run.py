@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
             from ..ttyproxy import copy_winsize, recv_master
             master = recv_master(ours)
             copy_winsize(master)
-        container.start(args.root, args.id)
+        # MAINPID for NOTIFY_SOCKET: in the foreground we stand for the container (runc)
+        container.start(args.root, args.id, None if args.detach else os.getpid())
     except BaseException:
         if master is not None:
             os.close(master)

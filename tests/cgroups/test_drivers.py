@@ -13,7 +13,7 @@ from conftest import fresh_path, has_controller, need, release
 
 from pyruntime.cgroups import manager_from_state, open_manager
 from pyruntime.cgroups.layout import HYBRID, V1, V2, host_path
-from pyruntime.errors import ConfigError, RuntimeFailure
+from pyruntime.errors import ConfigError
 
 pytestmark = pytest.mark.cgroup
 
