@@ -13,6 +13,9 @@
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
+#ifndef MS_NOSYMFOLLOW
+#define MS_NOSYMFOLLOW 256
+#endif
 #ifndef MOVE_MOUNT_F_EMPTY_PATH
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
@@ -150,18 +153,32 @@ static unsigned long locked_flags(const char *target)
 }
 
 #define REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | \
-                       MS_RELATIME | MS_STRICTATIME)
+                       MS_RELATIME | MS_STRICTATIME | MS_NOSYMFOLLOW)
 
 static int do_mount(int rootfd, const struct pyrt_mount *m, char *err, size_t errlen)
 {
     char target[64];
-    int fd, top;
+    int fd, top, lower = -1, rc;
 
     fd = mkpath_in_root(rootfd, m->dest, m->dest_is_file, err, errlen);
     if (fd < 0)
         return fd;
     fdpath(target, sizeof target, fd);
-    if (m->kind == PYRT_MOUNT_BIND) {
+    if (m->tmpcopyup) {
+        /* the directory the tmpfs will cover, opened before it is covered */
+        lower = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (lower < 0) {
+            int e = errno;
+            close(fd);
+            return pyrt_fail(err, errlen, e, "tmpcopyup: open %s", m->dest);
+        }
+    }
+    if (m->kind == PYRT_MOUNT_BIND && m->idmap) {
+        if ((rc = pyrt_mount_idmapped(m, fd, err, errlen)) < 0) {
+            close(fd);
+            return rc;
+        }
+    } else if (m->kind == PYRT_MOUNT_BIND) {
         if (mount(m->source, target, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0) {
             int e = errno;
             close(fd);
@@ -170,15 +187,30 @@ static int do_mount(int rootfd, const struct pyrt_mount *m, char *err, size_t er
     } else if (mount(m->source, target, m->fstype, m->flags, m->data) < 0) {
         int e = errno;
         close(fd);
+        if (lower >= 0)
+            close(lower);
         return pyrt_fail(err, errlen, e, "mount %s (%s) to %s", m->source, m->fstype, m->dest);
     }
     close(fd);
-    if (!(m->kind == PYRT_MOUNT_BIND && (m->flags & REMOUNT_FLAGS)) && !m->propagation)
+    if (!(m->kind == PYRT_MOUNT_BIND && (m->flags & REMOUNT_FLAGS)) && !m->propagation && !m->attr_set &&
+        !m->attr_clr && lower < 0)
         return 0;
     /* The fd above names the covered directory; reopen to reach the new mount on top of it. */
-    top = in_root(rootfd, m->dest, O_PATH);
-    if (top < 0)
-        return pyrt_fail(err, errlen, errno, "reopen %s", m->dest);
+    top = in_root(rootfd, m->dest, lower >= 0 ? O_RDONLY | O_DIRECTORY : O_PATH);
+    if (top < 0) {
+        rc = pyrt_fail(err, errlen, errno, "reopen %s", m->dest);
+        if (lower >= 0)
+            close(lower);
+        return rc;
+    }
+    if (lower >= 0) {
+        rc = pyrt_tmpcopyup(lower, top, m->dest, err, errlen);
+        close(lower);
+        if (rc < 0) {
+            close(top);
+            return rc;
+        }
+    }
     fdpath(target, sizeof target, top);
     if (m->kind == PYRT_MOUNT_BIND && (m->flags & REMOUNT_FLAGS)) {
         unsigned long fl = MS_REMOUNT | MS_BIND | (m->flags & REMOUNT_FLAGS);
@@ -190,6 +222,10 @@ static int do_mount(int rootfd, const struct pyrt_mount *m, char *err, size_t er
                 return pyrt_fail(err, errlen, e, "remount %s", m->dest);
             }
         }
+    }
+    if ((rc = pyrt_mount_rec_attrs(m, top, err, errlen)) < 0) {
+        close(top);
+        return rc;
     }
     if (m->propagation && mount(NULL, target, NULL, m->propagation, NULL) < 0) {
         int e = errno;

@@ -68,6 +68,11 @@ struct pyrt_mount {
     unsigned long propagation; /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC), 0 = leave */
     int kind;               /* PYRT_MOUNT_* */
     int dest_is_file;       /* create the destination as an empty file (bind of a non-directory) */
+    uint64_t attr_set;      /* MOUNT_ATTR_* set on this mount and all below it (rro, rnosuid, ...) */
+    uint64_t attr_clr;      /* MOUNT_ATTR_* cleared likewise (rrw, rsuid, ...) */
+    int idmap;              /* 1 idmap, 2 ridmap: bind through open_tree + MOUNT_ATTR_IDMAP, else 0 */
+    int userns_fd;          /* the user namespace holding the mapping (pyrt_idmap_userns), if idmap */
+    int tmpcopyup;          /* tmpfs: copy what the destination held into it */
 };
 
 struct pyrt_device {
@@ -190,6 +195,7 @@ struct pyrt_plan {
     char home_env[4104];
     int create_cwd;                 /* create process.cwd inside the rootfs if missing (0755, as runc) */
     int no_mountns;                 /* no mount namespace: chroot into the rootfs, mount nothing */
+    uint32_t console_rows, console_cols; /* process.consoleSize: the pty's initial size, 0 = leave */
     uint64_t cap_hold;              /* set by the child: caps kept in permitted+effective after the user
                                        switch until execve recomputes them (CAP_SYS_ADMIN to load a
                                        seccomp filter without no_new_privs right before execve) */
@@ -198,6 +204,10 @@ struct pyrt_plan {
 /* Clone the container process and run the plan in it.  Returns the child's pid (> 0) and stores the
  * parent's end of the sync socket in *parent_fd, or returns -errno with `err` filled. */
 int pyrt_spawn(struct pyrt_plan *plan, int *parent_fd, char *err, size_t errlen);
+
+/* Parent side of idmap/ridmap: an fd of a new user namespace with these uid_map/gid_map contents
+ * ("containerID hostID size" lines), or -errno with `err` filled. */
+int pyrt_idmap_userns(const char *uid_map, const char *gid_map, char *err, size_t errlen);
 
 /* setns() for Python 3.11, which lacks os.setns (hooks run in the container's mount namespace). */
 int pyrt_setns(int fd, int nstype);

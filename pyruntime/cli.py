@@ -107,7 +107,7 @@ def command_help(name: str, sp=None) -> str:
 def _help(topic: str | None) -> int:
     """`pyruntime help [COMMAND]`; like runc, an unknown topic is exit status 3."""
     from . import log
-    if topic is None:
+    if topic in (None, "help", "h"):
         sys.stdout.write(global_help())
         return 0
     if topic in UNSUPPORTED:
@@ -129,6 +129,18 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status.  `pyruntime events | head`, `pyruntime --help | head -1`: when the
+    reader leaves, end quietly (status 0), not with a traceback from the interpreter's last flush."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         g = _global_parser().parse_args(argv)
@@ -179,13 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             # anything touches the file system
             from .state import validate_id
             validate_id(cid)
-        status = int(mod.run(args) or 0)
-        sys.stdout.flush()
-        return status
-    except BrokenPipeError:
-        # `pyruntime events | head`: the reader left; end quietly, not with a traceback at exit
-        _quiet_stdout()
-        return 0
+        return int(mod.run(args) or 0)
     except RuntimeFailure as e:
         if g.command == "exec":      # runc: any failure of exec itself is status 255, "exec failed: ..."
             log.error(f"exec failed: {e}")

@@ -37,7 +37,9 @@ Runs the user program of a container made by `create`. Fails unless the containe
 Creates and starts the container in one step and, without --detach, stays in the foreground: signals it
 receives are forwarded to the container, its exit status is returned (128+N when killed by signal N), and
 the container is deleted afterwards unless --keep is given. With process.terminal set, the terminal is
-given through --console-socket, or else proxied to this command's own stdin/stdout.""",
+given through --console-socket, or else proxied to this command's own stdin/stdout.
+With --image, the bundle is made from an OCI image (layout, archive or a stored image) instead, and the
+options marked "--image only" (environment, working directory, user, mounts, terminal) adjust it.""",
     "state": """\
 Prints the runtime-spec state of the container as JSON: ociVersion, id, status (creating, created,
 running, paused, stopped), pid, bundle, created, owner and annotations.""",

@@ -63,7 +63,8 @@ def info(msg: str) -> None:
 
 
 def debug(msg: str) -> None:
+    """--debug: the steps taken, to the log; without --log to stderr in runc's text form."""
     if _debug:
         _write("debug", msg)
         if not _path:
-            sys.stderr.write("debug: " + msg + "\n")
+            sys.stderr.write(f'time="{_now()}" level=debug msg="{msg}"\n')

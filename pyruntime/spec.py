@@ -150,11 +150,7 @@ def validate(cfg: object) -> None:
     if cfg.get("domainname") and "uts" not in ns:
         raise ConfigError("domainname", "cannot set a domainname without a private UTS namespace")
     for key in ("uidMappings", "gidMappings"):
-        for i, m in enumerate(_type(linux.get(key, []), list, f"linux.{key}", "an array")):
-            f = f"linux.{key}[{i}]"
-            _type(m, dict, f, "an object")
-            for k in ("containerID", "hostID", "size"):
-                _int(m.get(k), f"{f}.{k}")
+        validate_id_mappings(linux.get(key, []), f"linux.{key}")
     if ("uidMappings" in linux or "gidMappings" in linux) and "user" not in ns:
         raise ConfigError("linux.uidMappings", "user namespace mappings given without a user namespace")
     if "user" in ns and ns["user"] is None and not linux.get("uidMappings"):
@@ -185,6 +181,15 @@ def validate(cfg: object) -> None:
     ann = _type(cfg.get("annotations", {}), dict, "annotations", "an object")
     for k, v in ann.items():
         _type(v, str, f"annotations.{k}", "a string")
+
+
+def validate_id_mappings(maps: object, field: str) -> None:
+    """An array of LinuxIDMapping (config-linux.md), for linux.*Mappings and mounts[i].*Mappings."""
+    for i, m in enumerate(_type(maps, list, field, "an array")):
+        f = f"{field}[{i}]"
+        _type(m, dict, f, "an object")
+        for k in ("containerID", "hostID", "size"):
+            _int(m.get(k), f"{f}.{k}")
 
 
 def validate_process(proc: object, f: str) -> None:
@@ -227,6 +232,15 @@ def validate_process(proc: object, f: str) -> None:
     if "oomScoreAdj" in proc:
         _int(proc["oomScoreAdj"], f"{f}.oomScoreAdj", -1000, 1000)
     _type(proc.get("noNewPrivileges", False), bool, f"{f}.noNewPrivileges", "a boolean")
+    if proc.get("consoleSize") is not None:
+        size = _type(proc["consoleSize"], dict, f"{f}.consoleSize", "an object")
+        for k in ("height", "width"):
+            _int(size.get(k), f"{f}.consoleSize.{k}", 0, 65535)
+    # Windows-only fields of the process schema: never silently ignored on Linux
+    if proc.get("commandLine") is not None:
+        raise ConfigError(f"{f}.commandLine", "is Windows-only; use process.args on Linux")
+    if user.get("username") is not None:
+        raise ConfigError(f"{f}.user.username", "is Windows-only; use process.user.uid/gid on Linux")
 
 
 PROPAGATION = {"shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable"}
@@ -242,6 +256,9 @@ def _validate_mounts(mounts: object) -> None:
             if k in m:
                 _type(m[k], str, f"{f}.{k}", "a string")
         _strlist(m.get("options", []) or [], f"{f}.options")
+        for k in ("uidMappings", "gidMappings"):
+            if m.get(k) is not None:
+                validate_id_mappings(m[k], f"{f}.{k}")
 
 
 def _validate_namespaces(nss: object) -> dict[str, str | None]:

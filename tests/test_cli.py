@@ -154,6 +154,11 @@ def test_debug_logs_the_steps(rt, make_bundle, tmp_path):
              "run dbg: process pid", "delete dbg: was stopped"]
     found = [next((i for i, m in enumerate(msgs) if m.startswith(s)), None) for s in steps]
     assert None not in found and found == sorted(found), msgs
+    # exec: its steps too; without --log, runc's text lines on stderr
+    rt("run", "-d", "--bundle", make_bundle(["sleep", "30"]), "dbgx")
+    err = rt("--debug", "exec", "dbgx", "true").stderr.decode()
+    assert 'level=debug msg="exec dbgx: spawned pid' in err and 'msg="exec dbgx: pid' in err, err
+    assert "exited, status 0" in err, err
     # without --debug: no debug lines
     rt("run", "--bundle", make_bundle(["true"]), "quiet", log=str(tmp_path / "quiet.log"))
     assert not (tmp_path / "quiet.log").exists() or "debug" not in (tmp_path / "quiet.log").read_text()
