@@ -272,6 +272,9 @@ def fill_process(p: Plan, proc: dict, field: str = "process") -> list[str]:
                                                          c.cap_last, warnings))
     c.no_new_privs = int(bool(proc.get("noNewPrivileges", False)))
     c.terminal = int(bool(proc.get("terminal", False)))
+    size = proc.get("consoleSize")
+    if size:
+        c.console_rows, c.console_cols = size.get("height", 0), size.get("width", 0)
     return warnings
 
 
@@ -350,6 +353,13 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
             _check_no_mountns(cfg)
             c.no_mountns = 1
         c.create_cwd = 1
+        if linux.get("mountLabel"):
+            from .procattrs import selinux_enabled
+            if selinux_enabled():
+                raise ConfigError("linux.mountLabel", "SELinux mount labels are not supported by this runtime")
+            warnings_pre = ["linux.mountLabel: SELinux is not enabled on this host, label ignored"]
+        else:
+            warnings_pre = []
         fill_mounts(p, cfg, bundle, nss, in_userns, cgroup or {})
         fill_devices(p, cfg, in_userns)
         masked = linux.get("maskedPaths", []) or []
@@ -362,7 +372,7 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
         c.sysctl_keys, c.sysctl_values = p.strv(list(sysctl)), p.strv(list(sysctl.values()))
         c.n_sysctl = len(sysctl)
         warnings = fill_container_process(p, cfg, cfg["process"], seccomp_cache=seccomp_cache, keyring=keyring)
-        return p, warnings
+        return p, warnings_pre + warnings
     except BaseException:
         p.close()
         raise
