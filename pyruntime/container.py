@@ -1,4 +1,4 @@
-"""The lifecycle API: create, start, kill, delete (and the parent side of the sync protocol).
+"""The lifecycle API: create, start, kill, delete (the sync protocol itself is protocol.py).
 
 The CLI is this module's first user; Python programs can call it directly::
 
@@ -490,6 +490,7 @@ def _start(root: str, cid: str, notify_socks: list | None) -> state.State:
                 os.unlink(os.path.join(cdir, EXEC_SOCK))
             except FileNotFoundError:
                 pass
+        log.debug(f"start {cid}: init pid {st.pid} released")
         poststart = (st.config.get("hooks") or {}).get("poststart") or []
         if poststart:
             from .hooks import run_hooks
