@@ -182,6 +182,8 @@ struct pyrt_plan {
     int mempolicy_mode;             /* set_mempolicy mode | flags (linux.memoryPolicy), -1 = leave */
     uint64_t mempolicy_nodes[16];   /* nodemask, 1024 nodes */
     unsigned long mempolicy_maxnode;
+    int userns_dumpable;            /* unprivileged caller, new user ns: stay dumpable until GO so the
+                                       parent (or newuidmap) may write the maps; non-dumpable after */
 };
 
 /* Clone the container process and run the plan in it.  Returns the child's pid (> 0) and stores the

@@ -10,6 +10,7 @@ so ``pyruntime state`` never imports what ``create`` needs.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from . import args as argparse   # the lean parser; `image` asks for the real one (FULL_ARGPARSE)
@@ -23,6 +24,8 @@ COMMANDS: dict[str, str] = {
 }
 
 DEFAULT_ROOT = "/run/pyruntime"
+# commands that never touch the state directory (no --root check for them)
+STATELESS = ("spec", "features", "image", "checkpoint", "restore")
 
 
 def _global_parser() -> argparse.ArgumentParser:
@@ -30,7 +33,8 @@ def _global_parser() -> argparse.ArgumentParser:
                                 description="daemonless, runc-compatible OCI container runtime")
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("-v", "--version", action="store_true")
-    p.add_argument("--root", default=DEFAULT_ROOT, help="state directory (default %(default)s)")
+    p.add_argument("--root", default=None,
+                   help=f"state directory (default {DEFAULT_ROOT}; $XDG_RUNTIME_DIR/pyruntime for non-root)")
     p.add_argument("--log", default=None, help="log file")
     p.add_argument("--log-format", default="text", choices=["text", "json"])
     p.add_argument("--debug", action="store_true")
@@ -75,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if not g.command:
         (sys.stdout if g.help else sys.stderr).write(_usage())
         return 0 if g.help else 1
-    if g.command in ("create", "run", "exec") and not any(a.startswith("--preserve-fds") for a in g.rest):
+    if g.command in ("create", "run", "exec") and not any(a.startswith("--preserve-fds") for a in g.rest) \
+            and os.geteuid() == 0:     # a non-root caller may not write its cgroup.procs: no warm-up
         # as early as possible: the first cgroup migration's kernel wait overlaps imports and planning.
         # Not with --preserve-fds: the warm-up briefly holds an fd, which could sit where a preserved fd
         # is expected to be missing and fool the check that they are all open.
@@ -97,10 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     except argparse.UsageError as e:
         sys.stderr.write(f"{e}\n")
         return 0 if str(e).startswith("usage:") else 2
-    args.root, args.systemd_cgroup, args.debug = g.root, g.systemd_cgroup, g.debug
+    args.systemd_cgroup, args.debug = g.systemd_cgroup, g.debug
     args.log, args.log_format, args.command = g.log, g.log_format, g.command
     from .errors import RuntimeFailure
+    from . import rootless
     try:
+        args.root = g.root or rootless.default_root()
+        rootless.set_flag(g.rootless)
+        if g.command not in STATELESS:
+            rootless.check_root(args.root, given=g.root is not None)
         return int(mod.run(args) or 0)
     except RuntimeFailure as e:
         log.error(str(e))

@@ -19,7 +19,7 @@ import struct
 import time
 
 from . import fastjson as json
-from . import log, state
+from . import log, rootless, state
 from .errors import ContainerExists, ContainerNotFound, NotRunning, RuntimeFailure
 
 MSG = struct.Struct("IiII")      # struct pyrt_msg
@@ -135,15 +135,8 @@ def _child_error(err: int, payload: bytes) -> RuntimeFailure:
 
 
 def _write_id_maps(pid: int, linux: dict) -> None:
-    for key, fname in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
-        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(key, []))
-        if not lines:
-            continue
-        try:
-            with open(f"/proc/{pid}/{fname}", "w") as f:
-                f.write(lines)
-        except OSError as e:
-            raise RuntimeFailure.from_os(e, f"write linux.{key}", f"/proc/{pid}/{fname}") from None
+    from .rootless import write_id_maps      # direct writes, or newuidmap/newgidmap for a non-root caller
+    write_id_maps(pid, linux)
 
 
 def _kill_and_reap(pid: int) -> None:
@@ -199,10 +192,12 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     if not proc.get("terminal") and (opts.console_socket or opts.console_fd is not None):
         raise RuntimeFailure("cannot use console socket if pyruntime will not allocate tty")
 
-    os.makedirs(root, mode=0o711, exist_ok=True)
+    # 0700 for a non-root caller: nobody else may see or touch its containers
+    dmode = 0o700 if rootless.euid_rootless() else 0o711
+    os.makedirs(root, mode=dmode, exist_ok=True)
     cdir = state.container_dir(root, cid)
     try:
-        os.mkdir(cdir, 0o711)
+        os.mkdir(cdir, dmode)
     except FileExistsError:
         raise ContainerExists(cid) from None
     undo = _Undo()
@@ -216,14 +211,29 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             linux = cfg.get("linux", {})
             hooks = cfg.get("hooks", {}) or {}
             # cgroup first: the init is placed in it before it runs anything of the user's
-            mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup)
-            mgr.create()
-            undo.push(mgr.destroy)
-            mgr.apply(linux.get("resources", {}) or {})
-            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state())
+            unpriv, rl_cgroups = rootless.euid_rootless(), rootless.rootless_cgroups()
+            if unpriv:
+                rootless.check_config(cfg, spec.namespaces(cfg))
+                rootless.clamp_rlimits(proc, log.warning)
+            if rl_cgroups:      # may be None: no cgroup for a caller that may not have one, needs none
+                mgr = rootless.open_cgroup(linux, cid, opts.systemd_cgroup)
+            else:
+                mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup)
+                mgr.create()
+                mgr.apply(linux.get("resources", {}) or {})
+            if mgr is not None:
+                undo.push(mgr.destroy)
+            cg_state = mgr.to_state() if mgr is not None else {}
+            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=cg_state)
             for w in warnings:
                 log.warning(w)
-            cgfd = mgr.clone_fd()
+            cgfd = mgr.clone_fd() if mgr is not None and not rl_cgroups else None
+            if unpriv and p.c.clone_flags & planmod.NS_FLAGS["user"]:
+                # the child stays dumpable until GO, else its /proc files are root's and we (and
+                # newuidmap) may not write its maps; it has no container yet for anyone to see
+                p.c.userns_dumpable = 1
+            if rootless.setgroups_denied(linux):
+                p.c.set_groups = 0
             if cgfd is not None:
                 p.fds.append(cgfd)
                 p.c.cgroup_fd = cgfd
@@ -254,12 +264,15 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             start_time = state.proc_start_time(pid) or 0
             st = state.State(id=cid, pid=pid, start_time=start_time, bundle=bundle, created=_now_rfc3339(),
                              annotations=cfg.get("annotations", {}) or {}, owner="root", rootfs=
-                             os.fsdecode(ffi.string(p.c.rootfs)), cgroup=mgr.to_state(), owned=dict(opts.owned),
+                             os.fsdecode(ffi.string(p.c.rootfs)), cgroup=cg_state, owned=dict(opts.owned),
                              config=cfg, ocispec=cfg.get("ociVersion", ""))
             if p.c.clone_flags & planmod.NS_FLAGS["user"]:
                 _write_id_maps(pid, linux)
-            if cgfd is None:
-                mgr.add_pid(pid)
+            if mgr is not None and cgfd is None:
+                if not rl_cgroups:
+                    mgr.add_pid(pid)
+                elif not rootless.place(mgr, pid, linux):
+                    mgr, st.cgroup = None, {}
             if linux.get("netDevices"):
                 from . import netdevices
                 st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)
