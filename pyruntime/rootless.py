@@ -260,6 +260,8 @@ def open_cgroup(linux: dict, cid: str, systemd: bool):
     explicit = bool(linux.get("cgroupsPath"))
     # runc: without cgroupsPath, a rootless container's cgroup is <id> below the caller's own cgroup
     mgr = open_manager(linux.get("cgroupsPath") or (cid if euid_rootless() else None), cid, systemd=systemd)
+    if not requested_limits(resources) and hasattr(mgr, "enable_controllers"):
+        mgr.enable_controllers = False
     try:
         mgr.create()
     except RuntimeFailure as e:
@@ -291,6 +293,7 @@ def _unified_only(v1mgr):
         return None
     from .cgroups.fs2 import V2Manager
     mgr = V2Manager(uni.mount, uni.path, layout="hybrid")
+    mgr.enable_controllers = False      # only reached when no limits are asked for
     try:
         mgr.create()
     except RuntimeFailure as e:
