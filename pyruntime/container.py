@@ -11,6 +11,7 @@ devices, hooks' side effects (poststop) and state directory are undone in revers
 """
 from __future__ import annotations
 
+import errno
 import os
 # The C-level modules, not socket/signal/shutil: those add enum conversions and ~10 ms to every call.
 import _signal as signal
@@ -58,11 +59,6 @@ def _rmtree(path: str) -> None:
         os.rmdir(path)
     except OSError:
         pass
-
-
-def _rmtree_big(path: str) -> None:
-    import shutil
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _now_rfc3339() -> str:
@@ -124,6 +120,12 @@ def spawn(p) -> tuple[int, "Sync"]:
     pfd = ffi.new("int *")
     err = ffi.new("char[]", 4096)
     rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
+    if rc in (-errno.EOPNOTSUPP, -errno.EBUSY) and p.c.cgroup_fd >= 0:
+        # CLONE_INTO_CGROUP refused (a cgroup the kernel will not give processes to directly, e.g.
+        # below a populated one): clone normally; the caller then writes cgroup.procs (add_pid),
+        # which says clearly why if that is refused too
+        p.c.cgroup_fd = -1
+        rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
     if rc < 0:
         raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
     return rc, Sync(pfd[0])
@@ -131,6 +133,10 @@ def spawn(p) -> tuple[int, "Sync"]:
 
 def _child_error(err: int, payload: bytes) -> RuntimeFailure:
     text = payload.decode(errors="replace")
+    if text.startswith(("sched_setattr: policy 1 ", "sched_setattr: policy 2 ")) and \
+            "not permitted" in text:
+        text = ("process.scheduler: " + text + " (a real-time policy needs a real-time budget in the "
+                "container's cpu cgroup: set linux.resources.cpu.realtimeRuntime)")
     return RuntimeFailure(text, errno=0 if (err and os.strerror(err).lower() in text.lower()) else err)
 
 
@@ -208,6 +214,9 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     hooks_ran = False
     try:
         with state.locked(root, cid):
+            if os.environ.get("NOTIFY_SOCKET"):
+                from . import notify          # sd_notify: the socket's dir is bound into the container
+                notify.setup_spec(cfg, cdir)
             linux = cfg.get("linux", {})
             hooks = cfg.get("hooks", {}) or {}
             # cgroup first: the init is placed in it before it runs anything of the user's
@@ -218,13 +227,17 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             if rl_cgroups:      # may be None: no cgroup for a caller that may not have one, needs none
                 mgr = rootless.open_cgroup(linux, cid, opts.systemd_cgroup)
             else:
-                mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup)
+                mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
+                                   annotations=cfg.get("annotations"))
                 mgr.create()
                 mgr.apply(linux.get("resources", {}) or {})
+            log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} "
+                      f"{'created' if mgr is not None else 'none (rootless, not permitted, not needed)'}")
             if mgr is not None:
                 undo.push(mgr.destroy)
             cg_state = mgr.to_state() if mgr is not None else {}
-            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=cg_state)
+            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=cg_state,
+                                              seccomp_cache=root)
             for w in warnings:
                 log.warning(w)
             cgfd = mgr.clone_fd() if mgr is not None and not rl_cgroups else None
@@ -259,6 +272,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             if p.c.sync_hooks:
                 planmod.set_state_buffer(p)
             pid, sync = spawn(p)
+            log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
             undo.push(_kill_and_reap, pid)
             from ._core import ffi
             start_time = state.proc_start_time(pid) or 0
@@ -268,7 +282,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                              config=cfg, ocispec=cfg.get("ociVersion", ""))
             if p.c.clone_flags & planmod.NS_FLAGS["user"]:
                 _write_id_maps(pid, linux)
-            if mgr is not None and cgfd is None:
+            if mgr is not None and p.c.cgroup_fd < 0:
                 if not rl_cgroups:
                     mgr.add_pid(pid)
                 elif not rootless.place(mgr, pid, linux):
@@ -281,9 +295,10 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             while True:
                 mtype, errno_, payload, fds = sync.recv()
                 if mtype == MSG_HOOKS:
+                    log.debug(f"create {cid}: init asks for the prestart/createRuntime/createContainer hooks")
                     hooks_ran = True
                     _create_hooks(root, st, hooks, pid)
-                    sync.send(MSG_GO, json.dumps(state.oci_state(root, st, "created")).encode())
+                    sync.send(MSG_GO, json.dumps(hook_state(root, st, "created")).encode())
                 elif mtype == MSG_SECCOMP_FD:
                     from . import seccomp as sc
                     comp = p.seccomp
@@ -302,6 +317,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             state.save(root, st)
             if opts.pid_file:
                 write_pid_file(opts.pid_file, pid)
+            log.debug(f"create {cid}: init pid {pid} set up, waiting for start")
             return st
     except BaseException:
         if hooks_ran and (cfg.get("hooks") or {}).get("poststop"):
@@ -315,9 +331,19 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             p.close()
 
 
+def hook_state(root: str, st: state.State, status: str) -> dict:
+    """The state given to hooks (runtime.md "State"): ``ociVersion`` is the spec version this
+    runtime's state complies with, not the config's; ``pid`` is the container init."""
+    from . import SPEC_VERSION
+    s = state.oci_state(root, st, status)
+    s["ociVersion"] = SPEC_VERSION
+    s["pid"] = st.pid
+    return s
+
+
 def _create_hooks(root: str, st: state.State, hooks: dict, pid: int) -> None:
     from .hooks import run_hooks
-    s = state.oci_state(root, st, "creating")
+    s = hook_state(root, st, "creating")
     run_hooks("prestart", hooks.get("prestart") or [], s)
     run_hooks("createRuntime", hooks.get("createRuntime") or [], s)
     if hooks.get("createContainer"):
@@ -338,8 +364,27 @@ def _poststop(root: str, cid: str, bundle: str, cfg: dict) -> None:
         log.warning(f"poststop hook failed: {e}")
 
 
-def start(root: str, cid: str) -> state.State:
-    """Release a created container's init (it then runs startContainer hooks and execve)."""
+def start(root: str, cid: str, notify_pid: int | None = None) -> state.State:
+    """Release a created container's init (it then runs startContainer hooks and execve).
+
+    With NOTIFY_SOCKET set (and the container created with it), then wait for the container's
+    READY= and relay it with MAINPID = ``notify_pid`` (default: the init), as runc does; the wait
+    happens outside the container's lock (it can take as long as the service takes to start)."""
+    host_notify = os.environ.get("NOTIFY_SOCKET")
+    socks: list = []
+    try:
+        st = _start(root, cid, socks if host_notify else None)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    if socks:
+        from . import notify
+        notify.wait_and_relay(socks[0], host_notify, st.pid, notify_pid or st.pid)
+    return st
+
+
+def _start(root: str, cid: str, notify_socks: list | None) -> state.State:
     with state.locked(root, cid) as cdir:
         st = state.load(root, cid)
         status = state.status(root, st)
@@ -347,6 +392,11 @@ def start(root: str, cid: str) -> state.State:
             if status == "stopped":
                 raise RuntimeFailure("cannot start a container that has stopped")
             raise RuntimeFailure(f"cannot start an already {status} container")
+        if notify_socks is not None:
+            from . import notify
+            ns = notify.bind(cdir)          # before the init runs: its READY must find the socket
+            if ns is not None:
+                notify_socks.append(ns)
         dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
@@ -367,13 +417,20 @@ def start(root: str, cid: str) -> state.State:
         if data:
             mtype, err, length, _ = MSG.unpack_from(data)
             raise _child_error(err, data[MSG.size:MSG.size + length])
+        log.debug(f"start {cid}: init pid {st.pid} released")
         poststart = (st.config.get("hooks") or {}).get("poststart") or []
         if poststart:
             from .hooks import run_hooks
             try:
-                run_hooks("poststart", poststart, state.oci_state(root, st, "running"))
+                run_hooks("poststart", poststart, hook_state(root, st, "running"))
             except RuntimeFailure:
-                _signal(st, signal.SIGKILL)
+                # runtime.md step 9: a failed poststart hook fails `start` and the container is
+                # stopped; the error stays the hook's even when the program has already exited
+                try:
+                    _signal(st, signal.SIGKILL)
+                except RuntimeFailure:
+                    pass
+                _wait_gone(st, 5.0)
                 raise
         return st
 
@@ -387,6 +444,7 @@ def _signal(st: state.State, sig: int) -> None:
     try:
         if not state.alive(st):
             raise NotRunning(st.id)
+        log.debug(f"signal {sig} to {st.id} init pid {st.pid}")
         signal.pidfd_send_signal(pfd, sig)
     except ProcessLookupError:
         raise NotRunning(st.id) from None
@@ -481,8 +539,14 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         if (st.config.get("hooks") or {}).get("poststop"):
             _poststop(root, cid, st.bundle, st.config)
         if st.owned.get("bundle"):
-            _rmtree_big(st.owned["bundle"])
+            # a run --image bundle: an overlay to unmount, a tree of any depth (iterative, by fd)
+            from .image.overlay import remove_bundle
+            try:
+                remove_bundle(st.owned["bundle"])
+            except OSError as e:     # the container goes anyway; a later run --image ID retries
+                log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", st.owned["bundle"])))
         _rmtree(cdir)
+        log.debug(f"delete {cid}: was {status}, state and cgroup removed")
 
 
 def _destroy_cgroup(mgr) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from . import state
+from . import log, state
 from .errors import RuntimeFailure
 from .plan import JOIN_ORDER, NS_FLAGS, NS_PROC, Plan, fill_process, fill_seccomp, set_joins
 
@@ -55,7 +55,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
         p.c.mode = lib.PYRT_MODE_EXEC
         _join_container_namespaces(p, st)
         fill_process(p, proc)
-        p.seccomp = fill_seccomp(p, (st.config.get("linux") or {}).get("seccomp"))
+        p.seccomp = fill_seccomp(p, (st.config.get("linux") or {}).get("seccomp"), root)
         mgr = None
         if st.cgroup:
             from .cgroups import manager_from_state
@@ -77,6 +77,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                 p.c.console_wait = 1
         p.c.preserve_fds = preserve_fds
         pid, sync = spawn(p)
+        log.debug(f"exec {cid}: spawned pid {pid} into the container's namespaces")
         if not detach:
             from .commands.run import Forwarder
             fwd = Forwarder(pid)         # before the process can run: signals go to it, not to us
@@ -101,6 +102,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                 if not created:
                     raise RuntimeFailure("exec: the process exited before it could start")
                 break            # EOF after CREATED: execve closed the CLOEXEC socket
+        log.debug(f"exec {cid}: pid {pid} runs {proc.get('args', ['?'])[0]}")
         if pid_file:
             write_pid_file(pid_file, pid)
         if detach:
@@ -115,6 +117,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                 os.close(pidfd)
                 os.close(master)
         code = fwd.wait()
+        log.debug(f"exec {cid}: pid {pid} exited, status {code}")
         pid = 0
         return code
     finally:

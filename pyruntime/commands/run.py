@@ -16,9 +16,24 @@ FORWARD = sorted(s for s in signal.valid_signals() if s not in (
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_create_flags(p)
-    p.add_argument("--detach", "-d", action="store_true")
-    p.add_argument("--keep", action="store_true")
-    p.add_argument("--image", default=None, help="run an OCI image layout LAYOUT[:REF] instead of a bundle")
+    p.add_argument("--detach", "-d", action="store_true", help="return once the container runs, leaving it running")
+    p.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
+    p.add_argument("--image", default=None, metavar="IMAGE",
+                   help="run an image (LAYOUT[:REF], ARCHIVE[:REF] or a stored image) instead of a bundle")
+    # --image only: the image's defaults, changed
+    p.add_argument("--env", "-e", action="append", default=[], help="NAME=VALUE (repeatable)")
+    p.add_argument("--workdir", "-w", default=None, metavar="DIR", help="working directory (--image only)")
+    p.add_argument("--user", "-u", default=None, help="USER[:GROUP] (names from the image's /etc/passwd)")
+    p.add_argument("--mount", action="append", default=[], help="type=bind,source=SRC,target=DST[,readonly]")
+    p.add_argument("--volume", "-v", action="append", default=[], help="SRC:DST[:ro|rw]")
+    p.add_argument("--read-only", action="store_true", help="a read-only rootfs (default: writable)")
+    p.add_argument("--tty", "-t", action="store_true", help="give the process a terminal")
+    p.add_argument("--image-store", default=None, help="layer store (default: ROOT/.images)")
+    p.add_argument("--platform", default=None, help="os/arch[/variant] (default: this host)")
+    p.add_argument("--max-expansion", type=float, default=None,
+                   help="a layer may unpack to RATIO x its compressed size (default 50, at least 64 MiB; 0: no limit)")
+    p.add_argument("process_args", nargs=argparse.REMAINDER, metavar="command",
+                   help="with --image: the program and arguments to run instead of the image's")
 
 
 def exit_status(status: int) -> int:
@@ -56,17 +71,45 @@ class Forwarder:
         os.close(self.pidfd)
 
 
+_IMAGE_ONLY = (("env", "--env"), ("workdir", "--workdir"), ("user", "--user"), ("mount", "--mount"),
+               ("volume", "--volume"), ("read_only", "--read-only"), ("tty", "--tty"),
+               ("image_store", "--image-store"), ("platform", "--platform"), ("max_expansion", "--max-expansion"),
+               ("process_args", "a command after the id"))
+
+
+def _no_image_flags(args: argparse.Namespace) -> None:
+    for dest, flag in _IMAGE_ONLY:
+        if getattr(args, dest, None):
+            from ..errors import RuntimeFailure
+            raise RuntimeFailure(f"{flag} applies to run --image only; edit the bundle's config.json instead")
+
+
+def _image_bundle(args: argparse.Namespace) -> str:
+    """Make the bundle of ``run --image`` (see pyruntime/image/runimage.py)."""
+    from .. import log
+    from ..image.layerstream import DEFAULT_MAX_EXPANSION
+    from ..image.progress import Progress
+    from ..image.runimage import Overrides, prepare
+    cmd = list(args.process_args or [])
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    o = Overrides(command=cmd, env=args.env, workdir=args.workdir, user=args.user,
+                  mounts=list(args.mount) + list(args.volume), read_only=args.read_only, tty=args.tty)
+    ratio = DEFAULT_MAX_EXPANSION if args.max_expansion is None else args.max_expansion
+    return prepare(args.root, args.id, args.image, o, store_path=args.image_store, platform=args.platform,
+                   max_expansion=ratio, progress=Progress(), warn=log.warning)
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import container, spec
     from .create import options
     opts = options(args)
     bundle = args.bundle
     if args.image:
-        from .. import image
-        bundle = os.path.join(args.root, ".bundles", args.id)
-        os.makedirs(os.path.dirname(bundle), exist_ok=True)
-        image.make_bundle(args.image, bundle)
+        bundle = _image_bundle(args)
         opts.owned["bundle"] = bundle
+    else:
+        _no_image_flags(args)
     ours = None
     try:
         terminal = bool(spec.load(bundle)["process"].get("terminal"))
@@ -82,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
             st = container.create(args.root, args.id, bundle, opts)
     except BaseException:
         if opts.owned.get("bundle"):
-            import shutil
-            shutil.rmtree(opts.owned["bundle"], ignore_errors=True)
+            from ..image.overlay import remove_bundle
+            remove_bundle(opts.owned["bundle"])
         raise
     master = None
     fwd = None if args.detach else Forwarder(st.pid)
@@ -93,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
             from ..ttyproxy import copy_winsize, recv_master
             master = recv_master(ours)
             copy_winsize(master)
-        container.start(args.root, args.id)
+        # MAINPID for NOTIFY_SOCKET: in the foreground we stand for the container (runc)
+        container.start(args.root, args.id, None if args.detach else os.getpid())
     except BaseException:
         if master is not None:
             os.close(master)
@@ -112,7 +156,10 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 os.close(pidfd)
                 os.close(master)
-        return fwd.wait()
+        status = fwd.wait()
+        from .. import log
+        log.debug(f"run {args.id}: process pid {st.pid} exited, status {status}")
+        return status
     finally:
         fwd.close()
         if not args.keep:
