@@ -55,6 +55,8 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
         p.c.mode = lib.PYRT_MODE_EXEC
         _join_container_namespaces(p, st)
         fill_process(p, proc)
+        from .rootless import exec_groups
+        exec_groups(p, st.pid, proc)
         p.seccomp = fill_seccomp(p, (st.config.get("linux") or {}).get("seccomp"), root)
         mgr = None
         if st.cgroup:

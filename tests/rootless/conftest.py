@@ -236,7 +236,7 @@ def rl():
         pytest.skip("the rootless lane creates its test users and needs root to do so")
     for tool in ("useradd", "userdel", "newuidmap", "newgidmap"):
         if not shutil.which(tool):
-            pytest.fail(f"{tool} missing: `make deps` installs passwd and uidmap")
+            pytest.fail(f"{tool} missing: `make rootless-deps` installs passwd and uidmap")
     env = Env()
     try:
         env.setup()
