@@ -195,6 +195,7 @@ struct pyrt_plan {
     char home_env[4104];
     int create_cwd;                 /* create process.cwd inside the rootfs if missing (0755, as runc) */
     int no_mountns;                 /* no mount namespace: chroot into the rootfs, mount nothing */
+    uint32_t console_rows, console_cols; /* process.consoleSize: the pty's initial size, 0 = leave */
     uint64_t cap_hold;              /* set by the child: caps kept in permitted+effective after the user
                                        switch until execve recomputes them (CAP_SYS_ADMIN to load a
                                        seccomp filter without no_new_privs right before execve) */

@@ -11,21 +11,18 @@ devices, hooks' side effects (poststop) and state directory are undone in revers
 """
 from __future__ import annotations
 
-import errno
 import os
 # The C-level modules, not socket/signal/shutil: those add enum conversions and ~10 ms to every call.
 import _signal as signal
 import _socket as socket
-import struct
 import time
 
 from . import fastjson as json
 from . import log, rootless, state
 from .errors import ContainerExists, ContainerNotFound, NotRunning, RuntimeFailure
 
-MSG = struct.Struct("IiII")      # struct pyrt_msg
-MSG_GO, MSG_ERROR, MSG_HOOKS, MSG_SECCOMP_FD, MSG_CREATED, MSG_CONSOLE = 1, 2, 3, 4, 5, 6
-EXEC_SOCK = "exec.sock"
+from .protocol import (EXEC_SOCK, connect_console, short_path, kill_and_reap as _kill_and_reap, release_init, spawn,  # noqa: F401
+                       write_pid_file)
 
 
 class CreateOptions:
@@ -66,94 +63,9 @@ def _now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
 
 
-def _short_path(dirfd: int, name: str) -> str:
-    """Unix socket paths are limited to 108 bytes; reach deep state dirs through /proc/self/fd."""
-    return f"/proc/self/fd/{dirfd}/{name}"
-
-
-def write_pid_file(path: str, pid: int) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
-
-
-class Sync:
-    """The parent's end of the sync socket (see the table in _native/pyrt.h)."""
-
-    def __init__(self, fd: int) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=fd)
-
-    def send(self, mtype: int, payload: bytes = b"") -> None:
-        self.sock.sendmsg([MSG.pack(mtype, 0, len(payload), 0), payload])
-
-    def recv(self) -> tuple[int, int, bytes, list[int]]:
-        """(type, errno, payload, passed fds); type 0 means the child went away."""
-        data, anc, _flags, _addr = self.sock.recvmsg(1 << 16, socket.CMSG_SPACE(4))
-        fds = []
-        for level, typ, cdata in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.extend(struct.unpack(f"{len(cdata) // 4}i", cdata[:len(cdata) // 4 * 4]))
-        if len(data) < MSG.size:
-            return 0, 0, b"", fds
-        mtype, err, length, _ = MSG.unpack_from(data)
-        return mtype, err, data[MSG.size:MSG.size + length], fds
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def connect_console(p, path: str) -> None:
-    """--console-socket: connect, and give the C core the fd to send the pty master over."""
-    csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    p.keep.append(csock)
-    try:
-        csock.connect(path)
-    except OSError as e:
-        raise RuntimeFailure.from_os(e, "connect console socket", path) from None
-    p.c.console_fd = csock.fileno()
-
-
-def spawn(p) -> tuple[int, "Sync"]:
-    """Clone the container process for plan `p`: (pid, the parent's end of the sync socket)."""
-    from ._core import ffi, lib
-    pfd = ffi.new("int *")
-    err = ffi.new("char[]", 4096)
-    rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
-    if rc in (-errno.EOPNOTSUPP, -errno.EBUSY) and p.c.cgroup_fd >= 0:
-        # CLONE_INTO_CGROUP refused (a cgroup the kernel will not give processes to directly, e.g.
-        # below a populated one): clone normally; the caller then writes cgroup.procs (add_pid),
-        # which says clearly why if that is refused too
-        p.c.cgroup_fd = -1
-        rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
-    if rc < 0:
-        raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
-    return rc, Sync(pfd[0])
-
-
-def _child_error(err: int, payload: bytes) -> RuntimeFailure:
-    text = payload.decode(errors="replace")
-    if text.startswith(("sched_setattr: policy 1 ", "sched_setattr: policy 2 ")) and \
-            "not permitted" in text:
-        text = ("process.scheduler: " + text + " (a real-time policy needs a real-time budget in the "
-                "container's cpu cgroup: set linux.resources.cpu.realtimeRuntime)")
-    return RuntimeFailure(text, errno=0 if (err and os.strerror(err).lower() in text.lower()) else err)
-
-
 def _write_id_maps(pid: int, linux: dict) -> None:
     from .rootless import write_id_maps      # direct writes, or newuidmap/newgidmap for a non-root caller
     write_id_maps(pid, linux)
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 class _Undo:
@@ -237,7 +149,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                 undo.push(mgr.destroy)
             cg_state = mgr.to_state() if mgr is not None else {}
             p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=cg_state,
-                                              seccomp_cache=root)
+                                              seccomp_cache=root, keyring=None if opts.no_new_keyring else cid)
             for w in warnings:
                 log.warning(w)
             cgfd = mgr.clone_fd() if mgr is not None and not rl_cgroups else None
@@ -255,7 +167,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             p.fds.append(dirfd)
             lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             p.keep.append(lsock)
-            lsock.bind(_short_path(dirfd, EXEC_SOCK))
+            lsock.bind(short_path(dirfd, EXEC_SOCK))
             lsock.listen(1)
             p.c.fifo_fd = lsock.fileno()
             if opts.console_socket:
@@ -263,8 +175,6 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             elif opts.console_fd is not None:
                 p.c.console_fd = opts.console_fd
             p.c.preserve_fds = opts.preserve_fds
-            if not opts.no_new_keyring:
-                p.c.session_keyring = p.str(cid)
             if hooks.get("startContainer"):
                 planmod.set_start_hooks(p, hooks["startContainer"])
             p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
@@ -280,6 +190,8 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                              annotations=cfg.get("annotations", {}) or {}, owner="root", rootfs=
                              os.fsdecode(ffi.string(p.c.rootfs)), cgroup=cg_state, owned=dict(opts.owned),
                              config=cfg, ocispec=cfg.get("ociVersion", ""))
+            if opts.no_new_keyring:
+                st.owned["no_new_keyring"] = True     # exec's processes then keep the caller's keyring too
             if p.c.clone_flags & planmod.NS_FLAGS["user"]:
                 _write_id_maps(pid, linux)
             if mgr is not None and p.c.cgroup_fd < 0:
@@ -291,29 +203,19 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                 from . import netdevices
                 st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)
                 undo.push(netdevices.detach, st.owned["netdevices"], None)
-            sync.send(MSG_GO)
-            while True:
-                mtype, errno_, payload, fds = sync.recv()
-                if mtype == MSG_HOOKS:
-                    log.debug(f"create {cid}: init asks for the prestart/createRuntime/createContainer hooks")
-                    hooks_ran = True
-                    _create_hooks(root, st, hooks, pid)
-                    sync.send(MSG_GO, json.dumps(hook_state(root, st, "created")).encode())
-                elif mtype == MSG_SECCOMP_FD:
-                    from . import seccomp as sc
-                    comp = p.seccomp
-                    try:
-                        sc.send_listener(fds[0], comp.listener_path, comp.listener_metadata,
-                                         state.oci_state(root, st, "creating"))
-                    finally:
-                        for fd in fds:
-                            os.close(fd)
-                elif mtype == MSG_CREATED:
-                    break
-                elif mtype == MSG_ERROR:
-                    raise _child_error(errno_, payload)
-                else:
-                    raise RuntimeFailure("container init exited unexpectedly during create")
+            from . import protocol
+
+            def on_hooks(_payload: bytes, _fds: list) -> None:
+                nonlocal hooks_ran
+                hooks_ran = True
+                _create_hooks(root, st, hooks, pid)
+                sync.send(sync.m.GO, json.dumps(hook_state(root, st, "created")).encode())
+
+            def on_listener(_payload: bytes, fds: list) -> None:
+                forward_listener(p, fds, state.oci_state(root, st, "creating"))
+
+            sync.send(sync.m.GO)
+            protocol.drive(sync, {sync.m.HOOKS: on_hooks, sync.m.SECCOMP_FD: on_listener}, "create")
             state.save(root, st)
             if opts.pid_file:
                 write_pid_file(opts.pid_file, pid)
@@ -329,6 +231,21 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             sync.close()
         if p is not None:
             p.close()
+
+
+def forward_listener(p, fds: list, st: dict) -> None:
+    """PYRT_MSG_SECCOMP_FD: the notify listener goes to seccomp.listenerPath with the state (create
+    and exec alike).  The fd is taken from `fds` (closed here once sent)."""
+    from . import seccomp as sc
+    comp = p.seccomp
+    fd = fds.pop(0) if fds else -1
+    if fd < 0:
+        return
+    try:
+        if comp is not None and comp.listener_path:
+            sc.send_listener(fd, comp.listener_path, comp.listener_metadata, st)
+    finally:
+        os.close(fd)
 
 
 def hook_state(root: str, st: state.State, status: str) -> dict:
@@ -397,27 +314,13 @@ def _start(root: str, cid: str, notify_socks: list | None) -> state.State:
             ns = notify.bind(cdir)          # before the init runs: its READY must find the socket
             if ns is not None:
                 notify_socks.append(ns)
-        dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-            try:
-                s.connect(_short_path(dirfd, EXEC_SOCK))
-                s.sendmsg([MSG.pack(MSG_GO, 0, 0, 0)])
-                data = s.recv(1 << 16)
-            except OSError as e:
-                raise RuntimeFailure.from_os(e, "start: container init is gone", "") from None
-            finally:
-                s.close()
+            release_init(cdir)
         finally:
-            os.close(dirfd)
-        try:
-            os.unlink(os.path.join(cdir, EXEC_SOCK))
-        except FileNotFoundError:
-            pass
-        if data:
-            mtype, err, length, _ = MSG.unpack_from(data)
-            raise _child_error(err, data[MSG.size:MSG.size + length])
-        log.debug(f"start {cid}: init pid {st.pid} released")
+            try:
+                os.unlink(os.path.join(cdir, EXEC_SOCK))
+            except FileNotFoundError:
+                pass
         poststart = (st.config.get("hooks") or {}).get("poststart") or []
         if poststart:
             from .hooks import run_hooks

@@ -272,6 +272,9 @@ def fill_process(p: Plan, proc: dict, field: str = "process") -> list[str]:
                                                          c.cap_last, warnings))
     c.no_new_privs = int(bool(proc.get("noNewPrivileges", False)))
     c.terminal = int(bool(proc.get("terminal", False)))
+    size = proc.get("consoleSize")
+    if size:
+        c.console_rows, c.console_cols = size.get("height", 0), size.get("width", 0)
     return warnings
 
 
@@ -291,6 +294,27 @@ def fill_seccomp(p: Plan, seccomp: dict | None, cache_root: str | None = None) -
     return comp
 
 
+def fill_container_process(p: Plan, cfg: dict, proc: dict, *, joining: bool = False,
+                           seccomp_cache: str | None = None, keyring: str | None = None) -> list[str]:
+    """Everything about the process, for create's init and for exec alike (one builder, so the two
+    cannot drift): argv/env/user/caps/rlimits/NNP, the process attributes (scheduler, ioPriority,
+    execCPUAffinity, AppArmor, SELinux), linux.personality and memoryPolicy, the container's seccomp
+    program, the session keyring.  ``cfg`` is the container's config; ``proc`` the process to run
+    (cfg["process"] for create, exec's process); ``joining`` (exec) leaves out what only a new
+    container sets up (time namespace offsets).  Returns warnings."""
+    linux = cfg.get("linux", {}) or {}
+    warnings = fill_process(p, proc)
+    view_linux = {k: v for k, v in linux.items() if k != "timeOffsets"} if joining else linux
+    fill_procattrs(p, {"process": proc, "linux": view_linux})
+    if linux.get("memoryPolicy") is not None:
+        from . import mempolicy
+        mempolicy.fill(p.c, linux["memoryPolicy"])
+    p.seccomp = fill_seccomp(p, linux.get("seccomp"), seccomp_cache)
+    if keyring:
+        p.c.session_keyring = p.str(keyring)
+    return warnings
+
+
 def fill_procattrs(p: Plan, cfg: dict) -> None:
     proc, linux = cfg.get("process", {}), cfg.get("linux", {})
     if not any(k in proc for k in ("scheduler", "ioPriority", "execCPUAffinity", "apparmorProfile",
@@ -302,7 +326,7 @@ def fill_procattrs(p: Plan, cfg: dict) -> None:
 
 
 def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict | None = None,
-                 seccomp_cache: str | None = None) -> tuple[Plan, list[str]]:
+                 seccomp_cache: str | None = None, keyring: str | None = None) -> tuple[Plan, list[str]]:
     """The plan for a new container (namespaces, rootfs, process)."""
     from . import spec
     p = Plan()
@@ -329,6 +353,13 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
             _check_no_mountns(cfg)
             c.no_mountns = 1
         c.create_cwd = 1
+        if linux.get("mountLabel"):
+            from .procattrs import selinux_enabled
+            if selinux_enabled():
+                raise ConfigError("linux.mountLabel", "SELinux mount labels are not supported by this runtime")
+            warnings_pre = ["linux.mountLabel: SELinux is not enabled on this host, label ignored"]
+        else:
+            warnings_pre = []
         fill_mounts(p, cfg, bundle, nss, in_userns, cgroup or {})
         fill_devices(p, cfg, in_userns)
         masked = linux.get("maskedPaths", []) or []
@@ -340,12 +371,36 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
         sysctl = linux.get("sysctl", {}) or {}
         c.sysctl_keys, c.sysctl_values = p.strv(list(sysctl)), p.strv(list(sysctl.values()))
         c.n_sysctl = len(sysctl)
-        warnings = fill_process(p, cfg["process"])
-        fill_procattrs(p, cfg)
-        if linux.get("memoryPolicy") is not None:
-            from . import mempolicy
-            mempolicy.fill(c, linux["memoryPolicy"])
-        p.seccomp = fill_seccomp(p, linux.get("seccomp"), seccomp_cache)
+        warnings = fill_container_process(p, cfg, cfg["process"], seccomp_cache=seccomp_cache, keyring=keyring)
+        return p, warnings_pre + warnings
+    except BaseException:
+        p.close()
+        raise
+
+
+def build_exec(cfg: dict, pid: int, proc: dict, *, seccomp_cache: str | None = None,
+               keyring: str | None = None) -> tuple[Plan, list[str]]:
+    """The plan for a process joining the running container whose init is `pid`: every namespace the
+    config gave it (user first; pid and time through the parent, since they apply to children), then
+    the same process builder as create."""
+    from . import spec
+    p = Plan()
+    try:
+        p.c.mode = lib.PYRT_MODE_EXEC
+        nss = spec.namespaces(cfg)
+        joins = []
+        for t in nss:
+            path = f"/proc/{pid}/ns/{NS_PROC[t]}"
+            if t == "pid":
+                p.c.pidns_fd = p.open_fd(path, "join pid namespace")
+            elif t == "time":
+                p.c.timens_fd = p.open_fd(path, "join time namespace")
+            else:
+                joins.append((JOIN_ORDER.index(t), p.open_fd(path, f"join {t} namespace"), NS_FLAGS[t]))
+        set_joins(p, [(fd, fl) for _, fd, fl in sorted(joins)])
+        p.c.in_userns = int("user" in nss)
+        warnings = fill_container_process(p, cfg, proc, joining=True, seccomp_cache=seccomp_cache,
+                                          keyring=keyring)
         return p, warnings
     except BaseException:
         p.close()

@@ -187,6 +187,15 @@ def validate_process(proc: object, f: str) -> None:
     if "oomScoreAdj" in proc:
         _int(proc["oomScoreAdj"], f"{f}.oomScoreAdj", -1000, 1000)
     _type(proc.get("noNewPrivileges", False), bool, f"{f}.noNewPrivileges", "a boolean")
+    if proc.get("consoleSize") is not None:
+        size = _type(proc["consoleSize"], dict, f"{f}.consoleSize", "an object")
+        for k in ("height", "width"):
+            _int(size.get(k), f"{f}.consoleSize.{k}", 0, 65535)
+    # Windows-only fields of the process schema: never silently ignored on Linux
+    if proc.get("commandLine") is not None:
+        raise ConfigError(f"{f}.commandLine", "is Windows-only; use process.args on Linux")
+    if user.get("username") is not None:
+        raise ConfigError(f"{f}.user.username", "is Windows-only; use process.user.uid/gid on Linux")
 
 
 PROPAGATION = {"shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable"}

@@ -5,14 +5,11 @@ from __future__ import annotations
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import os
 
-import _signal as signal   # not `signal`: its enum conversion costs milliseconds per call
 
 from .create import add_create_flags
 
 HELP = "create and run a container"
-FORWARD = sorted(s for s in signal.valid_signals() if s not in (
-    signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU) and s < 32)
-
+from ..protocol import FORWARD, Forwarder, exit_status  # noqa: F401  (kept importable from here)
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_create_flags(p)
@@ -34,41 +31,6 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="a layer may unpack to RATIO x its compressed size (default 50, at least 64 MiB; 0: no limit)")
     p.add_argument("process_args", nargs=argparse.REMAINDER, metavar="command",
                    help="with --image: the program and arguments to run instead of the image's")
-
-
-def exit_status(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
-
-
-class Forwarder:
-    """Forward the signals we receive to our child `pid` (through a pidfd) from now on.
-
-    Installed as soon as the pid exists, before the process is released: a signal that arrives
-    while `start` is still returning must reach the container, not kill us (runc does the same)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.pidfd = os.pidfd_open(pid)
-        self.old = {s: signal.signal(s, self._forward) for s in FORWARD}
-
-    def _forward(self, sig: int, _frame) -> None:
-        try:
-            signal.pidfd_send_signal(self.pidfd, sig)
-        except ProcessLookupError:
-            pass
-
-    def wait(self) -> int:
-        """The child's exit status (128+signal when killed)."""
-        _, status = os.waitpid(self.pid, 0)
-        return exit_status(status)
-
-    def close(self) -> None:
-        for s, h in self.old.items():
-            signal.signal(s, h)
-        self.old = {}
-        os.close(self.pidfd)
 
 
 _IMAGE_ONLY = (("env", "--env"), ("workdir", "--workdir"), ("user", "--user"), ("mount", "--mount"),
