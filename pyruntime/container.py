@@ -321,6 +321,7 @@ def _start(root: str, cid: str, notify_socks: list | None) -> state.State:
                 os.unlink(os.path.join(cdir, EXEC_SOCK))
             except FileNotFoundError:
                 pass
+        log.debug(f"start {cid}: init pid {st.pid} released")
         poststart = (st.config.get("hooks") or {}).get("poststart") or []
         if poststart:
             from .hooks import run_hooks

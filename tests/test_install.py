@@ -91,7 +91,7 @@ def built():
               sdist])
         sdist_files = subprocess.run(["tar", "tzf", sdist], capture_output=True, text=True, check=True).stdout
         shutil.rmtree(src)            # from here on nothing may need the checkout copy
-        yield {"work": work, "prefix": prefix, "destdir": destdir, "wheels": wheels, "sdist_files": sdist_files,
+        yield {"work": work, "src": src, "prefix": prefix, "destdir": destdir, "wheels": wheels, "sdist_files": sdist_files,
                "commands": {"make install": os.path.join(prefix, "bin", "pyruntime"),
                             "pip install .": os.path.join(venv_pip, "bin", "pyruntime"),
                             "pip install sdist": os.path.join(venv_sdist, "bin", "pyruntime")}}
@@ -113,7 +113,11 @@ def test_make_install_layout(built):
     for dep in ("cffi", "pyroute2", "zstandard"):
         assert os.path.isdir(os.path.join(prefix, "lib/pyruntime", dep)), dep
     # byte-compiled at install: users who cannot write there must not recompile on every call
-    assert glob.glob(os.path.join(prefix, "lib/pyruntime/pyruntime/__pycache__/cli.*.pyc"))
+    pyc, = glob.glob(os.path.join(prefix, "lib/pyruntime/pyruntime/__pycache__/cli.*.pyc"))
+    with open(pyc, "rb") as f:
+        assert os.path.join(prefix, "lib/pyruntime/pyruntime/cli.py").encode() in f.read()
+    with open(cores[0], "rb") as f:
+        assert built["src"].encode() not in f.read()        # stripped of the build's debug paths
     pages = sorted(os.listdir(os.path.join(prefix, "share/man/man8")))
     assert "pyruntime.8" in pages and "pyruntime-run.8" in pages and "pyruntime-exec.8" in pages
     assert os.path.isfile(os.path.join(prefix, "share/bash-completion/completions/pyruntime"))
@@ -134,10 +138,10 @@ def test_make_install_destdir_and_uninstall(built):
     destdir = built["destdir"]
     files = [p for p in glob.glob(destdir + "/**", recursive=True) if os.path.isfile(p)]
     assert os.path.join(destdir, "usr/local/bin/pyruntime") in files
-    for p in files:          # DESTDIR only says where to write; no installed file may mention it
-        if not p.endswith((".so", ".pyc")):
-            with open(p, "rb") as f:
-                assert destdir.encode() not in f.read(), p
+    for p in files:     # DESTDIR only says where to write, the checkout is gone: no file may name either
+        with open(p, "rb") as f:
+            data = f.read()
+        assert destdir.encode() not in data and built["src"].encode() not in data, p
     assert "sys.path[:0] = ['/usr/local/lib/pyruntime']" in open(os.path.join(destdir, "usr/local/bin/pyruntime")).read()
     _run(["make", "-s", "-C", ROOT, "uninstall", f"DESTDIR={destdir}", "PREFIX=/usr/local"])
     left = [p for p in glob.glob(destdir + "/**", recursive=True) if os.path.isfile(p) or os.path.islink(p)]

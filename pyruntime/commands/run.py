@@ -9,7 +9,7 @@ import os
 from .create import add_create_flags
 
 HELP = "create and run a container"
-from ..protocol import FORWARD, Forwarder, exit_status  # noqa: F401  (kept importable from here)
+from ..protocol import FORWARD, Forwarder, exit_status  # noqa: F401,E402  (kept importable from here)
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_create_flags(p)
