@@ -22,7 +22,7 @@ import uuid
 import pytest
 
 from pyrt_testenv import LAUNCHER, ROOT, ROOTFS
-from rl_env import SUB_COUNT, mappings
+from .rl_env import SUB_COUNT, mappings
 
 
 

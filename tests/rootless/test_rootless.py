@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from rl_env import MAPPINGS, mappings
+from .rl_env import MAPPINGS, mappings
 
 
 def _cid() -> str:
