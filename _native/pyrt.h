@@ -39,7 +39,7 @@ enum {
 };
 
 enum {
-    PYRT_MODE_CREATE = 0,   /* new container init: namespaces, rootfs, pivot_root, exec fifo */
+    PYRT_MODE_CREATE = 0,   /* new container init: namespaces, rootfs, pivot_root, waits on exec.sock */
     PYRT_MODE_EXEC = 1,     /* join an existing container: setns everything, no rootfs work */
 };
 
@@ -174,7 +174,7 @@ struct pyrt_plan {
     int terminal;                   /* create a pty; master goes to console_fd */
     int console_fd;                 /* connected unix socket for the pty master, -1 */
     int sync_fd;                    /* child's end of the sync socket (set by pyrt_spawn) */
-    int fifo_fd;                    /* exec.fifo opened O_RDWR by the parent (create), -1 */
+    int fifo_fd;                    /* exec.sock: the listening socket `start` connects to (create), -1 */
     int preserve_fds;               /* fds 3 .. 3+preserve_fds-1 survive into the container */
     int sync_hooks;                 /* send PYRT_MSG_HOOKS before pivot_root and wait */
     struct pyrt_hook *start_hooks;  /* startContainer hooks, run in the container before execve */

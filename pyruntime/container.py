@@ -1,4 +1,4 @@
-"""The lifecycle API: create, start, kill, delete (and the parent side of the sync protocol).
+"""The lifecycle API: create, start, kill, delete (the sync protocol itself is protocol.py).
 
 The CLI is this module's first user; Python programs can call it directly::
 
