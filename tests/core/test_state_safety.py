@@ -405,3 +405,28 @@ def test_terminal_without_a_terminal_fails_at_once(rt, make_bundle, tmp_path):
         r = subprocess.run([RUNC, "--root", str(tmp_path / "runc"), "run", "-b", b, "tty-runc"],
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=20, start_new_session=True)
         assert r.returncode != 0 and b"/dev/tty" in r.stderr, r
+
+
+@pytest.mark.skipif(RUNC is None, reason="runc (the control) is not installed")
+def test_shared_cgroup_runc_control(rt, make_bundle, tmp_path):
+    """The control: runc 1.1.5 warns that a non-empty cgroup is deprecated (refused from 1.2, as
+    pyruntime does) and its delete --force of the second container leaves the first one running."""
+    rel = f"{CG_PARENT}/shared-rc-{uuid.uuid4().hex[:6]}"
+    setcg = lambda c: c["linux"].__setitem__("cgroupsPath", rel)  # noqa: E731
+    ba, bb = make_bundle(["sleep", "60"], edit=setcg), make_bundle(["sleep", "60"], edit=setcg)
+    rt("run", "-d", "-b", ba, "A")
+    pa = rt.state("A")["pid"]
+    root = str(tmp_path / "runc-root")
+    err = tmp_path / "runc.err"
+    try:
+        with open(err, "wb") as ef:
+            r = subprocess.run([RUNC, "--root", root, "create", "-b", bb, "R"], stdout=subprocess.DEVNULL,
+                               stderr=ef, timeout=30)
+        assert b"cgroup is not empty" in err.read_bytes()
+        if r.returncode == 0:
+            subprocess.run([RUNC, "--root", root, "delete", "--force", "R"], capture_output=True, timeout=30)
+        assert alive(pa) and rt.state("A")["status"] == "running"
+    finally:
+        subprocess.run([RUNC, "--root", root, "delete", "--force", "R"], capture_output=True, timeout=30)
+        rt("delete", "--force", "A")
+    assert not cgroup_dirs(rel)
