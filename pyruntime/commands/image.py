@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
         from ..image.bundle import unpack
         from ..image.progress import Progress
         path, ref = split_image_ref(args.source)
-        from ..image.layerstream import DEFAULT_MAX_EXPANSION
+        from ..image import DEFAULT_MAX_EXPANSION
         ratio = DEFAULT_MAX_EXPANSION if args.max_expansion is None else args.max_expansion
         img = unpack(path, args.bundle, ref=args.ref or ref, platform=args.platform, uid_map=args.uid_map,
                      gid_map=args.gid_map, progress=Progress(), warn=log.warning, max_expansion=ratio)
