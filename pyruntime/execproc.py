@@ -40,6 +40,8 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     fwd = None
     pid = 0
     try:
+        from .rootless import exec_groups
+        exec_groups(p, st.pid, proc)
         mgr = None
         if st.cgroup:
             from .cgroups import manager_from_state
