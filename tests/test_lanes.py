@@ -34,7 +34,7 @@ def test_all_lanes_passing_exits_zero(tmp_path):
 
 
 def test_make_test_lists_the_lanes():
-    """The lanes `make test` runs: the suite, the cgroup v2 VM, the clients (each from its mk file)."""
+    """The lanes `make test` runs: the suite, the cgroup v2 VM, CRI, the clients (each from its mk file)."""
     cp = subprocess.run(["make", "-s", "-C", ROOT, "--eval", "print-lanes:\n\t@echo $(TEST_LANES)",
                          "print-lanes"], capture_output=True, text=True, timeout=60)
-    assert cp.stdout.split() == ["test-suite", "test-cgroup2", "test-e2e"], cp
+    assert cp.stdout.split() == ["test-suite", "test-cgroup2", "test-cri", "test-e2e"], cp
