@@ -15,7 +15,7 @@ CORE := build/.stamp-core
 NATIVE := $(wildcard _native/*.c _native/*.h _native/cdef/*.h) _native/build.py
 BUSYBOX_ROOTFS := bundles/busybox/rootfs
 
-.PHONY: all deps venv build rootfs demo test test-unit install uninstall bench clean
+.PHONY: all deps venv build rootfs demo test test-unit install uninstall bench bench-deps clean
 all: build rootfs bin/pyruntime
 
 # --- set-up -------------------------------------------------------------------------------
@@ -68,7 +68,14 @@ test: all
 
 test-lanes:
 
-bench: all
+# crun (the figure to chase next), GNU time (peak RSS) and nsenter: only for the benchmark, only when missing.
+BENCH_APT_PKGS := crun time util-linux
+bench-deps:
+	@missing=$$(for p in $(BENCH_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "apt-get install $$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+bench: all bench-deps
 	$(PY) benchmarks/bench_runtime.py
 
 clean:

@@ -64,10 +64,7 @@ def _check(call: str, mods: set[str]) -> None:
     bad = sorted(mods & FORBIDDEN)
     assert not bad, f"`{call}` imported {bad}"
     if call in SMALL:
-        # --version prints the linked libseccomp's version (as runc does): the core and the (import-light)
-        # seccomp module are allowed there, nothing else
-        allowed = {"_cffi_backend", "pyruntime._core", "pyruntime.seccomp"} if call == "--version" else set()
-        core = sorted(mods & NO_CORE - allowed)
+        core = sorted(mods & NO_CORE)
         assert not core, f"`{call}` loaded {core}, which it does not need"
 
 
@@ -154,3 +151,16 @@ def test_forbidden_modules_are_detected():
     finally:
         shutil.rmtree(out, ignore_errors=True)
     assert "json" in mods
+
+
+def test_version_names_the_library_it_would_load():
+    """`--version` reads libseccomp's version from the file name ld.so would pick: it must agree with
+    what the loaded library itself reports (and fall back to asking it when the name says nothing)."""
+    sys.path.insert(0, ROOT)
+    from pyruntime import libversion, seccomp
+    real = seccomp.libseccomp_version()
+    assert libversion.libseccomp_version() == real
+    fast = libversion.from_file_name()
+    assert fast in (None, real)
+    out = subprocess.run([LAUNCHER, "--version"], capture_output=True, text=True, timeout=30).stdout
+    assert f"libseccomp: {real}\n" in out
