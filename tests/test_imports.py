@@ -84,8 +84,12 @@ def world(tmp_path):
                 pass
 
 
-def _bundle(tmp_path, client: str, name: str, args: list[str]) -> str:
+def _bundle(tmp_path, client: str, name: str, args: list[str], hooks: bool = False) -> str:
     cfg = client_configs.create_config(client, ROOTFS, f"{CG_PARENT}/imports/{name}", args)
+    if hooks:   # what podman adds from its OCI hooks directories: every kind the runtime runs itself
+        true = shutil.which("true") or "/bin/true"
+        cfg["hooks"] = {k: [{"path": true, "args": ["true", k], "timeout": 10}]
+                        for k in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")}
     return client_configs.write_bundle(str(tmp_path / name), cfg)
 
 
@@ -99,11 +103,12 @@ def _pid_exited(pidfile: str) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
-@pytest.mark.parametrize("client", client_configs.CLIENTS)
-def test_lifecycle_imports_with_client_configs(world, client):
+@pytest.mark.parametrize("variant", [*client_configs.CLIENTS, "podman+hooks"])
+def test_lifecycle_imports_with_client_configs(world, variant):
     root, tmp, made = world
+    client, hooks = variant.split("+")[0], variant.endswith("+hooks")
     cid = f"imp-{client}-{uuid.uuid4().hex[:6]}"
-    bundle = _bundle(tmp, client, cid, ["sleep", "100"])
+    bundle = _bundle(tmp, client, cid, ["sleep", "100"], hooks)
     log = str(tmp / "oci-log")
     # the global flags each client puts in front (podman: JSON log on create/exec; containerd: on every call)
     if client == "podman":
@@ -131,13 +136,15 @@ def test_lifecycle_imports_with_client_configs(world, client):
     seen["state-unknown"] = imports(g_log + ["state", cid], check=False)  # an error, logged as JSON
     rid = f"imp-run-{client}-{uuid.uuid4().hex[:6]}"
     made.append(rid)
-    seen["run"] = imports(g_log + ["run", "--bundle", _bundle(tmp, client, rid, ["/bin/true"]), rid])
+    seen["run"] = imports(g_log + ["run", "--bundle", _bundle(tmp, client, rid, ["/bin/true"], hooks), rid])
     seen["--version"] = imports(["--version"])
 
     assert "pyruntime.container" in seen["create"] and "pyruntime.commands.exec_" in seen["exec"]
     if client == "podman":   # its profile went through the (cached) compiler, the lean way
         assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["create"]
         assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["exec"]
+    if hooks:
+        assert {"pyruntime.hooks"} <= seen["create"] and "pyruntime.hooks" in seen["start"]
     for call, mods in seen.items():
         _check(call, mods)
 
