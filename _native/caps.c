@@ -47,10 +47,12 @@ static int capset_all(const struct pyrt_plan *p)
     struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct d[2];
 
-    d[0].effective = (uint32_t)p->cap_effective;
-    d[1].effective = (uint32_t)(p->cap_effective >> 32);
-    d[0].permitted = (uint32_t)p->cap_permitted;
-    d[1].permitted = (uint32_t)(p->cap_permitted >> 32);
+    uint64_t eff = p->cap_effective | p->cap_hold, perm = p->cap_permitted | p->cap_hold;
+
+    d[0].effective = (uint32_t)eff;
+    d[1].effective = (uint32_t)(eff >> 32);
+    d[0].permitted = (uint32_t)perm;
+    d[1].permitted = (uint32_t)(perm >> 32);
     d[0].inheritable = (uint32_t)p->cap_inheritable;
     d[1].inheritable = (uint32_t)(p->cap_inheritable >> 32);
     return (int)syscall(SYS_capset, &h, d);
@@ -124,6 +126,18 @@ int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen)
     }
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return pyrt_fail(err, errlen, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
+    if (p->cap_hold && !p->set_caps) {
+        /* no process.capabilities: a non-root uid lost its effective set at setresuid; raise the
+         * held caps again (they are still permitted thanks to KEEPCAPS) */
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct d[2];
+        if (syscall(SYS_capget, &h, d) < 0)
+            return pyrt_fail(err, errlen, errno, "capget");
+        d[0].effective |= (uint32_t)p->cap_hold & d[0].permitted;
+        d[1].effective |= (uint32_t)(p->cap_hold >> 32) & d[1].permitted;
+        if (syscall(SYS_capset, &h, d) < 0)
+            return pyrt_fail(err, errlen, errno, "capset (hold CAP_SYS_ADMIN for seccomp)");
+    }
     return 0;
 }
 

@@ -23,6 +23,15 @@ int pyrt_join_keyring(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_set_mempolicy(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_load_seccomp(const struct pyrt_plan *p, int *listener, char *err, size_t errlen);
 
+/* mountopts.c */
+int pyrt_mount_idmapped(const struct pyrt_mount *m, int destfd, char *err, size_t errlen);
+int pyrt_mount_rec_attrs(const struct pyrt_mount *m, int topfd, char *err, size_t errlen);
+int pyrt_tmpcopyup(int lower, int top, const char *dest, char *err, size_t errlen);
+
+/* procenv.c */
+int pyrt_set_home(struct pyrt_plan *p, char *err, size_t errlen);
+int pyrt_fix_stdio_owner(const struct pyrt_plan *p, char *err, size_t errlen);
+
 /* tty.c */
 int pyrt_setup_console(const struct pyrt_plan *p, char *err, size_t errlen);
 

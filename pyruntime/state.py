@@ -1,4 +1,4 @@
-"""Container state on disk: ``<root>/<id>/state.json`` (+ ``exec.fifo`` while created, ``lock``).
+"""Container state on disk: ``<root>/<id>/state.json`` (+ ``exec.sock`` while created, ``lock``).
 
 Written atomically (temp file + rename), read without the lock (a reader sees the old or the new file,
 never half of one).  Liveness is derived, never stored: the init pid must exist, not be a zombie, and

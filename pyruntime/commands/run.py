@@ -5,24 +5,21 @@ from __future__ import annotations
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import os
 
-import _signal as signal   # not `signal`: its enum conversion costs milliseconds per call
 
 from .create import add_create_flags
 
 HELP = "create and run a container"
-FORWARD = sorted(s for s in signal.valid_signals() if s not in (
-    signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU) and s < 32)
-
+from ..protocol import FORWARD, Forwarder, exit_status  # noqa: F401,E402  (kept importable from here)
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_create_flags(p)
-    p.add_argument("--detach", "-d", action="store_true")
-    p.add_argument("--keep", action="store_true")
-    p.add_argument("--image", default=None,
+    p.add_argument("--detach", "-d", action="store_true", help="return once the container runs, leaving it running")
+    p.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
+    p.add_argument("--image", default=None, metavar="IMAGE",
                    help="run an image (LAYOUT[:REF], ARCHIVE[:REF] or a stored image) instead of a bundle")
     # --image only: the image's defaults, changed
     p.add_argument("--env", "-e", action="append", default=[], help="NAME=VALUE (repeatable)")
-    p.add_argument("--workdir", "-w", default=None)
+    p.add_argument("--workdir", "-w", default=None, metavar="DIR", help="working directory (--image only)")
     p.add_argument("--user", "-u", default=None, help="USER[:GROUP] (names from the image's /etc/passwd)")
     p.add_argument("--mount", action="append", default=[], help="type=bind,source=SRC,target=DST[,readonly]")
     p.add_argument("--volume", "-v", action="append", default=[], help="SRC:DST[:ro|rw]")
@@ -32,42 +29,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--platform", default=None, help="os/arch[/variant] (default: this host)")
     p.add_argument("--max-expansion", type=float, default=None,
                    help="a layer may unpack to RATIO x its compressed size (default 50, at least 64 MiB; 0: no limit)")
-    p.add_argument("process_args", nargs=argparse.REMAINDER)
-
-
-def exit_status(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
-
-
-class Forwarder:
-    """Forward the signals we receive to our child `pid` (through a pidfd) from now on.
-
-    Installed as soon as the pid exists, before the process is released: a signal that arrives
-    while `start` is still returning must reach the container, not kill us (runc does the same)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.pidfd = os.pidfd_open(pid)
-        self.old = {s: signal.signal(s, self._forward) for s in FORWARD}
-
-    def _forward(self, sig: int, _frame) -> None:
-        try:
-            signal.pidfd_send_signal(self.pidfd, sig)
-        except ProcessLookupError:
-            pass
-
-    def wait(self) -> int:
-        """The child's exit status (128+signal when killed)."""
-        _, status = os.waitpid(self.pid, 0)
-        return exit_status(status)
-
-    def close(self) -> None:
-        for s, h in self.old.items():
-            signal.signal(s, h)
-        self.old = {}
-        os.close(self.pidfd)
+    p.add_argument("process_args", nargs=argparse.REMAINDER, metavar="command",
+                   help="with --image: the program and arguments to run instead of the image's")
 
 
 _IMAGE_ONLY = (("env", "--env"), ("workdir", "--workdir"), ("user", "--user"), ("mount", "--mount"),
@@ -135,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
             from ..ttyproxy import copy_winsize, recv_master
             master = recv_master(ours)
             copy_winsize(master)
-        container.start(args.root, args.id)
+        # MAINPID for NOTIFY_SOCKET: in the foreground we stand for the container (runc)
+        container.start(args.root, args.id, None if args.detach else os.getpid())
     except BaseException:
         if master is not None:
             os.close(master)
@@ -154,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 os.close(pidfd)
                 os.close(master)
-        return fwd.wait()
+        status = fwd.wait()
+        from .. import log
+        log.debug(f"run {args.id}: process pid {st.pid} exited, status {status}")
+        return status
     finally:
         fwd.close()
         if not args.keep:
