@@ -171,3 +171,12 @@ def test_version_names_the_library_it_would_load():
     assert fast in (None, real)
     out = subprocess.run([LAUNCHER, "--version"], capture_output=True, text=True, timeout=30).stdout
     assert f"libseccomp: {real}\n" in out
+
+
+def test_start_wire_constants_match_the_core():
+    """`start` speaks the sync protocol without loading the C core: its constants must be the core's."""
+    sys.path.insert(0, ROOT)
+    from pyruntime import protocol
+    m = protocol.msg()                        # read from the core through cffi
+    w = protocol._StartWire
+    assert (w.size, w.GO, w.err_max, w.struct.format) == (m.size, m.GO, m.err_max, m.struct.format)
