@@ -199,6 +199,8 @@ struct pyrt_plan {
     uint64_t cap_hold;              /* set by the child: caps kept in permitted+effective after the user
                                        switch until execve recomputes them (CAP_SYS_ADMIN to load a
                                        seccomp filter without no_new_privs right before execve) */
+    int userns_dumpable;            /* unprivileged caller, new user ns: stay dumpable until GO so the
+                                       parent (or newuidmap) may write the maps; non-dumpable after */
 };
 
 /* Clone the container process and run the plan in it.  Returns the child's pid (> 0) and stores the

@@ -18,7 +18,7 @@ import _socket as socket
 import time
 
 from . import fastjson as json
-from . import log, state
+from . import log, rootless, state
 from .errors import ContainerExists, ContainerNotFound, NotRunning, RuntimeFailure
 
 from .protocol import (EXEC_SOCK, connect_console, short_path, kill_and_reap as _kill_and_reap, release_init, spawn,  # noqa: F401
@@ -64,15 +64,8 @@ def _now_rfc3339() -> str:
 
 
 def _write_id_maps(pid: int, linux: dict) -> None:
-    for key, fname in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
-        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(key, []))
-        if not lines:
-            continue
-        try:
-            with open(f"/proc/{pid}/{fname}", "w") as f:
-                f.write(lines)
-        except OSError as e:
-            raise RuntimeFailure.from_os(e, f"write linux.{key}", f"/proc/{pid}/{fname}") from None
+    from .rootless import write_id_maps      # direct writes, or newuidmap/newgidmap for a non-root caller
+    write_id_maps(pid, linux)
 
 
 class _Undo:
@@ -117,10 +110,12 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     if not proc.get("terminal") and (opts.console_socket or opts.console_fd is not None):
         raise RuntimeFailure("cannot use console socket if pyruntime will not allocate tty")
 
-    os.makedirs(root, mode=0o711, exist_ok=True)
+    # 0700 for a non-root caller: nobody else may see or touch its containers
+    dmode = 0o700 if rootless.euid_rootless() else 0o711
+    os.makedirs(root, mode=dmode, exist_ok=True)
     cdir = state.container_dir(root, cid)
     try:
-        os.mkdir(cdir, 0o711)
+        os.mkdir(cdir, dmode)
     except FileExistsError:
         raise ContainerExists(cid) from None
     undo = _Undo()
@@ -137,17 +132,33 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             linux = cfg.get("linux", {})
             hooks = cfg.get("hooks", {}) or {}
             # cgroup first: the init is placed in it before it runs anything of the user's
-            mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
-                               annotations=cfg.get("annotations"))
-            mgr.create()
-            log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} created")
-            undo.push(mgr.destroy)
-            mgr.apply(linux.get("resources", {}) or {})
-            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state(),
+            unpriv, rl_cgroups = rootless.euid_rootless(), rootless.rootless_cgroups()
+            if unpriv:
+                rootless.check_config(cfg, spec.namespaces(cfg))
+                rootless.clamp_rlimits(proc, log.warning)
+            if rl_cgroups:      # may be None: no cgroup for a caller that may not have one, needs none
+                mgr = rootless.open_cgroup(linux, cid, opts.systemd_cgroup)
+            else:
+                mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
+                                   annotations=cfg.get("annotations"))
+                mgr.create()
+                mgr.apply(linux.get("resources", {}) or {})
+            log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} "
+                      f"{'created' if mgr is not None else 'none (rootless, not permitted, not needed)'}")
+            if mgr is not None:
+                undo.push(mgr.destroy)
+            cg_state = mgr.to_state() if mgr is not None else {}
+            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=cg_state,
                                               seccomp_cache=root, keyring=None if opts.no_new_keyring else cid)
             for w in warnings:
                 log.warning(w)
-            cgfd = mgr.clone_fd()
+            cgfd = mgr.clone_fd() if mgr is not None and not rl_cgroups else None
+            if unpriv and p.c.clone_flags & planmod.NS_FLAGS["user"]:
+                # the child stays dumpable until GO, else its /proc files are root's and we (and
+                # newuidmap) may not write its maps; it has no container yet for anyone to see
+                p.c.userns_dumpable = 1
+            if rootless.setgroups_denied(linux):
+                p.c.set_groups = 0
             if cgfd is not None:
                 p.fds.append(cgfd)
                 p.c.cgroup_fd = cgfd
@@ -177,14 +188,17 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             start_time = state.proc_start_time(pid) or 0
             st = state.State(id=cid, pid=pid, start_time=start_time, bundle=bundle, created=_now_rfc3339(),
                              annotations=cfg.get("annotations", {}) or {}, owner="root", rootfs=
-                             os.fsdecode(ffi.string(p.c.rootfs)), cgroup=mgr.to_state(), owned=dict(opts.owned),
+                             os.fsdecode(ffi.string(p.c.rootfs)), cgroup=cg_state, owned=dict(opts.owned),
                              config=cfg, ocispec=cfg.get("ociVersion", ""))
             if opts.no_new_keyring:
                 st.owned["no_new_keyring"] = True     # exec's processes then keep the caller's keyring too
             if p.c.clone_flags & planmod.NS_FLAGS["user"]:
                 _write_id_maps(pid, linux)
-            if p.c.cgroup_fd < 0:
-                mgr.add_pid(pid)
+            if mgr is not None and p.c.cgroup_fd < 0:
+                if not rl_cgroups:
+                    mgr.add_pid(pid)
+                elif not rootless.place(mgr, pid, linux):
+                    mgr, st.cgroup = None, {}
             if linux.get("netDevices"):
                 from . import netdevices
                 st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)

@@ -35,6 +35,7 @@ class Plan:
     def __init__(self) -> None:
         self.keep: list[object] = []
         self.fds: list[int] = []
+        self.initial_cpus: str | None = None     # execCPUAffinity.initial, applied around the clone
         self.c = ffi.new("struct pyrt_plan *")
         c = self.c
         for name in ("pidns_fd", "timens_fd", "cgroup_fd", "console_fd", "sync_fd", "fifo_fd"):
@@ -310,6 +311,14 @@ def fill_container_process(p: Plan, cfg: dict, proc: dict, *, joining: bool = Fa
         from . import mempolicy
         mempolicy.fill(p.c, linux["memoryPolicy"])
     p.seccomp = fill_seccomp(p, linux.get("seccomp"), seccomp_cache)
+    aff = proc.get("execCPUAffinity") or {}
+    if aff.get("initial") is not None:
+        # the process starts on these CPUs, inherited from the runtime at clone (protocol.spawn), until
+        # it is in the container: then `final`, or every CPU the cgroup allows
+        from .procattrs import cpu_list
+        p.initial_cpus = cpu_list(aff["initial"], "process.execCPUAffinity.initial")
+        if not aff.get("final"):
+            p.c.cpu_affinity = p.str(f"0-{(os.cpu_count() or 1) - 1}")
     if keyring:
         p.c.session_keyring = p.str(keyring)
     return warnings

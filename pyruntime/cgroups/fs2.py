@@ -19,6 +19,9 @@ P = "linux.resources"
 
 class V2Manager:
     driver = "v2"
+    # False for a rootless container that asks for no limits: its delegated parent may hold the
+    # caller's own processes, where enabling controllers is refused (no internal processes)
+    enable_controllers = True
 
     def __init__(self, mount: str, path: str, created: list[str] | None = None,
                  layout: str = "v2") -> None:
@@ -33,6 +36,8 @@ class V2Manager:
         """mkdir the leaf, then enable in each ancestor every controller it offers, so the leaf gets
         the controllers' files (cgroup v2 only shows a controller's files where the parent enabled it)."""
         base.mkdirs(self.path, self.mount, self.created)
+        if not self.enable_controllers:
+            return
         cur = self.mount
         rel = os.path.relpath(self.path, self.mount)
         parts = [] if rel == "." else rel.split("/")
