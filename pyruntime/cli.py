@@ -190,6 +190,12 @@ def _main(argv: list[str] | None) -> int:
     from .errors import RuntimeFailure
     from . import rootless
     try:
+        cid = getattr(args, "id", None)
+        if isinstance(cid, str):
+            # one rule on every path (run --image makes a bundle dir named after the id), before
+            # anything touches the file system
+            from .state import validate_id
+            validate_id(cid)
         args.root = g.root or rootless.default_root()
         rootless.set_flag(g.rootless)
         if g.command not in STATELESS:
@@ -203,6 +209,14 @@ def _main(argv: list[str] | None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as e:
+        # a host condition no step wrapped (full disk, a file where a directory should be): still
+        # one line naming the file and the cause, never a traceback
+        log.error(str(RuntimeFailure.from_os(e, g.command)))
+        return 1
+    except RecursionError:
+        log.error(f"{g.command}: input nested too deeply")
+        return 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     status = state.status(root, st)
     if status == "stopped":
         raise RuntimeFailure("cannot exec in a stopped container")
+    if status == "creating":
+        raise RuntimeFailure("cannot exec in a container that is still being created")
     if status == "paused" and not ignore_paused:
         raise RuntimeFailure("cannot exec in a paused container (use --ignore-paused to override)")
     spec.validate_process(proc, "process")
@@ -56,7 +58,8 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
             elif detach:
                 raise RuntimeFailure("cannot allocate tty if pyruntime will detach without setting console socket")
             else:
-                from .ttyproxy import console_pair
+                from .ttyproxy import console_pair, need_terminal
+                need_terminal()
                 ours, theirs = console_pair()
                 p.keep.append(theirs)
                 p.c.console_fd = theirs.fileno()

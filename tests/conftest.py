@@ -49,7 +49,7 @@ class Runtime:
         if not os.path.isdir(self.root):
             return
         for cid in os.listdir(self.root):
-            if os.path.exists(os.path.join(self.root, cid, "state.json")):
+            if not cid.startswith("."):     # every container dir, half-made ones too
                 subprocess.run([self.binary, "--root", self.root, "delete", "--force", cid], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -90,8 +90,12 @@ class V2Manager:
             except (OSError, RuntimeFailure):
                 pass
 
-    def destroy(self) -> None:
-        if os.path.isdir(self.path):
+    def destroy(self, kill: bool = True) -> None:
+        """Remove the container's cgroup.  kill=False (a shared or foreign-populated cgroup): signal
+        nobody, remove only what is empty."""
+        if not kill:
+            base.rmdir_unused(self.path)
+        elif os.path.isdir(self.path):
             try:
                 base.write(self.path, "cgroup.freeze", "0")
             except (RuntimeFailure, OSError):

@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         terminal = bool(spec.load(bundle)["process"].get("terminal"))
         if terminal and not args.console_socket and not args.detach:
-            from ..ttyproxy import console_pair
+            from ..ttyproxy import console_pair, need_terminal
+            need_terminal()
             ours, theirs = console_pair()
             opts.console_fd = theirs.fileno()
             try:
