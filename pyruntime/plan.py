@@ -169,8 +169,8 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
         userns = -1
         if o.idmap:
             umap, gmap = _idmap_maps(m, linux, field, in_userns)
-            err = ffi.new("char[]", 4096)
-            userns = lib.pyrt_idmap_userns(umap.encode(), gmap.encode(), err, 4096)
+            err = ffi.new("char[]", lib.PYRT_ERR_MAX)
+            userns = lib.pyrt_idmap_userns(umap.encode(), gmap.encode(), err, lib.PYRT_ERR_MAX)
             if userns < 0:
                 raise RuntimeFailure(ffi.string(err).decode(errors="replace"), step=f"{field}.options")
             p.fds.append(userns)
@@ -473,7 +473,8 @@ def set_start_hooks(p: Plan, hooks: list[dict]) -> None:
     p.c.start_hooks, p.c.n_start_hooks = arr, len(hooks)
 
 
-def set_state_buffer(p: Plan, cap: int = 1 << 20) -> None:
+def set_state_buffer(p: Plan, cap: int | None = None) -> None:
     """Room for the state JSON the parent sends with the second GO (read by startContainer hooks)."""
+    cap = cap or lib.PYRT_STATE_MAX
     p.c.state_buf = p.array("char", cap)
     p.c.state_cap = cap

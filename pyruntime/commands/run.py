@@ -49,7 +49,7 @@ def _no_image_flags(args: argparse.Namespace) -> None:
 def _image_bundle(args: argparse.Namespace) -> str:
     """Make the bundle of ``run --image`` (see pyruntime/image/runimage.py)."""
     from .. import log
-    from ..image.layerstream import DEFAULT_MAX_EXPANSION
+    from ..image import DEFAULT_MAX_EXPANSION
     from ..image.progress import Progress
     from ..image.runimage import Overrides, prepare
     cmd = list(args.process_args or [])
