@@ -3,7 +3,7 @@
 #define PYRT_CHILD_H
 #include "common.h"
 
-#define PYRT_ERRLEN 4096
+#define PYRT_ERRLEN PYRT_ERR_MAX
 
 int pyrt_send_msg(int fd, uint32_t type, int32_t errnum, const void *payload, uint32_t len, int pass_fd);
 int pyrt_recv_msg(int fd, struct pyrt_msg *hdr, char *payload, uint32_t cap);

@@ -49,7 +49,8 @@ enum {
 };
 
 enum {
-    PYRT_ERR_MAX = 4096,    /* longest error text sent back */
+    PYRT_ERR_MAX = 4096,    /* longest error text sent back (and the size of every error buffer) */
+    PYRT_STATE_MAX = 1048576, /* room for the state JSON of msg #3 (plan->state_buf) */
 };
 
 struct pyrt_msg {

@@ -12,6 +12,7 @@ import stat
 from . import capabilities
 from ._core import ffi, lib
 from .errors import ConfigError, RuntimeFailure
+from .rootless import in_user_namespace
 from .spec import RLIMITS
 
 # CLONE_NEW* numbers (linux/sched.h)
@@ -169,8 +170,8 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
         userns = -1
         if o.idmap:
             umap, gmap = _idmap_maps(m, linux, field, in_userns)
-            err = ffi.new("char[]", 4096)
-            userns = lib.pyrt_idmap_userns(umap.encode(), gmap.encode(), err, 4096)
+            err = ffi.new("char[]", lib.PYRT_ERR_MAX)
+            userns = lib.pyrt_idmap_userns(umap.encode(), gmap.encode(), err, lib.PYRT_ERR_MAX)
             if userns < 0:
                 raise RuntimeFailure(ffi.string(err).decode(errors="replace"), step=f"{field}.options")
             p.fds.append(userns)
@@ -185,10 +186,10 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
         elif mtype == "cgroup":
             for t in _cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None, cg):
                 mounts.append((*t, o, -1))
-        elif mtype == "sysfs" and in_userns and "network" not in nss:
+        elif mtype == "sysfs" and (in_userns or in_user_namespace()) and "network" not in nss:
             # sysfs cannot be mounted in a user namespace that does not own the network namespace
             mounts.append(("/sys", dest, None, flags | MS["bind"] | MS["rec"], "", prop, o, -1))
-        elif mtype == "mqueue" and in_userns and "ipc" not in nss:
+        elif mtype == "mqueue" and (in_userns or in_user_namespace()) and "ipc" not in nss:
             mounts.append(("/dev/mqueue", dest, None, flags | MS["bind"] | MS["rec"], "", prop, o, -1))
         else:
             if not mtype:
@@ -370,7 +371,9 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
         else:
             warnings_pre = []
         fill_mounts(p, cfg, bundle, nss, in_userns, cgroup or {})
-        fill_devices(p, cfg, in_userns)
+        # runc: device nodes are bound from the host in a new user namespace, and also when the runtime
+        # itself runs in one (root of rootless podman's namespace cannot mknod either)
+        fill_devices(p, cfg, in_userns or in_user_namespace())
         masked = linux.get("maskedPaths", []) or []
         ro = linux.get("readonlyPaths", []) or []
         c.masked, c.n_masked = p.strv(masked), len(masked)
@@ -473,7 +476,8 @@ def set_start_hooks(p: Plan, hooks: list[dict]) -> None:
     p.c.start_hooks, p.c.n_start_hooks = arr, len(hooks)
 
 
-def set_state_buffer(p: Plan, cap: int = 1 << 20) -> None:
+def set_state_buffer(p: Plan, cap: int | None = None) -> None:
     """Room for the state JSON the parent sends with the second GO (read by startContainer hooks)."""
+    cap = cap or lib.PYRT_STATE_MAX
     p.c.state_buf = p.array("char", cap)
     p.c.state_cap = cap

@@ -90,16 +90,16 @@ def spawn(p) -> tuple[int, Sync]:
     says clearly why if that is refused too."""
     from ._core import ffi, lib
     pfd = ffi.new("int *")
-    err = ffi.new("char[]", 4096)
+    err = ffi.new("char[]", lib.PYRT_ERR_MAX)
     own = None
     if getattr(p, "initial_cpus", None):
         own = os.sched_getaffinity(0)
         os.sched_setaffinity(0, _cpus(p.initial_cpus))
     try:
-        rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
+        rc = lib.pyrt_spawn(p.c, pfd, err, lib.PYRT_ERR_MAX)
         if rc in (-errno.EOPNOTSUPP, -errno.EBUSY) and p.c.cgroup_fd >= 0:
             p.c.cgroup_fd = -1
-            rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
+            rc = lib.pyrt_spawn(p.c, pfd, err, lib.PYRT_ERR_MAX)
     finally:
         if own is not None:
             os.sched_setaffinity(0, own)
