@@ -499,3 +499,19 @@ def test_image_unpack_and_run_image_as_the_user(rl):
     assert out.split() == ["hi", "from", "the", "image", "0"]
     assert not os.listdir(os.path.join(r.root, ".bundles")) if os.path.isdir(os.path.join(r.root, ".bundles")) \
         else True
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_created_init_is_not_dumpable(rl, bundle, mapping):
+    """The init stays dumpable only until its maps are written (an unprivileged parent cannot write
+    them otherwise); once create returns it is non-dumpable: its /proc files are root's, so not even
+    the user who made it can open /proc/PID/exe (the runtime's interpreter) or read its memory."""
+    r = rl.rt("pyruntime")
+    cid = _cid()
+    r.ok("create", "--bundle", bundle(["true"], mapping), cid)
+    pid = r.state(cid)["pid"]
+    assert os.stat(f"/proc/{pid}/environ").st_uid == 0      # (the directory itself always shows the euid)
+    probe = rl.owner.run(["sh", "-c", f"cat /proc/{pid}/exe >/dev/null && echo OPENED; "
+                                      f"head -c1 /proc/{pid}/mem >/dev/null 2>&1 && echo MEM"])
+    assert "OPENED" not in probe.stdout and "MEM" not in probe.stdout, probe.stdout
+    r.ok("delete", "--force", cid)
