@@ -502,16 +502,20 @@ def test_image_unpack_and_run_image_as_the_user(rl):
 
 
 @pytest.mark.parametrize("mapping", MAPPINGS)
-def test_created_init_is_not_dumpable(rl, bundle, mapping):
+def test_created_init_exposes_no_host_executable(rl, bundle, mapping):
     """The init stays dumpable only until its maps are written (an unprivileged parent cannot write
-    them otherwise); once create returns it is non-dumpable: its /proc files are root's, so not even
-    the user who made it can open /proc/PID/exe (the runtime's interpreter) or read its memory."""
+    them otherwise).  Once create returns, either it is non-dumpable (its /proc files are root's) or it
+    is no longer an image of the runtime (/proc/PID/exe a sealed memfd): nobody, the user included, can
+    open the host's interpreter through /proc/PID/exe."""
     r = rl.rt("pyruntime")
     cid = _cid()
     r.ok("create", "--bundle", bundle(["true"], mapping), cid)
     pid = r.state(cid)["pid"]
-    assert os.stat(f"/proc/{pid}/environ").st_uid == 0      # (the directory itself always shows the euid)
-    probe = rl.owner.run(["sh", "-c", f"cat /proc/{pid}/exe >/dev/null && echo OPENED; "
-                                      f"head -c1 /proc/{pid}/mem >/dev/null 2>&1 && echo MEM"])
-    assert "OPENED" not in probe.stdout and "MEM" not in probe.stdout, probe.stdout
+    non_dumpable = os.stat(f"/proc/{pid}/environ").st_uid == 0   # (the directory itself shows the euid)
+    exe = os.readlink(f"/proc/{pid}/exe")
+    assert non_dumpable or exe.startswith("/memfd:"), exe
+    with open(rl.pyruntime) as fh:
+        interpreter = os.path.realpath(fh.readline()[2:].split()[0])     # the launcher's #! line
+    probe = rl.owner.run(["sh", "-c", f"cmp -s /proc/{pid}/exe {interpreter} && echo SAME"])
+    assert "SAME" not in probe.stdout
     r.ok("delete", "--force", cid)
