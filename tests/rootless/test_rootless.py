@@ -412,11 +412,18 @@ def test_hostile_mount_destination_stays_inside(rl, both, bundle):
                 assert target not in f.read()
     finally:
         os.unlink(link)
-        for d in (os.path.join(rl.rootfs, target.lstrip("/")),):
-            if os.path.isdir(d):
-                import shutil
-                shutil.rmtree(os.path.join(rl.rootfs, target.lstrip("/").split("/")[0]), ignore_errors=True)
-        os.rmdir(target) if os.path.isdir(target) and not os.listdir(target) else None
+        # the runtimes made <rootfs><target>/sub inside the root: remove that chain (empty dirs only),
+        # never more than what was made
+        inside = os.path.join(rl.rootfs, target.lstrip("/"), "sub")
+        keep = os.path.join(rl.rootfs, target.lstrip("/").split("/")[0])     # the rootfs's own /tmp
+        while inside != keep and os.path.isdir(inside) and not os.path.islink(inside):
+            try:
+                os.rmdir(inside)
+            except OSError:
+                break
+            inside = os.path.dirname(inside)
+        if os.path.isdir(target) and not os.listdir(target):
+            os.rmdir(target)
 
 
 def test_bind_of_a_path_the_user_cannot_read_fails_cleanly(rl, both, bundle):
