@@ -99,11 +99,11 @@ int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen)
     /* Keep the permitted set across the uid change; capset below decides what stays. */
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         return pyrt_fail(err, errlen, errno, "prctl(PR_SET_KEEPCAPS)");
-    if (p->set_groups && setgroups((size_t)p->n_groups, (const gid_t *)p->groups) < 0)
+    if (p->set_groups && pyrt_setgroups((size_t)p->n_groups, (const gid_t *)p->groups) < 0)
         return pyrt_fail(err, errlen, errno, "setgroups (process.user.additionalGids)");
-    if (setresgid(p->gid, p->gid, p->gid) < 0)
+    if (pyrt_setresgid(p->gid) < 0)
         return pyrt_fail(err, errlen, errno, "setgid %u", p->gid);
-    if (setresuid(p->uid, p->uid, p->uid) < 0)
+    if (pyrt_setresuid(p->uid) < 0)
         return pyrt_fail(err, errlen, errno, "setuid %u", p->uid);
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
         return pyrt_fail(err, errlen, errno, "prctl(PR_SET_KEEPCAPS, 0)");

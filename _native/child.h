@@ -5,6 +5,17 @@
 
 #define PYRT_ERRLEN 4096
 
+/* set*id as raw system calls.  glibc's wrappers (__nptl_setxid) signal every other thread the
+ * process had and wait for each: after clone() those threads do not exist in the child, so if the
+ * runtime had a thread at that moment the wrapper waits forever.  The raw calls change only this
+ * thread's credentials, which is all the single-threaded child has. */
+static inline int pyrt_setresuid(uid_t id) { return (int)syscall(SYS_setresuid, id, id, id); }
+static inline int pyrt_setresgid(gid_t id) { return (int)syscall(SYS_setresgid, id, id, id); }
+static inline int pyrt_setgroups(size_t n, const gid_t *g) { return (int)syscall(SYS_setgroups, n, g); }
+
+/* mounts.c: procfs contexts made in the pid namespace to join (create with linux.namespaces pid path) */
+int pyrt_proc_contexts(const struct pyrt_plan *p, char *err, size_t errlen);
+
 int pyrt_send_msg(int fd, uint32_t type, int32_t errnum, const void *payload, uint32_t len, int pass_fd);
 int pyrt_recv_msg(int fd, struct pyrt_msg *hdr, char *payload, uint32_t cap);
 __attribute__((noreturn)) void pyrt_child_die(int fd, int errnum, const char *text);

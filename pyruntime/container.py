@@ -23,7 +23,7 @@ from . import log, state
 from .errors import ContainerExists, ContainerNotFound, NotRunning, RuntimeFailure
 
 MSG = struct.Struct("IiII")      # struct pyrt_msg
-MSG_GO, MSG_ERROR, MSG_HOOKS, MSG_SECCOMP_FD, MSG_CREATED, MSG_CONSOLE = 1, 2, 3, 4, 5, 6
+MSG_GO, MSG_ERROR, MSG_HOOKS, MSG_SECCOMP_FD, MSG_CREATED, MSG_CONSOLE, MSG_PID = 1, 2, 3, 4, 5, 6, 7
 EXEC_SOCK = "exec.sock"
 
 
@@ -33,8 +33,10 @@ class CreateOptions:
 
     def __init__(self, pid_file: str | None = None, console_socket: str | None = None,
                  console_fd: int | None = None, no_pivot: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False, owned: dict | None = None, no_new_keyring: bool = False) -> None:
+                 systemd_cgroup: bool = False, owned: dict | None = None, no_new_keyring: bool = False,
+                 stdio: "list[int] | None" = None) -> None:
         self.pid_file, self.console_socket, self.console_fd = pid_file, console_socket, console_fd
+        self.stdio = stdio      # fds for the init's 0, 1, 2 (-1 = ours): the pipes `run` relays
         self.no_pivot, self.preserve_fds, self.systemd_cgroup = no_pivot, preserve_fds, systemd_cgroup
         self.owned = owned if owned is not None else {}
         self.no_new_keyring = no_new_keyring      # else the init joins a session keyring named after the id
@@ -118,15 +120,42 @@ def connect_console(p, path: str) -> None:
     p.c.console_fd = csock.fileno()
 
 
+def _single_threaded() -> None:
+    """No thread may be alive at clone(): the child has none of them, and anything in it that waits
+    for them (glibc's set*id, a lock a thread held) waits forever (issue 10 item 8)."""
+    from .cgroups import join_warmup
+    join_warmup()
+    for _ in range(4000):        # a finished thread leaves the kernel's list a moment later
+        if len(os.listdir("/proc/self/task")) == 1:
+            return
+        time.sleep(0.0005)
+    raise RuntimeFailure("the runtime has other threads running; refusing to clone the container process")
+
+
 def spawn(p) -> tuple[int, "Sync"]:
-    """Clone the container process for plan `p`: (pid, the parent's end of the sync socket)."""
+    """Clone the container process for plan `p`: (pid, the parent's end of the sync socket).
+
+    With a pid namespace to join, `pid` is an intermediate that later sends MSG_PID with the final
+    process's pid (see adopt_final)."""
     from ._core import ffi, lib
+    _single_threaded()
     pfd = ffi.new("int *")
     err = ffi.new("char[]", 4096)
     rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
     if rc < 0:
         raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
     return rc, Sync(pfd[0])
+
+
+def adopt_final(intermediate: int, payload: bytes) -> int:
+    """MSG_PID: reap the intermediate process and return the final process's pid (our child too,
+    through CLONE_PARENT)."""
+    (pid,) = struct.unpack("i", payload[:4])
+    try:
+        os.waitpid(intermediate, 0)
+    except ChildProcessError:
+        pass
+    return pid
 
 
 def _child_error(err: int, payload: bytes) -> RuntimeFailure:
@@ -248,8 +277,12 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                                                              "startContainer")))
             if p.c.sync_hooks:
                 planmod.set_state_buffer(p)
+            if opts.stdio:
+                for i, fd in enumerate(opts.stdio):
+                    p.c.stdio_fds[i] = fd
             pid, sync = spawn(p)
-            undo.push(_kill_and_reap, pid)
+            cur = [pid]          # the intermediate until MSG_PID names the init
+            undo.push(lambda: _kill_and_reap(cur[0]))
             from ._core import ffi
             start_time = state.proc_start_time(pid) or 0
             st = state.State(id=cid, pid=pid, start_time=start_time, bundle=bundle, created=_now_rfc3339(),
@@ -280,6 +313,9 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                     finally:
                         for fd in fds:
                             os.close(fd)
+                elif mtype == MSG_PID:
+                    pid = cur[0] = adopt_final(pid, payload)
+                    st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
                 elif mtype == MSG_CREATED:
                     break
                 elif mtype == MSG_ERROR:

@@ -36,8 +36,8 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     """Start ``proc`` in the container; returns its exit status (0 at once when detached)."""
     from . import spec
     from ._core import lib
-    from .container import (MSG_CONSOLE, MSG_CREATED, MSG_ERROR, MSG_GO, _child_error, _kill_and_reap, connect_console, spawn,
-                            write_pid_file)
+    from .container import (MSG_CONSOLE, MSG_CREATED, MSG_ERROR, MSG_GO, MSG_PID, _child_error, _kill_and_reap, adopt_final,
+                            connect_console, spawn, write_pid_file)
     st = state.load(root, cid)
     status = state.status(root, st)
     if status == "stopped":
@@ -50,6 +50,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     ours = None
     master = None
     fwd = None
+    relay = None
     pid = 0
     try:
         p.c.mode = lib.PYRT_MODE_EXEC
@@ -75,8 +76,15 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                 p.keep.append(theirs)
                 p.c.console_fd = theirs.fileno()
                 p.c.console_wait = 1
+        elif not detach:
+            from .stdiorelay import Relay
+            relay = Relay()              # our terminal fds become pipes for the process (TIOCSTI)
+            for i, fd in enumerate(relay.child):
+                p.c.stdio_fds[i] = fd
         p.c.preserve_fds = preserve_fds
         pid, sync = spawn(p)
+        if relay is not None:
+            relay.close_child_ends()
         if not detach:
             from .commands.run import Forwarder
             fwd = Forwarder(pid)         # before the process can run: signals go to it, not to us
@@ -93,6 +101,10 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                 master = recv_master(ours)
                 copy_winsize(master)
                 sync.send(MSG_GO)
+            elif mtype == MSG_PID:
+                pid = adopt_final(pid, payload)    # the intermediate joined the mount ns, then forked
+                if fwd is not None:
+                    fwd.retarget(pid)
             elif mtype == MSG_CREATED:
                 created = True
             elif mtype == MSG_ERROR:
@@ -114,10 +126,14 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
             finally:
                 os.close(pidfd)
                 os.close(master)
+        elif relay is not None and relay.active:
+            relay.run(fwd.pidfd)
         code = fwd.wait()
         pid = 0
         return code
     finally:
+        if relay is not None:
+            relay.close()
         if fwd is not None:
             fwd.close()
         if pid:

@@ -125,6 +125,10 @@ def warm_attach_lock() -> None:
     if not os.path.exists(procs):
         return
 
+    import _thread
+    done = _thread.allocate_lock()
+    done.acquire()
+
     def touch() -> None:
         try:
             fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
@@ -134,5 +138,21 @@ def warm_attach_lock() -> None:
                 os.close(fd)
         except OSError:
             pass
-    import _thread
+        finally:
+            done.release()
+    global _warmup
+    _warmup = done
     _thread.start_new_thread(touch, ())
+
+
+_warmup = None
+
+
+def join_warmup() -> None:
+    """Wait for the warm-up thread's work to end.  Called before every clone(): a thread alive in the
+    runtime at clone time is a thread the child does not have (issue 10 item 8: glibc's set*id
+    wrappers then wait for it forever); container.spawn() also checks the kernel's thread list."""
+    global _warmup
+    if _warmup is not None:
+        _warmup.acquire()
+        _warmup = None

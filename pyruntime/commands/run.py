@@ -44,6 +44,12 @@ class Forwarder:
         except ProcessLookupError:
             pass
 
+    def retarget(self, pid: int) -> None:
+        """The intermediate process handed over to the final one (MSG_PID)."""
+        pidfd = os.pidfd_open(pid)
+        os.close(self.pidfd)
+        self.pid, self.pidfd = pid, pidfd
+
     def wait(self) -> int:
         """The child's exit status (128+signal when killed)."""
         _, status = os.waitpid(self.pid, 0)
@@ -68,8 +74,16 @@ def run(args: argparse.Namespace) -> int:
         image.make_bundle(args.image, bundle)
         opts.owned["bundle"] = bundle
     ours = None
+    relay = None
     try:
         terminal = bool(spec.load(bundle)["process"].get("terminal"))
+        if not terminal and not args.detach:
+            from ..stdiorelay import Relay
+            relay = Relay()          # our terminal fds become pipes for the container (TIOCSTI)
+            if relay.active:
+                opts.stdio = relay.child
+            else:
+                relay = None
         if terminal and not args.console_socket and not args.detach:
             from ..ttyproxy import console_pair
             ours, theirs = console_pair()
@@ -80,7 +94,11 @@ def run(args: argparse.Namespace) -> int:
                 theirs.close()
         else:
             st = container.create(args.root, args.id, bundle, opts)
+        if relay is not None:
+            relay.close_child_ends()
     except BaseException:
+        if relay is not None:
+            relay.close()
         if opts.owned.get("bundle"):
             import shutil
             shutil.rmtree(opts.owned["bundle"], ignore_errors=True)
@@ -97,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         if master is not None:
             os.close(master)
+        if relay is not None:
+            relay.close()
         if fwd is not None:
             fwd.close()
         container.delete(args.root, args.id, force=True)
@@ -112,8 +132,12 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 os.close(pidfd)
                 os.close(master)
+        elif relay is not None:
+            relay.run(fwd.pidfd)
         return fwd.wait()
     finally:
+        if relay is not None:
+            relay.close()
         fwd.close()
         if not args.keep:
             container.delete(args.root, args.id, force=True)
