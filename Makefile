@@ -10,12 +10,12 @@ PREFIX ?= /usr/local
 PYTHON ?= $(shell p=$$(command -v python3) && "$$p" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
 APT_PKGS := gcc make libc6-dev libseccomp-dev libcap-dev pkg-config busybox-static runc iproute2 nftables \
             python3 python3-venv python3-dev
-PIP_PKGS := cffi pytest pyroute2 zstandard
+PIP_PKGS := cffi pytest pyroute2 zstandard jeepney
 CORE := build/.stamp-core
 NATIVE := $(wildcard _native/*.c _native/*.h _native/cdef/*.h) _native/build.py
 BUSYBOX_ROOTFS := bundles/busybox/rootfs
 
-.PHONY: all deps venv build rootfs demo test test-unit install uninstall bench clean
+.PHONY: all deps venv build rootfs demo test test-unit install uninstall bench clean lint
 all: build rootfs bin/pyruntime
 
 # --- set-up -------------------------------------------------------------------------------
@@ -48,10 +48,7 @@ $(BUSYBOX_ROOTFS)/bin/busybox: bundles/mkrootfs.sh | .stamp-apt
 	bundles/mkrootfs.sh $(BUSYBOX_ROOTFS)
 rootfs: $(BUSYBOX_ROOTFS)/bin/busybox
 
-install: all install-hooks
-	install -m 755 bin/pyruntime $(PREFIX)/bin/pyruntime
-uninstall:
-	rm -f $(PREFIX)/bin/pyruntime
+# install / uninstall: mk/install.mk (a self-contained copy under $(PREFIX), DESTDIR honoured)
 
 # --- use ----------------------------------------------------------------------------------
 demo: all
@@ -68,10 +65,18 @@ test: all
 
 test-lanes:
 
+# A pinned ruff from PyPI (config: [tool.ruff] in pyproject.toml); .ci/run runs it before the tests.
+RUFF_VERSION := 0.17.6
+$(VENV)/.stamp-ruff-$(RUFF_VERSION): $(VENV)/.stamp-pip
+	$(PY) -m pip install -q --disable-pip-version-check ruff==$(RUFF_VERSION)
+	@touch $@
+lint: $(VENV)/.stamp-ruff-$(RUFF_VERSION)
+	$(VENV)/bin/ruff check --no-cache $(ROOT)
+
 bench: all
 	$(PY) benchmarks/bench_runtime.py
 
 clean:
-	rm -rf build bin pyruntime/_core*.so .stamp-apt
+	rm -rf build bin pyruntime/_core*.so .stamp-apt pyruntime.egg-info
 
 -include mk/*.mk

@@ -47,10 +47,12 @@ static int capset_all(const struct pyrt_plan *p)
     struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct d[2];
 
-    d[0].effective = (uint32_t)p->cap_effective;
-    d[1].effective = (uint32_t)(p->cap_effective >> 32);
-    d[0].permitted = (uint32_t)p->cap_permitted;
-    d[1].permitted = (uint32_t)(p->cap_permitted >> 32);
+    uint64_t eff = p->cap_effective | p->cap_hold, perm = p->cap_permitted | p->cap_hold;
+
+    d[0].effective = (uint32_t)eff;
+    d[1].effective = (uint32_t)(eff >> 32);
+    d[0].permitted = (uint32_t)perm;
+    d[1].permitted = (uint32_t)(perm >> 32);
     d[0].inheritable = (uint32_t)p->cap_inheritable;
     d[1].inheritable = (uint32_t)(p->cap_inheritable >> 32);
     return (int)syscall(SYS_capset, &h, d);
@@ -99,11 +101,15 @@ int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen)
     /* Keep the permitted set across the uid change; capset below decides what stays. */
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         return pyrt_fail(err, errlen, errno, "prctl(PR_SET_KEEPCAPS)");
-    if (p->set_groups && pyrt_setgroups((size_t)p->n_groups, (const gid_t *)p->groups) < 0)
+    /* Raw syscalls, not glibc's setgroups/setresgid/setresuid: those broadcast the change to every
+     * thread glibc believes the process has (__nptl_setxid) and wait for each to acknowledge.  We were
+     * clone()d from a runtime that may have a thread (the cgroup warm-up), which does not exist here:
+     * the wrapper would wait for it forever.  This process is single-threaded, the raw call is exact. */
+    if (p->set_groups && syscall(SYS_setgroups, (size_t)p->n_groups, (const gid_t *)p->groups) < 0)
         return pyrt_fail(err, errlen, errno, "setgroups (process.user.additionalGids)");
-    if (pyrt_setresgid(p->gid) < 0)
+    if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0)
         return pyrt_fail(err, errlen, errno, "setgid %u", p->gid);
-    if (pyrt_setresuid(p->uid) < 0)
+    if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
         return pyrt_fail(err, errlen, errno, "setuid %u", p->uid);
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
         return pyrt_fail(err, errlen, errno, "prctl(PR_SET_KEEPCAPS, 0)");
@@ -120,6 +126,18 @@ int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen)
     }
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return pyrt_fail(err, errlen, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
+    if (p->cap_hold && !p->set_caps) {
+        /* no process.capabilities: a non-root uid lost its effective set at setresuid; raise the
+         * held caps again (they are still permitted thanks to KEEPCAPS) */
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct d[2];
+        if (syscall(SYS_capget, &h, d) < 0)
+            return pyrt_fail(err, errlen, errno, "capget");
+        d[0].effective |= (uint32_t)p->cap_hold & d[0].permitted;
+        d[1].effective |= (uint32_t)(p->cap_hold >> 32) & d[1].permitted;
+        if (syscall(SYS_capset, &h, d) < 0)
+            return pyrt_fail(err, errlen, errno, "capset (hold CAP_SYS_ADMIN for seccomp)");
+    }
     return 0;
 }
 

@@ -5,14 +5,6 @@
 
 #define PYRT_ERRLEN 4096
 
-/* set*id as raw system calls.  glibc's wrappers (__nptl_setxid) signal every other thread the
- * process had and wait for each: after clone() those threads do not exist in the child, so if the
- * runtime had a thread at that moment the wrapper waits forever.  The raw calls change only this
- * thread's credentials, which is all the single-threaded child has. */
-static inline int pyrt_setresuid(uid_t id) { return (int)syscall(SYS_setresuid, id, id, id); }
-static inline int pyrt_setresgid(gid_t id) { return (int)syscall(SYS_setresgid, id, id, id); }
-static inline int pyrt_setgroups(size_t n, const gid_t *g) { return (int)syscall(SYS_setgroups, n, g); }
-
 /* mounts.c: procfs contexts made in the pid namespace to join (create with linux.namespaces pid path) */
 int pyrt_proc_contexts(const struct pyrt_plan *p, char *err, size_t errlen);
 
@@ -33,6 +25,15 @@ int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_join_keyring(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_set_mempolicy(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_load_seccomp(const struct pyrt_plan *p, int *listener, char *err, size_t errlen);
+
+/* mountopts.c */
+int pyrt_mount_idmapped(const struct pyrt_mount *m, int destfd, char *err, size_t errlen);
+int pyrt_mount_rec_attrs(const struct pyrt_mount *m, int topfd, char *err, size_t errlen);
+int pyrt_tmpcopyup(int lower, int top, const char *dest, char *err, size_t errlen);
+
+/* procenv.c */
+int pyrt_set_home(struct pyrt_plan *p, char *err, size_t errlen);
+int pyrt_fix_stdio_owner(const struct pyrt_plan *p, char *err, size_t errlen);
 
 /* tty.c */
 int pyrt_setup_console(const struct pyrt_plan *p, char *err, size_t errlen);

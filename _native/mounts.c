@@ -16,6 +16,9 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
+#ifndef MS_NOSYMFOLLOW
+#define MS_NOSYMFOLLOW 256
+#endif
 #ifndef MOVE_MOUNT_F_EMPTY_PATH
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
@@ -153,7 +156,7 @@ static unsigned long locked_flags(const char *target)
 }
 
 #define REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | \
-                       MS_RELATIME | MS_STRICTATIME)
+                       MS_RELATIME | MS_STRICTATIME | MS_NOSYMFOLLOW)
 
 /* ------------------------------------------------------------------ procfs, held by fd
  *
@@ -382,7 +385,7 @@ int pyrt_proc_contexts(const struct pyrt_plan *p, char *err, size_t errlen)
 static int do_mount(int rootfd, const struct pyrt_mount *m, char *err, size_t errlen)
 {
     char target[64];
-    int fd, top;
+    int fd, top, lower = -1, rc;
 
     if (is_proc_mount(m))
         return mount_proc(rootfd, m, err, errlen);
@@ -401,7 +404,21 @@ static int do_mount(int rootfd, const struct pyrt_mount *m, char *err, size_t er
     if (fd < 0)
         return fd;
     fdpath(target, sizeof target, fd);
-    if (m->kind == PYRT_MOUNT_BIND) {
+    if (m->tmpcopyup) {
+        /* the directory the tmpfs will cover, opened before it is covered */
+        lower = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (lower < 0) {
+            int e = errno;
+            close(fd);
+            return pyrt_fail(err, errlen, e, "tmpcopyup: open %s", m->dest);
+        }
+    }
+    if (m->kind == PYRT_MOUNT_BIND && m->idmap) {
+        if ((rc = pyrt_mount_idmapped(m, fd, err, errlen)) < 0) {
+            close(fd);
+            return rc;
+        }
+    } else if (m->kind == PYRT_MOUNT_BIND) {
         if (mount(m->source, target, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0) {
             int e = errno;
             close(fd);
@@ -410,15 +427,30 @@ static int do_mount(int rootfd, const struct pyrt_mount *m, char *err, size_t er
     } else if (mount(m->source, target, m->fstype, m->flags, m->data) < 0) {
         int e = errno;
         close(fd);
+        if (lower >= 0)
+            close(lower);
         return pyrt_fail(err, errlen, e, "mount %s (%s) to %s", m->source, m->fstype, m->dest);
     }
     close(fd);
-    if (!(m->kind == PYRT_MOUNT_BIND && (m->flags & REMOUNT_FLAGS)) && !m->propagation)
+    if (!(m->kind == PYRT_MOUNT_BIND && (m->flags & REMOUNT_FLAGS)) && !m->propagation && !m->attr_set &&
+        !m->attr_clr && lower < 0)
         return 0;
     /* The fd above names the covered directory; reopen to reach the new mount on top of it. */
-    top = in_root(rootfd, m->dest, O_PATH);
-    if (top < 0)
-        return pyrt_fail(err, errlen, errno, "reopen %s", m->dest);
+    top = in_root(rootfd, m->dest, lower >= 0 ? O_RDONLY | O_DIRECTORY : O_PATH);
+    if (top < 0) {
+        rc = pyrt_fail(err, errlen, errno, "reopen %s", m->dest);
+        if (lower >= 0)
+            close(lower);
+        return rc;
+    }
+    if (lower >= 0) {
+        rc = pyrt_tmpcopyup(lower, top, m->dest, err, errlen);
+        close(lower);
+        if (rc < 0) {
+            close(top);
+            return rc;
+        }
+    }
     fdpath(target, sizeof target, top);
     if (m->kind == PYRT_MOUNT_BIND && (m->flags & REMOUNT_FLAGS)) {
         unsigned long fl = MS_REMOUNT | MS_BIND | (m->flags & REMOUNT_FLAGS);
@@ -430,6 +462,10 @@ static int do_mount(int rootfd, const struct pyrt_mount *m, char *err, size_t er
                 return pyrt_fail(err, errlen, e, "remount %s", m->dest);
             }
         }
+    }
+    if ((rc = pyrt_mount_rec_attrs(m, top, err, errlen)) < 0) {
+        close(top);
+        return rc;
     }
     if (m->propagation && mount(NULL, target, NULL, m->propagation, NULL) < 0) {
         int e = errno;
@@ -510,13 +546,47 @@ static int dev_symlinks(int rootfd, char *err, size_t errlen)
     return 0;
 }
 
+/* pivot_root refuses a new root whose parent mount is shared, and a bind under a shared parent would
+ * propagate to the host: the mount holding the rootfs becomes slave (rootfsPropagation slave/rslave)
+ * or private, found by walking up until mount() stops saying EINVAL (not a mount point), as runc. */
+static int rootfs_parent_not_shared(const struct pyrt_plan *p, char *err, size_t errlen)
+{
+    unsigned long fl = (p->rootfs_propagation & MS_SLAVE) ? MS_SLAVE : MS_PRIVATE;
+    char path[4096];
+    char *slash;
+
+    if (snprintf(path, sizeof path, "%s", p->rootfs) >= (int)sizeof path)
+        return pyrt_fail(err, errlen, ENAMETOOLONG, "rootfs %s", p->rootfs);
+    for (;;) {
+        if (mount(NULL, path, NULL, fl, NULL) == 0)
+            return 0;
+        if (errno != EINVAL || strcmp(path, "/") == 0)
+            return pyrt_fail(err, errlen, errno, "set propagation of the rootfs's parent mount %s", path);
+        slash = strrchr(path, '/');
+        if (slash == path)
+            slash[1] = 0;
+        else
+            *slash = 0;
+    }
+}
+
 int pyrt_prepare_rootfs(const struct pyrt_plan *p, int *rootfdp, char *err, size_t errlen)
 {
     unsigned long prop = p->rootfs_propagation ? p->rootfs_propagation : (MS_SLAVE | MS_REC);
     int rootfd, i, rc;
 
+    if (p->no_mountns) {
+        /* the host's mount namespace: nothing is mounted, the rootfs is entered with chroot */
+        rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+            return pyrt_fail(err, errlen, errno, "open rootfs %s", p->rootfs);
+        *rootfdp = rootfd;
+        return 0;
+    }
     if (mount(NULL, "/", NULL, prop, NULL) < 0)
-        return pyrt_fail(err, errlen, errno, "set rootfs propagation");
+        return pyrt_fail(err, errlen, errno, "set rootfs propagation (linux.rootfsPropagation)");
+    if ((rc = rootfs_parent_not_shared(p, err, errlen)) < 0)
+        return rc;
     /* pivot_root needs the new root to be a mount point. */
     if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         return pyrt_fail(err, errlen, errno, "bind mount rootfs %s", p->rootfs);
@@ -532,6 +602,15 @@ int pyrt_prepare_rootfs(const struct pyrt_plan *p, int *rootfdp, char *err, size
             return rc;
     if (p->setup_dev && (rc = dev_symlinks(rootfd, err, errlen)) < 0)
         return rc;
+    if (p->create_cwd && p->cwd) {
+        /* a missing process.cwd is created (runc, crun): 0755, owned by the container's root */
+        umask(022);
+        rc = mkpath_in_root(rootfd, p->cwd, 0, err, errlen);
+        umask(0);
+        if (rc < 0)
+            return rc;
+        close(rc);
+    }
     return 0;
 }
 
@@ -541,7 +620,10 @@ int pyrt_enter_rootfs(const struct pyrt_plan *p, int rootfd, char *err, size_t e
 
     if (fchdir(rootfd) < 0)
         return pyrt_fail(err, errlen, errno, "chdir to rootfs %s", p->rootfs);
-    if (p->no_pivot) {
+    if (p->no_mountns) {
+        if (chroot(".") < 0)
+            return pyrt_fail(err, errlen, errno, "chroot %s (no mount namespace)", p->rootfs);
+    } else if (p->no_pivot) {
         if (mount(p->rootfs, "/", NULL, MS_MOVE, NULL) < 0)
             return pyrt_fail(err, errlen, errno, "move rootfs to / (--no-pivot)");
         if (chroot(".") < 0)
@@ -657,7 +739,11 @@ static int write_sysctl(int rootfd, const char *key, const char *value, char *er
 
 int pyrt_finish_rootfs(const struct pyrt_plan *p, char *err, size_t errlen)
 {
-    int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), devnull = -1, i, rc = 0;
+    int rootfd, devnull = -1, i, rc = 0;
+
+    if (p->no_mountns)
+        return 0;
+    rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 
     if (rootfd < 0)
         return pyrt_fail(err, errlen, errno, "open /");
@@ -687,6 +773,12 @@ int pyrt_finish_rootfs(const struct pyrt_plan *p, char *err, size_t errlen)
         if (syscall(SYS_mount_setattr, rootfd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
             rc = pyrt_fail(err, errlen, errno, "make root read-only");
     }
+    /* runc applies a shared/unbindable rootfsPropagation to the new / after pivot_root (only then is
+     * it the container's); private and slave were already given to the rootfs's parent mount.  Last,
+     * so that the masks above could still clone their sources (an unbindable tree refuses clones). */
+    if (rc == 0 && p->rootfs_propagation && !(p->rootfs_propagation & (MS_PRIVATE | MS_SLAVE)) &&
+        mount(NULL, "/", NULL, p->rootfs_propagation, NULL) < 0)
+        rc = pyrt_fail(err, errlen, errno, "set rootfs propagation (linux.rootfsPropagation)");
     close(rootfd);
     if (devnull >= 0)
         close(devnull);

@@ -24,12 +24,13 @@
  *  |   |        |                     | forked the final process into it;      | tracks the pid in the payload (int32,      |
  *  |   |        |                     | exec: after joining the mount ns,      | the runtime's pid namespace)               |
  *  |   |        |                     | create: after pivot_root and masks     |                                            |
- *  | 5 | child  | PYRT_MSG_CREATED    | all set up, about to wait on exec.fifo | parent writes state.json, pid file, exits  |
+ *  | 5 | child  | PYRT_MSG_CREATED    | all set up, about to wait on exec.sock | parent writes state.json, pid file, exits  |
  *  |   |        |                     | (exec mode: about to execve)           |                                            |
  *  | * | child  | PYRT_MSG_ERROR      | any failure; err=errno, payload=text   | parent raises RuntimeFailure, cleans up    |
  *
- * After #5 in create mode the child blocks reading plan->fifo_fd until `start` writes a byte into
- * exec.fifo, then runs startContainer hooks, loads seccomp (if not loaded earlier) and execve()s.
+ * After #5 in create mode the child blocks in accept() on exec.sock (plan->fifo_fd) until `start`
+ * connects and sends GO, then runs startContainer hooks, loads seccomp (if not loaded earlier) and
+ * execve()s; start reads EOF (exec'd, the connection is CLOEXEC) or an error text.
  * An error after #5 cannot be reported over the socket (create has exited): it goes to stderr.
  */
 
@@ -73,6 +74,11 @@ struct pyrt_mount {
     unsigned long propagation; /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC), 0 = leave */
     int kind;               /* PYRT_MOUNT_* */
     int dest_is_file;       /* create the destination as an empty file (bind of a non-directory) */
+    uint64_t attr_set;      /* MOUNT_ATTR_* set on this mount and all below it (rro, rnosuid, ...) */
+    uint64_t attr_clr;      /* MOUNT_ATTR_* cleared likewise (rrw, rsuid, ...) */
+    int idmap;              /* 1 idmap, 2 ridmap: bind through open_tree + MOUNT_ATTR_IDMAP, else 0 */
+    int userns_fd;          /* the user namespace holding the mapping (pyrt_idmap_userns), if idmap */
+    int tmpcopyup;          /* tmpfs: copy what the destination held into it */
 };
 
 struct pyrt_device {
@@ -114,7 +120,8 @@ struct pyrt_plan {
     /* rootfs (create mode) */
     const char *rootfs;             /* absolute host path */
     int rootfs_readonly;
-    unsigned long rootfs_propagation; /* applied to / of the new mount ns before anything; 0 = MS_SLAVE|MS_REC */
+    unsigned long rootfs_propagation; /* linux.rootfsPropagation: applied to / before the rootfs bind and
+                                         again to the new / after pivot_root (runc); 0 = MS_SLAVE|MS_REC */
     int no_pivot;
     struct pyrt_mount *mounts;
     int n_mounts;
@@ -189,11 +196,25 @@ struct pyrt_plan {
     uint64_t mempolicy_nodes[16];   /* nodemask, 1024 nodes */
     unsigned long mempolicy_maxnode;
     int stdio_fds[3];               /* dup2 onto 0, 1, 2 first thing (pipes the runtime relays), -1 = inherit */
+
+    /* fields added for one engine (issue 11) */
+    int home_slot;                  /* envp[home_slot] = home_env ("HOME=" from /etc/passwd), -1 = env has HOME */
+    char home_env[4104];
+    int create_cwd;                 /* create process.cwd inside the rootfs if missing (0755, as runc) */
+    int no_mountns;                 /* no mount namespace: chroot into the rootfs, mount nothing */
+    uint32_t console_rows, console_cols; /* process.consoleSize: the pty's initial size, 0 = leave */
+    uint64_t cap_hold;              /* set by the child: caps kept in permitted+effective after the user
+                                       switch until execve recomputes them (CAP_SYS_ADMIN to load a
+                                       seccomp filter without no_new_privs right before execve) */
 };
 
 /* Clone the container process and run the plan in it.  Returns the child's pid (> 0) and stores the
  * parent's end of the sync socket in *parent_fd, or returns -errno with `err` filled. */
 int pyrt_spawn(struct pyrt_plan *plan, int *parent_fd, char *err, size_t errlen);
+
+/* Parent side of idmap/ridmap: an fd of a new user namespace with these uid_map/gid_map contents
+ * ("containerID hostID size" lines), or -errno with `err` filled. */
+int pyrt_idmap_userns(const char *uid_map, const char *gid_map, char *err, size_t errlen);
 
 /* setns() for Python 3.11, which lacks os.setns (hooks run in the container's mount namespace). */
 int pyrt_setns(int fd, int nstype);

@@ -190,13 +190,20 @@ static void fork_into_pidns(struct pyrt_plan *p, int fd)
 /* Create mode: wait for `start` as the sealed trampoline image, not as a copy of the runtime (issue 10
  * item 3): from CREATED on, the init's /proc/PID/exe is a sealed memfd and /proc/PID/environ holds the
  * container's environment only.  The trampoline sends CREATED itself, then accepts on exec.sock,
- * loads a late seccomp program (passed as a sealed memfd) and execs.  startContainer hooks need the C
- * core after start, so with them the init keeps waiting here (non-dumpable, environ scrubbed). */
+ * loads a late seccomp program (no_new_privs: passed as a sealed memfd) and execs.  startContainer
+ * hooks need the C core after start, so with them the init keeps waiting here (non-dumpable, environ
+ * scrubbed), as it does with a seccomp filter but no no_new_privs (below). */
 static void exec_waiter(struct pyrt_plan *p, int fd, int seccomp_done)
 {
     char sync_s[16], lsn_s[16], sfd_s[16], flags_s[16];
     int sfd = -1, argc = 0;
 
+    /* A filter without no_new_privs needs CAP_SYS_ADMIN, held until the final execve (cap_hold): the
+     * trampoline would not have it after its own execve, and loading the filter before the start
+     * handshake would make the profile allow it (tests/core/test_parity.py).  Then the init waits
+     * here, non-dumpable and with the caller's strings scrubbed. */
+    if (p->seccomp_len && !seccomp_done && !p->no_new_privs)
+        return;
     if (p->seccomp_len && !seccomp_done) {
         size_t len = (size_t)p->seccomp_len * 8, off = 0;     /* struct sock_filter is 8 bytes */
         sfd = memfd_create("pyruntime-seccomp", MFD_ALLOW_SEALING);
@@ -240,7 +247,7 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     char err[PYRT_ERRLEN];
     struct pyrt_msg hdr;
     int fd = p->sync_fd, rootfd = -1, listener = -1, report = -1, n;
-    int seccomp_done = 0;
+    int seccomp_done = 0, cwd_done;
 
     err[0] = 0;
     /* First: nothing in the container may open this (host) executable through /proc/PID/exe. */
@@ -264,6 +271,9 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     if (pyrt_set_oom_score_adj(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
 
+    /* create and exec alike: a session (and process group) of its own, as runc's nsexec does */
+    if (setsid() < 0)
+        pyrt_child_die(fd, errno, "setsid");
     if (p->mode == PYRT_MODE_CREATE) {
         if (pyrt_set_identity_names(p, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
@@ -311,16 +321,55 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     }
     if (pyrt_set_rlimits(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
-    if (p->mode == PYRT_MODE_CREATE && pyrt_join_keyring(p, err, sizeof err) < 0)
+    if (pyrt_join_keyring(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
     if (pyrt_apply_procattrs(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
     if (pyrt_set_mempolicy(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
+    if (pyrt_set_home(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+    if (pyrt_fix_stdio_owner(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
 
-    /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it happens before the caps are
-     * dropped; a notify listener must reach the parent before create returns.  Otherwise: late. */
-    if (p->seccomp_len && (!p->no_new_privs || p->seccomp_notify)) {
+    /* Every step the runtime itself needs happens before the seccomp filter is loaded, so that a
+     * profile only has to allow what the user program needs plus execve (runc's rule): closing fds,
+     * the cwd change and its check, the user switch, the argv[0] lookup, the start handshake. */
+    {
+        int keep[3] = { fd, p->fifo_fd, p->trampoline_fd };
+        if (close_fds(p, keep, 3, err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
+    }
+    /* runc: chdir first as root (the user may not be able to reach a cwd that root can), else
+     * again as the user once it is set up. */
+    cwd_done = !p->cwd || chdir(p->cwd) == 0;
+    if (!cwd_done && errno != EACCES)
+        pyrt_child_die(fd, errno, "chdir to cwd");
+    /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: keep it (permitted and effective
+     * only, never bounding/inheritable/ambient) until execve, which recomputes the capability sets
+     * from bounding, inheritable, ambient and the file, so it never reaches the user program. */
+    if (p->seccomp_len && !p->no_new_privs)
+        p->cap_hold = 1ULL << 21;       /* CAP_SYS_ADMIN */
+    if (pyrt_switch_user(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+    if (p->umask >= 0)
+        umask((mode_t)p->umask);
+    else
+        umask(022);
+    if (!cwd_done && chdir(p->cwd) < 0)
+        pyrt_child_die(fd, errno, "chdir to cwd");
+    /* A cwd reached through a leaked fd would lie outside our root: getcwd says "(unreachable)". */
+    if (!getcwd(exec_path, sizeof exec_path) && errno != ERANGE)
+        pyrt_child_die(fd, errno, "getcwd: cwd is outside the container root");
+    if (exec_path[0] != '/')
+        pyrt_child_die(fd, ENOENT, "cwd is outside the container root");
+    if (lookup_exec(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+
+    /* A notify listener must reach the parent before create returns: that filter is loaded now,
+     * and the rest of the handshake (sendmsg, accept4, recvmsg, the startContainer hooks) runs
+     * under it.  Every other filter is loaded right before execve. */
+    if (p->seccomp_len && p->seccomp_notify) {
         if (pyrt_load_seccomp(p, &listener, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
         seccomp_done = 1;
@@ -330,30 +379,9 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
             close(listener);
         }
     }
-    if (pyrt_switch_user(p, err, sizeof err) < 0)
-        pyrt_child_die(fd, 0, err);
-    if (p->umask >= 0)
-        umask((mode_t)p->umask);
-    else
-        umask(022);
-
-    {
-        int keep[3] = { fd, p->fifo_fd, p->trampoline_fd };
-        if (close_fds(p, keep, 3, err, sizeof err) < 0)
-            pyrt_child_die(fd, 0, err);
-    }
-    if (p->cwd && chdir(p->cwd) < 0)
-        pyrt_child_die(fd, errno, p->cwd[0] ? "chdir to cwd" : "chdir");
-    /* A cwd reached through a leaked fd would lie outside our root: getcwd says "(unreachable)". */
-    if (!getcwd(exec_path, sizeof exec_path) && errno != ERANGE)
-        pyrt_child_die(fd, errno, "getcwd: cwd is outside the container root");
-    if (exec_path[0] != '/')
-        pyrt_child_die(fd, ENOENT, "cwd is outside the container root");
-    if (lookup_exec(p, err, sizeof err) < 0)
-        pyrt_child_die(fd, 0, err);
 
     if (p->mode == PYRT_MODE_CREATE && p->trampoline_fd >= 0 && p->n_start_hooks == 0)
-        exec_waiter(p, fd, seccomp_done);        /* never returns */
+        exec_waiter(p, fd, seccomp_done);        /* returns only where it does not apply */
     if (pyrt_send_msg(fd, PYRT_MSG_CREATED, 0, NULL, 0, -1) < 0)
         _exit(1);
     if (p->mode == PYRT_MODE_CREATE) {
@@ -378,6 +406,12 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
             targv[1] = exec_path;
             memcpy(targv + 2, p->argv, sizeof(char *) * (size_t)(argc + 1));
             syscall(SYS_execveat, p->trampoline_fd, "", targv, p->envp, AT_EMPTY_PATH);
+            if (errno == EPERM || errno == ENOSYS || errno == EACCES) {
+                /* a filter that allows execve but not execveat: the same sealed memfd by path */
+                char self[32];
+                snprintf(self, sizeof self, "/proc/self/fd/%d", p->trampoline_fd);
+                execve(self, targv, p->envp);
+            }
         }
     } else {
         execve(exec_path, p->argv, p->envp);

@@ -31,13 +31,14 @@ e2e-deps:
 	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }; \
 	fi
 
-# The lanes test the installed command (/usr/local/bin/pyruntime), as podman and containerd see it.
-test-e2e: e2e-deps install
+# The lanes test the installed command (/usr/local/bin/pyruntime), as podman and containerd see it
+# (`all` for the .venv pytest runs in: `install` alone builds only the installed copy).
+test-e2e: e2e-deps all install
 	@mkdir -p $(dir $(E2E_REPORT))
 	E2E_REPORT=$(E2E_REPORT) timeout -k 10 $(E2E_TIMEOUT) $(PYTEST) -m e2e $(E2E_PYTEST_ARGS) tests/e2e
 
-test-e2e-podman: e2e-deps install
+test-e2e-podman: e2e-deps all install
 	$(PYTEST) -m e2e $(E2E_PYTEST_ARGS) tests/e2e/test_podman.py
 
-test-e2e-containerd: e2e-deps install
+test-e2e-containerd: e2e-deps all install
 	$(PYTEST) -m e2e $(E2E_PYTEST_ARGS) tests/e2e/test_containerd.py

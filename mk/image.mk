@@ -6,7 +6,7 @@
 # The tools that make test layouts come from Debian; debootstrap builds the benchmark's rootfs (cached
 # in benchmarks/.cache).  zstandard reads zstd layers; zlib-ng inflates gzip layers ~2.5x faster than
 # zlib (optional: without it the stdlib zlib is used).
-IMAGE_APT_PKGS := umoci skopeo buildah debootstrap busybox-static
+IMAGE_APT_PKGS := umoci skopeo buildah debootstrap busybox-static docker-registry apache2-utils
 IMAGE_PIP_PKGS := zstandard zlib-ng
 
 .PHONY: image-deps test-image bench-image

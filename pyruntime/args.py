@@ -6,7 +6,10 @@ Supported: long and short options (``--flag``, ``--flag=value``, ``-f value``, `
 ``store``/``store_true``/``append``, ``type``, ``default``, ``choices``, ``--`` to end options,
 positionals with ``nargs`` None, ``"?"``, ``"*"`` or ``REMAINDER`` (which stops option parsing, as
 runc's ``exec ID CMD ARGS...`` needs).  Errors raise :class:`UsageError`; the CLI prints them and
-exits 2 like argparse does.
+exits 2 like argparse does.  ``-h``/``--help`` raises :class:`HelpRequested`; :meth:`format_help` renders
+runc's NAME / USAGE / DESCRIPTION / OPTIONS layout from the same ``help=`` strings the man pages and
+the bash completion are generated from (pyruntime/docgen.py).  A help string is a constant: it costs
+nothing until printed.
 """
 from __future__ import annotations
 
@@ -15,6 +18,10 @@ REMAINDER = "..."
 
 class UsageError(Exception):
     pass
+
+
+class HelpRequested(UsageError):
+    """``-h``/``--help`` was given: print the parser's help on stdout and exit 0 (no usage error)."""
 
 
 class Namespace:
@@ -26,7 +33,8 @@ class Namespace:
 
 
 class _Arg:
-    __slots__ = ("names", "dest", "action", "type", "default", "choices", "nargs", "help", "positional")
+    __slots__ = ("names", "dest", "action", "type", "default", "choices", "nargs", "help", "positional",
+                 "metavar")
 
     def __init__(self, names: tuple[str, ...], action: str = "store", type=None, default=None, choices=None,
                  nargs=None, help: str = "", dest: str | None = None, metavar: str | None = None,
@@ -36,6 +44,7 @@ class _Arg:
         long = next((n for n in names if n.startswith("--")), names[0])
         self.dest = dest or long.lstrip("-").replace("-", "_")
         self.action, self.type, self.choices, self.nargs, self.help = action, type, choices, nargs, help
+        self.metavar = metavar
         if default is None and action == "store_true":
             default = False
         elif default is None and action == "append":
@@ -56,14 +65,34 @@ class ArgumentParser:
             for n in names:
                 self._opts[n] = a
 
+    @property
+    def arguments(self) -> list[_Arg]:
+        """The declared arguments, in order (for help, man pages and completion)."""
+        return self._args
+
     def usage(self) -> str:
-        parts = [f"usage: {self.prog}"]
-        for a in self._args:
-            if a.positional:
-                parts.append(a.dest.upper() if a.nargs is None else f"[{a.dest.upper()}...]")
-            else:
-                parts.append(f"[{a.names[0]}{'' if a.action == 'store_true' else ' ' + a.dest.upper()}]")
-        return " ".join(parts) + (f"\n{self.description}" if self.description else "") + "\n"
+        return f"usage: {self.synopsis()}\n"
+
+    def synopsis(self) -> str:
+        """``PROG [command options] <id> [signal]``: positionals named as runc names them."""
+        parts = [self.prog]
+        if any(not a.positional for a in self._args):
+            parts.append("[command options]")
+        parts += [positional_name(a) for a in self._args if a.positional]
+        return " ".join(parts)
+
+    def format_help(self, details: str = "") -> str:
+        """runc's help layout: NAME, USAGE, DESCRIPTION (``details``), ARGUMENTS, OPTIONS."""
+        out = [f"NAME:\n   {self.prog} - {self.description}\n", f"USAGE:\n   {self.synopsis()}\n"]
+        if details:
+            out.append("DESCRIPTION:\n" + "".join(f"   {ln}".rstrip() + "\n" for ln in details.strip("\n").split("\n")))
+        pos = [(positional_name(a), a.help) for a in self._args if a.positional and a.help]
+        if pos:
+            out.append("ARGUMENTS:\n" + table(pos))
+        opts = [(option_label(a), option_help(a)) for a in self._args if not a.positional]
+        if opts:
+            out.append("OPTIONS:\n" + table(opts + [("--help, -h", "show help")]))
+        return "\n".join(out)
 
     def _value(self, a: _Arg, raw: str):
         v = raw
@@ -98,7 +127,7 @@ class ArgumentParser:
                 only_positional = True
                 continue
             if w in ("-h", "--help") and w not in self._opts:
-                raise UsageError(self.usage())
+                raise HelpRequested(self.prog)
             name, eq, inline = w.partition("=") if w.startswith("--") else (w, "", "")
             a = self._opts.get(name)
             if a is None and not w.startswith("--") and len(w) > 2 and w[:2] in self._opts:
@@ -134,3 +163,55 @@ class ArgumentParser:
         if words:
             raise UsageError(f"{self.prog}: unrecognized arguments: {' '.join(words)}")
         return ns
+
+
+# --- help rendering (only runs when help is printed) ---------------------------------------------
+
+def positional_name(a: _Arg) -> str:
+    """``<container-id>``, ``[signal]``, ``[command...]``: required in <>, optional in []."""
+    name = a.metavar or ("container-id" if a.dest == "id" else a.dest.replace("_", "-"))
+    if a.nargs is None:
+        return f"<{name}>"
+    return f"[{name}]" if a.nargs == "?" else f"[{name}...]"
+
+
+def option_label(a: _Arg) -> str:
+    """``--bundle DIR, -b DIR`` (long names first, as runc lists them)."""
+    names = sorted(a.names, key=lambda n: (not n.startswith("--"), a.names.index(n)))
+    if a.action == "store_true":
+        return ", ".join(names)
+    value = a.metavar or "value"
+    return ", ".join(f"{n} {value}" for n in names)
+
+
+def option_help(a: _Arg) -> str:
+    """The help text with %(default)s filled in, the choices and a meaningful default appended."""
+    text = a.help.replace("%(default)s", str(a.default)) if a.help else ""
+    if a.choices is not None and "%(" not in a.help and not any(str(c) in text for c in a.choices):
+        text += f" (one of: {', '.join(map(str, a.choices))})"
+    if a.default not in (None, False, [], "", 0) and "default" not in text and "%(default)s" not in a.help:
+        text += f" (default: {a.default})"
+    return text.strip()
+
+
+def table(rows: list[tuple[str, str]]) -> str:
+    """Two indented columns, the second aligned; long help wraps under itself."""
+    width = max(len(k) for k, _ in rows) + 2
+    out = []
+    for k, v in rows:
+        lines = _wrap(v, max(60, 110 - width - 3))
+        out.append(f"   {k.ljust(width)}{lines[0]}".rstrip() + "\n")
+        out += [f"   {' ' * width}{ln}\n" for ln in lines[1:]]
+    return "".join(out)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, cur = [], ""
+    for word in text.split():
+        if cur and len(cur) + 1 + len(word) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    lines.append(cur)
+    return lines

@@ -10,6 +10,7 @@ so ``pyruntime state`` never imports what ``create`` needs.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from . import args as argparse   # the lean parser; `image` asks for the real one (FULL_ARGPARSE)
@@ -19,7 +20,12 @@ COMMANDS: dict[str, str] = {
     "create": "create", "start": "start", "run": "run", "state": "state", "kill": "kill",
     "delete": "delete", "list": "list_", "spec": "spec", "exec": "exec_", "ps": "ps",
     "pause": "pause", "resume": "resume", "update": "update", "events": "events",
-    "features": "features", "image": "image", "checkpoint": "checkpoint", "restore": "checkpoint",
+    "features": "features", "image": "image",
+}
+# runc has these; pyruntime does not (no CRIU support): a clear error instead of "no such command"
+UNSUPPORTED: dict[str, str] = {
+    "checkpoint": "checkpoint is not supported by pyruntime (no CRIU support)",
+    "restore": "restore is not supported by pyruntime (no CRIU support)",
 }
 
 DEFAULT_ROOT = "/run/pyruntime"
@@ -28,15 +34,21 @@ DEFAULT_ROOT = "/run/pyruntime"
 def _global_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyruntime", add_help=False,
                                 description="daemonless, runc-compatible OCI container runtime")
-    p.add_argument("-h", "--help", action="store_true")
-    p.add_argument("-v", "--version", action="store_true")
-    p.add_argument("--root", default=DEFAULT_ROOT, help="state directory (default %(default)s)")
-    p.add_argument("--log", default=None, help="log file")
-    p.add_argument("--log-format", default="text", choices=["text", "json"])
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true")
-    p.add_argument("--rootless", default="auto")
-    p.add_argument("--criu", default=None)
+    p.add_argument("-h", "--help", action="store_true", help="show help")
+    p.add_argument("-v", "--version", action="store_true", help="print the version")
+    p.add_argument("--root", default=DEFAULT_ROOT, metavar="DIR",
+                   help="directory for the containers' state; keep it on a tmpfs (default: %(default)s)")
+    p.add_argument("--log", default=None, metavar="FILE",
+                   help="also write log lines (errors, warnings, --debug steps) to FILE (default: stderr only)")
+    p.add_argument("--log-format", default="text", choices=["text", "json"], metavar="FORMAT",
+                   help="format of the --log lines: 'text' or 'json' (default: %(default)s)")
+    p.add_argument("--debug", action="store_true", help="log the steps taken (to --log, else stderr)")
+    p.add_argument("--systemd-cgroup", action="store_true",
+                   help="use the systemd cgroup driver (cgroupsPath is slice:prefix:name)")
+    p.add_argument("--rootless", default="auto", metavar="VALUE",
+                   help="'true', 'false' or 'auto': accepted for runc compatibility (default: %(default)s)")
+    p.add_argument("--criu", default=None, metavar="PATH",
+                   help="accepted for runc compatibility; unused (no checkpoint/restore)")
     p.add_argument("command", nargs="?")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     return p
@@ -54,13 +66,81 @@ def version_text() -> str:
     return text
 
 
-def _usage() -> str:
-    names = ", ".join(sorted(COMMANDS))
-    return (f"usage: pyruntime [--root DIR] [--log FILE] [--log-format text|json] [--debug] "
-            f"[--systemd-cgroup] COMMAND [ARGS]\ncommands: {names}\n")
+def command_parser(name: str):
+    """(module, parser) of subcommand `name`, its flags configured: what `pyruntime NAME` parses with,
+    and what `--help`, the man pages and the bash completion are rendered from (pyruntime/docgen.py)."""
+    mod = __import__(f"pyruntime.commands.{COMMANDS[name]}", fromlist=["run"])
+    if getattr(mod, "FULL_ARGPARSE", False):
+        import argparse as full
+        sp = full.ArgumentParser(prog=f"pyruntime {name}", description=getattr(mod, "HELP", ""))
+    else:
+        sp = argparse.ArgumentParser(prog=f"pyruntime {name}", description=getattr(mod, "HELP", ""))
+    mod.configure(sp)
+    return mod, sp
+
+
+def global_help() -> str:
+    """`pyruntime`, `pyruntime --help`, `pyruntime help`: runc's layout, one line per command."""
+    from . import SPEC_VERSION, __version__
+    from .helptext import GLOBAL
+    rows = [(name, getattr(command_parser(name)[0], "HELP", "")) for name in sorted(COMMANDS)]
+    rows.append(("help, h", "show the list of commands, or the help of one command (help COMMAND)"))
+    opts = [(argparse.option_label(a), argparse.option_help(a)) for a in _global_parser().arguments
+            if not a.positional]
+    return (f"NAME:\n   pyruntime - {GLOBAL['name']}\n\nUSAGE:\n   pyruntime [global options] command "
+            f"[command options] [arguments...]\n\nDESCRIPTION:\n"
+            + "".join(f"   {ln}".rstrip() + "\n" for ln in GLOBAL["description"].strip("\n").split("\n"))
+            + f"\nVERSION:\n   {__version__} (runtime-spec {SPEC_VERSION})\n\nCOMMANDS:\n" + argparse.table(rows)
+            + "\nGLOBAL OPTIONS:\n" + argparse.table(opts)
+            + "\nSee pyruntime(8) and pyruntime-COMMAND(8) for the manual pages.\n")
+
+
+def command_help(name: str, sp=None) -> str:
+    if sp is None:
+        sp = command_parser(name)[1]
+    if not isinstance(sp, argparse.ArgumentParser):      # the full argparse (image)
+        return sp.format_help()
+    from .helptext import DETAILS
+    return sp.format_help(DETAILS.get(name, ""))
+
+
+def _help(topic: str | None) -> int:
+    """`pyruntime help [COMMAND]`; like runc, an unknown topic is exit status 3."""
+    from . import log
+    if topic in (None, "help", "h"):
+        sys.stdout.write(global_help())
+        return 0
+    if topic in UNSUPPORTED:
+        log.error(UNSUPPORTED[topic])
+        return 1
+    if topic not in COMMANDS:
+        log.error(f"No help topic for '{topic}'")
+        return 3
+    sys.stdout.write(command_help(topic))
+    return 0
+
+
+def _quiet_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush of what is buffered cannot fail again."""
+    import os
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.close(fd)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status.  `pyruntime events | head`, `pyruntime --help | head -1`: when the
+    reader leaves, end quietly (status 0), not with a traceback from the interpreter's last flush."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         g = _global_parser().parse_args(argv)
@@ -68,41 +148,48 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{e}\n")
         return 2
     from . import log
-    log.configure(g.log, g.log_format, g.debug)
+    try:
+        log.configure(g.log, g.log_format, g.debug)
+    except OSError as e:
+        log.configure(None)
+        log.error(f"--log {g.log}: {os.strerror(e.errno or 0).lower()}")
+        return 1
     if g.version:
         sys.stdout.write(version_text())
         return 0
-    if not g.command:
-        (sys.stdout if g.help else sys.stderr).write(_usage())
-        return 0 if g.help else 1
+    if not g.command or g.help:
+        # runc prints its help, exit 0, for both (a command after --help is its help topic)
+        return _help(g.command if g.command not in (None, "help", "h") else None)
+    if g.command in ("help", "h"):
+        return _help(g.rest[0] if g.rest else None)
     if g.command in ("create", "run", "exec") and not any(a.startswith("--preserve-fds") for a in g.rest):
         # as early as possible: the first cgroup migration's kernel wait overlaps imports and planning.
         # Not with --preserve-fds: the warm-up briefly holds an fd, which could sit where a preserved fd
         # is expected to be missing and fool the check that they are all open.
         from .cgroups import warm_attach_lock
         warm_attach_lock()
-    modname = COMMANDS.get(g.command)
-    if modname is None:
-        log.error(f"No help topic for '{g.command}'")
-        return 1
-    mod = __import__(f"pyruntime.commands.{modname}", fromlist=["run"])
-    if getattr(mod, "FULL_ARGPARSE", False):
-        import argparse as full
-        sp = full.ArgumentParser(prog=f"pyruntime {g.command}", description=getattr(mod, "HELP", ""))
-    else:
-        sp = argparse.ArgumentParser(prog=f"pyruntime {g.command}", description=getattr(mod, "HELP", ""))
-    mod.configure(sp)
+    if g.command not in COMMANDS:
+        return _help(g.command)
+    mod, sp = command_parser(g.command)
     try:
         args = sp.parse_args(g.rest)
+    except argparse.HelpRequested:
+        sys.stdout.write(command_help(g.command, sp))
+        return 0
     except argparse.UsageError as e:
         sys.stderr.write(f"{e}\n")
-        return 0 if str(e).startswith("usage:") else 2
+        return 2
+    if g.debug:
+        log.debug(f"{g.command}: {' '.join(g.rest)} (root {g.root})")
     args.root, args.systemd_cgroup, args.debug = g.root, g.systemd_cgroup, g.debug
     args.log, args.log_format, args.command = g.log, g.log_format, g.command
     from .errors import RuntimeFailure
     try:
         return int(mod.run(args) or 0)
     except RuntimeFailure as e:
+        if g.command == "exec":      # runc: any failure of exec itself is status 255, "exec failed: ..."
+            log.error(f"exec failed: {e}")
+            return 255
         log.error(str(e))
         return 1
     except KeyboardInterrupt:

@@ -15,16 +15,14 @@ import os
 # The C-level modules, not socket/signal/shutil: those add enum conversions and ~10 ms to every call.
 import _signal as signal
 import _socket as socket
-import struct
 import time
 
 from . import fastjson as json
 from . import log, state
 from .errors import ContainerExists, ContainerNotFound, NotRunning, RuntimeFailure
 
-MSG = struct.Struct("IiII")      # struct pyrt_msg
-MSG_GO, MSG_ERROR, MSG_HOOKS, MSG_SECCOMP_FD, MSG_CREATED, MSG_CONSOLE, MSG_PID = 1, 2, 3, 4, 5, 6, 7
-EXEC_SOCK = "exec.sock"
+from .protocol import (EXEC_SOCK, connect_console, short_path, kill_and_reap as _kill_and_reap, release_init, spawn,  # noqa: F401
+                       write_pid_file)
 
 
 class CreateOptions:
@@ -62,105 +60,9 @@ def _rmtree(path: str) -> None:
         pass
 
 
-def _rmtree_big(path: str) -> None:
-    import shutil
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _now_rfc3339() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
-
-
-def _short_path(dirfd: int, name: str) -> str:
-    """Unix socket paths are limited to 108 bytes; reach deep state dirs through /proc/self/fd."""
-    return f"/proc/self/fd/{dirfd}/{name}"
-
-
-def write_pid_file(path: str, pid: int) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
-
-
-class Sync:
-    """The parent's end of the sync socket (see the table in _native/pyrt.h)."""
-
-    def __init__(self, fd: int) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=fd)
-
-    def send(self, mtype: int, payload: bytes = b"") -> None:
-        self.sock.sendmsg([MSG.pack(mtype, 0, len(payload), 0), payload])
-
-    def recv(self) -> tuple[int, int, bytes, list[int]]:
-        """(type, errno, payload, passed fds); type 0 means the child went away."""
-        data, anc, _flags, _addr = self.sock.recvmsg(1 << 16, socket.CMSG_SPACE(4))
-        fds = []
-        for level, typ, cdata in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.extend(struct.unpack(f"{len(cdata) // 4}i", cdata[:len(cdata) // 4 * 4]))
-        if len(data) < MSG.size:
-            return 0, 0, b"", fds
-        mtype, err, length, _ = MSG.unpack_from(data)
-        return mtype, err, data[MSG.size:MSG.size + length], fds
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def connect_console(p, path: str) -> None:
-    """--console-socket: connect, and give the C core the fd to send the pty master over."""
-    csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    p.keep.append(csock)
-    try:
-        csock.connect(path)
-    except OSError as e:
-        raise RuntimeFailure.from_os(e, "connect console socket", path) from None
-    p.c.console_fd = csock.fileno()
-
-
-def _single_threaded() -> None:
-    """No thread may be alive at clone(): the child has none of them, and anything in it that waits
-    for them (glibc's set*id, a lock a thread held) waits forever (issue 10 item 8)."""
-    from .cgroups import join_warmup
-    join_warmup()
-    for _ in range(4000):        # a finished thread leaves the kernel's list a moment later
-        if len(os.listdir("/proc/self/task")) == 1:
-            return
-        time.sleep(0.0005)
-    raise RuntimeFailure("the runtime has other threads running; refusing to clone the container process")
-
-
-def spawn(p) -> tuple[int, "Sync"]:
-    """Clone the container process for plan `p`: (pid, the parent's end of the sync socket).
-
-    With a pid namespace to join, `pid` is an intermediate that later sends MSG_PID with the final
-    process's pid (see adopt_final)."""
-    from ._core import ffi, lib
-    _single_threaded()
-    pfd = ffi.new("int *")
-    err = ffi.new("char[]", 4096)
-    rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
-    if rc < 0:
-        raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
-    return rc, Sync(pfd[0])
-
-
-def adopt_final(intermediate: int, payload: bytes) -> int:
-    """MSG_PID: reap the intermediate process and return the final process's pid (our child too,
-    through CLONE_PARENT)."""
-    (pid,) = struct.unpack("i", payload[:4])
-    try:
-        os.waitpid(intermediate, 0)
-    except ChildProcessError:
-        pass
-    return pid
-
-
-def _child_error(err: int, payload: bytes) -> RuntimeFailure:
-    text = payload.decode(errors="replace")
-    return RuntimeFailure(text, errno=0 if (err and os.strerror(err).lower() in text.lower()) else err)
 
 
 def _write_id_maps(pid: int, linux: dict) -> None:
@@ -173,17 +75,6 @@ def _write_id_maps(pid: int, linux: dict) -> None:
                 f.write(lines)
         except OSError as e:
             raise RuntimeFailure.from_os(e, f"write linux.{key}", f"/proc/{pid}/{fname}") from None
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 class _Undo:
@@ -242,14 +133,20 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     hooks_ran = False
     try:
         with state.locked(root, cid):
+            if os.environ.get("NOTIFY_SOCKET"):
+                from . import notify          # sd_notify: the socket's dir is bound into the container
+                notify.setup_spec(cfg, cdir)
             linux = cfg.get("linux", {})
             hooks = cfg.get("hooks", {}) or {}
             # cgroup first: the init is placed in it before it runs anything of the user's
-            mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup)
+            mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
+                               annotations=cfg.get("annotations"))
             mgr.create()
+            log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} created")
             undo.push(mgr.destroy)
             mgr.apply(linux.get("resources", {}) or {})
-            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state())
+            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state(),
+                                              seccomp_cache=root, keyring=None if opts.no_new_keyring else cid)
             for w in warnings:
                 log.warning(w)
             cgfd = mgr.clone_fd()
@@ -261,7 +158,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             p.fds.append(dirfd)
             lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             p.keep.append(lsock)
-            lsock.bind(_short_path(dirfd, EXEC_SOCK))
+            lsock.bind(short_path(dirfd, EXEC_SOCK))
             lsock.listen(1)
             p.c.fifo_fd = lsock.fileno()
             if opts.console_socket:
@@ -269,8 +166,6 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             elif opts.console_fd is not None:
                 p.c.console_fd = opts.console_fd
             p.c.preserve_fds = opts.preserve_fds
-            if not opts.no_new_keyring:
-                p.c.session_keyring = p.str(cid)
             if hooks.get("startContainer"):
                 planmod.set_start_hooks(p, hooks["startContainer"])
             p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
@@ -281,7 +176,8 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                 for i, fd in enumerate(opts.stdio):
                     p.c.stdio_fds[i] = fd
             pid, sync = spawn(p)
-            cur = [pid]          # the intermediate until MSG_PID names the init
+            log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
+            cur = [pid]          # the intermediate until MSG_PID names the init (a pid namespace to join)
             undo.push(lambda: _kill_and_reap(cur[0]))
             from ._core import ffi
             start_time = state.proc_start_time(pid) or 0
@@ -289,42 +185,39 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                              annotations=cfg.get("annotations", {}) or {}, owner="root", rootfs=
                              os.fsdecode(ffi.string(p.c.rootfs)), cgroup=mgr.to_state(), owned=dict(opts.owned),
                              config=cfg, ocispec=cfg.get("ociVersion", ""))
+            if opts.no_new_keyring:
+                st.owned["no_new_keyring"] = True     # exec's processes then keep the caller's keyring too
             if p.c.clone_flags & planmod.NS_FLAGS["user"]:
                 _write_id_maps(pid, linux)
-            if cgfd is None:
+            if p.c.cgroup_fd < 0:
                 mgr.add_pid(pid)
             if linux.get("netDevices"):
                 from . import netdevices
                 st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)
                 undo.push(netdevices.detach, st.owned["netdevices"], None)
-            sync.send(MSG_GO)
-            while True:
-                mtype, errno_, payload, fds = sync.recv()
-                if mtype == MSG_HOOKS:
-                    hooks_ran = True
-                    _create_hooks(root, st, hooks, pid)
-                    sync.send(MSG_GO, json.dumps(state.oci_state(root, st, "created")).encode())
-                elif mtype == MSG_SECCOMP_FD:
-                    from . import seccomp as sc
-                    comp = p.seccomp
-                    try:
-                        sc.send_listener(fds[0], comp.listener_path, comp.listener_metadata,
-                                         state.oci_state(root, st, "creating"))
-                    finally:
-                        for fd in fds:
-                            os.close(fd)
-                elif mtype == MSG_PID:
-                    pid = cur[0] = adopt_final(pid, payload)
-                    st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
-                elif mtype == MSG_CREATED:
-                    break
-                elif mtype == MSG_ERROR:
-                    raise _child_error(errno_, payload)
-                else:
-                    raise RuntimeFailure("container init exited unexpectedly during create")
+            from . import protocol
+
+            def on_hooks(_payload: bytes, _fds: list) -> None:
+                nonlocal hooks_ran
+                hooks_ran = True
+                _create_hooks(root, st, hooks, pid)
+                sync.send(sync.m.GO, json.dumps(hook_state(root, st, "created")).encode())
+
+            def on_listener(_payload: bytes, fds: list) -> None:
+                forward_listener(p, fds, state.oci_state(root, st, "creating"))
+
+            def on_pid(payload: bytes, _fds: list) -> None:
+                nonlocal pid
+                pid = cur[0] = protocol.adopt_final(pid, payload)
+                st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+
+            sync.send(sync.m.GO)
+            protocol.drive(sync, {sync.m.HOOKS: on_hooks, sync.m.SECCOMP_FD: on_listener,
+                                  sync.m.PID: on_pid}, "create")
             state.save(root, st)
             if opts.pid_file:
                 write_pid_file(opts.pid_file, pid)
+            log.debug(f"create {cid}: init pid {pid} set up, waiting for start")
             return st
     except BaseException:
         if hooks_ran and (cfg.get("hooks") or {}).get("poststop"):
@@ -338,9 +231,34 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             p.close()
 
 
+def forward_listener(p, fds: list, st: dict) -> None:
+    """PYRT_MSG_SECCOMP_FD: the notify listener goes to seccomp.listenerPath with the state (create
+    and exec alike).  The fd is taken from `fds` (closed here once sent)."""
+    from . import seccomp as sc
+    comp = p.seccomp
+    fd = fds.pop(0) if fds else -1
+    if fd < 0:
+        return
+    try:
+        if comp is not None and comp.listener_path:
+            sc.send_listener(fd, comp.listener_path, comp.listener_metadata, st)
+    finally:
+        os.close(fd)
+
+
+def hook_state(root: str, st: state.State, status: str) -> dict:
+    """The state given to hooks (runtime.md "State"): ``ociVersion`` is the spec version this
+    runtime's state complies with, not the config's; ``pid`` is the container init."""
+    from . import SPEC_VERSION
+    s = state.oci_state(root, st, status)
+    s["ociVersion"] = SPEC_VERSION
+    s["pid"] = st.pid
+    return s
+
+
 def _create_hooks(root: str, st: state.State, hooks: dict, pid: int) -> None:
     from .hooks import run_hooks
-    s = state.oci_state(root, st, "creating")
+    s = hook_state(root, st, "creating")
     run_hooks("prestart", hooks.get("prestart") or [], s)
     run_hooks("createRuntime", hooks.get("createRuntime") or [], s)
     if hooks.get("createContainer"):
@@ -361,8 +279,27 @@ def _poststop(root: str, cid: str, bundle: str, cfg: dict) -> None:
         log.warning(f"poststop hook failed: {e}")
 
 
-def start(root: str, cid: str) -> state.State:
-    """Release a created container's init (it then runs startContainer hooks and execve)."""
+def start(root: str, cid: str, notify_pid: int | None = None) -> state.State:
+    """Release a created container's init (it then runs startContainer hooks and execve).
+
+    With NOTIFY_SOCKET set (and the container created with it), then wait for the container's
+    READY= and relay it with MAINPID = ``notify_pid`` (default: the init), as runc does; the wait
+    happens outside the container's lock (it can take as long as the service takes to start)."""
+    host_notify = os.environ.get("NOTIFY_SOCKET")
+    socks: list = []
+    try:
+        st = _start(root, cid, socks if host_notify else None)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    if socks:
+        from . import notify
+        notify.wait_and_relay(socks[0], host_notify, st.pid, notify_pid or st.pid)
+    return st
+
+
+def _start(root: str, cid: str, notify_socks: list | None) -> state.State:
     with state.locked(root, cid) as cdir:
         st = state.load(root, cid)
         status = state.status(root, st)
@@ -370,33 +307,32 @@ def start(root: str, cid: str) -> state.State:
             if status == "stopped":
                 raise RuntimeFailure("cannot start a container that has stopped")
             raise RuntimeFailure(f"cannot start an already {status} container")
-        dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if notify_socks is not None:
+            from . import notify
+            ns = notify.bind(cdir)          # before the init runs: its READY must find the socket
+            if ns is not None:
+                notify_socks.append(ns)
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-            try:
-                s.connect(_short_path(dirfd, EXEC_SOCK))
-                s.sendmsg([MSG.pack(MSG_GO, 0, 0, 0)])
-                data = s.recv(1 << 16)
-            except OSError as e:
-                raise RuntimeFailure.from_os(e, "start: container init is gone", "") from None
-            finally:
-                s.close()
+            release_init(cdir)
         finally:
-            os.close(dirfd)
-        try:
-            os.unlink(os.path.join(cdir, EXEC_SOCK))
-        except FileNotFoundError:
-            pass
-        if data:
-            mtype, err, length, _ = MSG.unpack_from(data)
-            raise _child_error(err, data[MSG.size:MSG.size + length])
+            try:
+                os.unlink(os.path.join(cdir, EXEC_SOCK))
+            except FileNotFoundError:
+                pass
+        log.debug(f"start {cid}: init pid {st.pid} released")
         poststart = (st.config.get("hooks") or {}).get("poststart") or []
         if poststart:
             from .hooks import run_hooks
             try:
-                run_hooks("poststart", poststart, state.oci_state(root, st, "running"))
+                run_hooks("poststart", poststart, hook_state(root, st, "running"))
             except RuntimeFailure:
-                _signal(st, signal.SIGKILL)
+                # runtime.md step 9: a failed poststart hook fails `start` and the container is
+                # stopped; the error stays the hook's even when the program has already exited
+                try:
+                    _signal(st, signal.SIGKILL)
+                except RuntimeFailure:
+                    pass
+                _wait_gone(st, 5.0)
                 raise
         return st
 
@@ -410,6 +346,7 @@ def _signal(st: state.State, sig: int) -> None:
     try:
         if not state.alive(st):
             raise NotRunning(st.id)
+        log.debug(f"signal {sig} to {st.id} init pid {st.pid}")
         signal.pidfd_send_signal(pfd, sig)
     except ProcessLookupError:
         raise NotRunning(st.id) from None
@@ -504,8 +441,14 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         if (st.config.get("hooks") or {}).get("poststop"):
             _poststop(root, cid, st.bundle, st.config)
         if st.owned.get("bundle"):
-            _rmtree_big(st.owned["bundle"])
+            # a run --image bundle: an overlay to unmount, a tree of any depth (iterative, by fd)
+            from .image.overlay import remove_bundle
+            try:
+                remove_bundle(st.owned["bundle"])
+            except OSError as e:     # the container goes anyway; a later run --image ID retries
+                log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", st.owned["bundle"])))
         _rmtree(cdir)
+        log.debug(f"delete {cid}: was {status}, state and cgroup removed")
 
 
 def _destroy_cgroup(mgr) -> None:

@@ -203,12 +203,11 @@ def _hooks() -> list[str] | None:
 def _mount_options() -> list[str] | None:
     """Option names the build's mount parser turns into mount flags or propagation.
 
-    Read from the parser's own tables (``MOUNT_OPTIONS`` if a module declares one, else plan.py's
-    ``FLAG_OPTS`` and ``PROP_OPTS`` and any ``*_OPTS`` table that maps an option to an effect).
-    Options the parser accepts but ignores (``IGNORED_OPTS``: rro, idmap, nosymfollow, ...) are
-    deliberately not listed: listing means the runtime honours them.
+    Read from the planner's own table (``pyruntime.mountopts.MOUNT_OPTIONS``: every option it
+    implements; anything else is refused for a bind mount).  tests/core/test_mountopts.py checks
+    that the two agree and that config.md's whole table is covered.
     """
-    for modname in ("pyruntime.mounts", "pyruntime.plan"):
+    for modname in ("pyruntime.mountopts", "pyruntime.plan"):
         mod = _optional(modname)
         if mod is None:
             continue
@@ -251,11 +250,20 @@ def _capabilities() -> list[str]:
     return [name for name, bit in sorted(caps.CAPS.items(), key=lambda kv: kv[1]) if bit <= last]
 
 
+def _unified_only() -> bool:
+    """/sys/fs/cgroup is the cgroup2 mount itself (no v1 hierarchies): the systemd driver's layout."""
+    try:
+        from .cgroups.layout import V2, detect
+        return detect().kind == V2
+    except Exception:
+        return False
+
+
 def _cgroup() -> dict[str, bool]:
     """Cgroup managers: the drivers present in pyruntime.cgroups and the kernel's filesystems.
 
-    systemd and systemdUser are false unless the package declares a systemd driver in
-    ``pyruntime.cgroups.FEATURES`` (and systemd runs): this build has no D-Bus cgroup manager.
+    systemd / systemdUser: the package declares the systemd driver in ``pyruntime.cgroups.FEATURES``,
+    systemd runs (/run/systemd/system) and the hierarchy is cgroup v2 (the driver's only layout).
     """
     fs = kernel_filesystems()
     pkg = _optional("pyruntime.cgroups")
@@ -263,7 +271,9 @@ def _cgroup() -> dict[str, bool]:
     if isinstance(declared, dict):
         v1, v2 = bool(declared.get("v1")), bool(declared.get("v2"))
         rdma = bool(declared.get("rdma"))
-        systemd = bool(declared.get("systemd")) and os.path.isdir("/run/systemd/system")
+        sd_ok = os.path.isdir("/run/systemd/system") and _unified_only()
+        systemd = bool(declared.get("systemd")) and sd_ok
+        systemd_user = bool(declared.get("systemdUser")) and sd_ok
     else:
         names: set[str] = set()
         if pkg is not None and getattr(pkg, "__path__", None):
@@ -272,12 +282,12 @@ def _cgroup() -> dict[str, bool]:
         v1 = any(n in names for n in ("v1", "fs1", "fs", "legacy", "hybrid"))
         v2 = any(n in names for n in ("v2", "fs2", "unified", "hybrid"))
         rdma = False  # no driver declares rdma support
-        systemd = False
+        systemd = systemd_user = False
     return {
         "v1": v1 and "cgroup" in fs,
         "v2": v2 and "cgroup2" in fs,
         "systemd": systemd,
-        "systemdUser": False,
+        "systemdUser": systemd_user,
         "rdma": rdma and "rdma" in kernel_cgroup_controllers(),
     }
 
@@ -381,7 +391,7 @@ def _memory_policy() -> dict[str, list[str]] | None:
 def _mount_extensions() -> dict[str, dict[str, bool]]:
     """idmap: the core's mount struct must carry a user namespace for mount_setattr(MOUNT_ATTR_IDMAP)."""
     fields = _struct_fields("struct pyrt_mount")
-    built = any("idmap" in f or "userns" in f for f in fields)
+    built = "idmap" in fields and "userns_fd" in fields
     return {"idmap": {"enabled": built and kernel_has_mount_setattr()}}
 
 

@@ -15,8 +15,12 @@ _debug = False
 
 
 def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
+    """Raises OSError when `path` cannot be opened for appending: as with runc, an unusable --log is
+    an error of its own (else every later failure would be lost for the shim reading that file)."""
     global _path, _fmt, _debug
     _path, _fmt, _debug = path, fmt, debug
+    if path:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
 def _now() -> str:
@@ -28,7 +32,7 @@ def _write(level: str, msg: str) -> None:
     if not _path:
         return
     if _fmt == "json":
-        import json
+        from . import fastjson as json    # containerd passes --log-format json on every call: no `json`/`re`
         line = json.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
     else:
         line = f'time="{_now()}" level={level} msg="{msg}"\n'
@@ -59,7 +63,8 @@ def info(msg: str) -> None:
 
 
 def debug(msg: str) -> None:
+    """--debug: the steps taken, to the log; without --log to stderr in runc's text form."""
     if _debug:
         _write("debug", msg)
         if not _path:
-            sys.stderr.write("debug: " + msg + "\n")
+            sys.stderr.write(f'time="{_now()}" level=debug msg="{msg}"\n')

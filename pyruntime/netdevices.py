@@ -20,11 +20,8 @@ unmounts and removes the file.  The record returned by ``attach`` (stored by the
 """
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
-import re
-from typing import Any
 
 from . import log
 from .errors import ConfigError, RuntimeFailure
@@ -32,18 +29,20 @@ from .errors import ConfigError, RuntimeFailure
 IFA_F_PERMANENT = 0x80
 # address flags that make sense to pass back when re-adding an address
 _KEEP_FLAGS = 0x02 | 0x10 | 0x100 | 0x200 | 0x400   # NODAD HOMEADDRESS MANAGETEMPADDR NOPREFIXROUTE MCAUTOJOIN
-_IFNAME_RE = re.compile(r"^[^/:\s]{1,15}$")
 NETNS_FILE = "netns"
 MS_BIND = 4096
 MNT_DETACH = 2
 STEP = "linux.netDevices"
 
 
-def _valid_ifname(name: Any) -> bool:
-    return isinstance(name, str) and bool(_IFNAME_RE.match(name)) and name not in (".", "..")
+def _valid_ifname(name: object) -> bool:
+    # 1-15 characters, no "/", ":" or white space (the kernel's dev_valid_name); no `re`: spec validation
+    # imports this module on the lifecycle path
+    return (isinstance(name, str) and 0 < len(name) <= 15 and name not in (".", "..")
+            and not any(ch in "/:" or ch.isspace() for ch in name))
 
 
-def validate_netdevices(devices: Any) -> None:
+def validate_netdevices(devices: object) -> None:
     """ConfigError naming ``linux.netDevices.<name>...`` for anything we could not move.
 
     (That a new network namespace is configured is checked by spec validation, which sees the whole
@@ -75,7 +74,10 @@ def validate_netdevices(devices: Any) -> None:
 
 # --- namespace file --------------------------------------------------------------------------------
 
-_libc = ctypes.CDLL(None, use_errno=True)
+def _libc():
+    """libc through ctypes, loaded only when a device is really moved (not for validation)."""
+    import ctypes
+    return ctypes, ctypes.CDLL(None, use_errno=True)
 
 
 def _bind_netns(pid: int, path: str) -> None:
@@ -83,14 +85,16 @@ def _bind_netns(pid: int, path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o400)
     os.close(fd)
     src = f"/proc/{pid}/ns/net".encode()
-    if _libc.mount(src, path.encode(), None, MS_BIND, None) != 0:
+    ctypes, libc = _libc()
+    if libc.mount(src, path.encode(), None, MS_BIND, None) != 0:
         err = ctypes.get_errno()
         os.unlink(path)
         raise OSError(err, os.strerror(err), path)
 
 
 def _unbind_netns(path: str) -> None:
-    if _libc.umount2(path.encode(), MNT_DETACH) != 0:
+    ctypes, libc = _libc()
+    if libc.umount2(path.encode(), MNT_DETACH) != 0:
         err = ctypes.get_errno()
         if err not in (_errno.EINVAL, _errno.ENOENT):   # EINVAL: not a mount point (already unmounted)
             raise OSError(err, os.strerror(err), path)
@@ -141,7 +145,7 @@ def _snapshot(ipr, index: int) -> dict:
 
 def _restore_addrs(ipr, index: int, ifname: str, addrs: list[dict]) -> None:
     for a in addrs:
-        kw: dict[str, Any] = {"index": index, "address": a["address"], "prefixlen": a["prefixlen"],
+        kw: dict[str, object] = {"index": index, "address": a["address"], "prefixlen": a["prefixlen"],
                               "scope": a.get("scope", 0)}
         if a.get("local") and a["local"] != a["address"]:
             kw["local"] = a["local"]

@@ -22,47 +22,11 @@ NS_PROC = {"mount": "mnt", "uts": "uts", "ipc": "ipc", "user": "user", "pid": "p
 # the order namespaces are joined in: user first (its caps open the others), mount last
 JOIN_ORDER = ["user", "ipc", "uts", "network", "cgroup", "mount"]
 
-MS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "sync": 16, "remount": 32, "mand": 64,
-      "dirsync": 128, "noatime": 1024, "nodiratime": 2048, "bind": 4096, "rec": 16384,
-      "relatime": 1 << 21, "strictatime": 1 << 24}
-MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED = 1 << 17, 1 << 18, 1 << 19, 1 << 20
-# option -> (flags to set, flags to clear)
-FLAG_OPTS = {
-    "ro": (MS["ro"], 0), "rw": (0, MS["ro"]), "nosuid": (MS["nosuid"], 0), "suid": (0, MS["nosuid"]),
-    "nodev": (MS["nodev"], 0), "dev": (0, MS["nodev"]), "noexec": (MS["noexec"], 0),
-    "exec": (0, MS["noexec"]), "sync": (MS["sync"], 0), "async": (0, MS["sync"]),
-    "dirsync": (MS["dirsync"], 0), "remount": (MS["remount"], 0), "mand": (MS["mand"], 0),
-    "nomand": (0, MS["mand"]), "noatime": (MS["noatime"], 0), "atime": (0, MS["noatime"]),
-    "nodiratime": (MS["nodiratime"], 0), "diratime": (0, MS["nodiratime"]),
-    "relatime": (MS["relatime"], 0), "norelatime": (0, MS["relatime"]),
-    "strictatime": (MS["strictatime"], 0), "nostrictatime": (0, MS["strictatime"]),
-    "bind": (MS["bind"], 0), "rbind": (MS["bind"] | MS["rec"], 0),
-}
-PROP_OPTS = {"private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS["rec"], "shared": MS_SHARED,
-             "rshared": MS_SHARED | MS["rec"], "slave": MS_SLAVE, "rslave": MS_SLAVE | MS["rec"],
-             "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS["rec"]}
-IGNORED_OPTS = {"tmpcopyup", "defaults", "rro", "rrw", "idmap", "ridmap", "nosymfollow", "copy-symlink"}
+from .mountopts import MS, MS_PRIVATE, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, PROP_OPTS  # noqa: F401,E402
 
 DEFAULT_DEVICES = [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
                    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
 DEV_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
-
-
-def parse_mount_options(opts: list[str]) -> tuple[int, int, str]:
-    """(MS_* flags, propagation flags, data string) from config.json mount options."""
-    flags = prop = 0
-    data: list[str] = []
-    for o in opts:
-        if o in FLAG_OPTS:
-            s, c = FLAG_OPTS[o]
-            flags = (flags | s) & ~c
-        elif o in PROP_OPTS:
-            prop |= PROP_OPTS[o]
-        elif o in IGNORED_OPTS:
-            continue
-        else:
-            data.append(o)
-    return flags, prop, ",".join(data)
 
 
 class Plan:
@@ -82,6 +46,7 @@ class Plan:
         c.mempolicy_mode = -1
         for i in range(3):
             c.stdio_fds[i] = -1
+        c.home_slot = -1
 
     # -- allocation helpers (the struct only holds pointers; these keep the memory alive) --
     def str(self, s: str | None) -> object:
@@ -163,40 +128,84 @@ def _cgroup_mounts(dest: str, flags: int, new_cgroupns: bool, cg: dict) -> list[
     return out
 
 
+def _idmap_maps(m: dict, linux: dict, field: str, in_userns: bool) -> tuple[str, str]:
+    """uid_map/gid_map text for an id-mapped mount: the mount's own mappings, else the container's
+    user namespace mappings (config.md "idmap"), else an error."""
+    from . import spec
+    uids, gids = m.get("uidMappings"), m.get("gidMappings")
+    if uids is None and gids is None:
+        if not in_userns or not linux.get("uidMappings"):
+            raise ConfigError(f"{field}.options", "idmap needs the mount's uidMappings and gidMappings, or a "
+                                                  "user namespace with mappings")
+        uids, gids = linux.get("uidMappings"), linux.get("gidMappings")
+    if not uids or not gids:
+        raise ConfigError(f"{field}.uidMappings", "uidMappings and gidMappings must be given together")
+    text = []
+    for key, maps in (("uidMappings", uids), ("gidMappings", gids)):
+        spec.validate_id_mappings(maps, f"{field}.{key}")
+        text.append("".join(f"{x['containerID']} {x['hostID']} {x['size']}\n" for x in maps))
+    return text[0], text[1]
+
+
 def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg: dict) -> None:
-    mounts: list[tuple] = []   # (source, dest, fstype|None for bind, flags, data, propagation)
+    from . import mountopts
+    linux = cfg.get("linux", {}) or {}
+    # (source, dest, fstype|None for bind, flags, data, propagation, parsed options, userns fd)
+    mounts: list[tuple] = []
     for i, m in enumerate(cfg.get("mounts", [])):
+        field = f"mounts[{i}]"
         dest = os.path.normpath(m["destination"])
-        flags, prop, data = parse_mount_options(m.get("options", []) or [])
+        opts = m.get("options", []) or []
         mtype = m.get("type") or ""
+        bind = mtype == "bind" or "bind" in opts or "rbind" in opts
+        o = mountopts.parse(opts, field, bind)
+        flags, prop, data = o.flags, o.prop, ",".join(o.data)
         src = m.get("source", "") or ""
-        if mtype == "bind" or flags & MS["bind"]:
+        if (m.get("uidMappings") or m.get("gidMappings")) and not o.idmap:
+            o.idmap = 1         # mappings without the option: still id-mapped, never dropped
+        if o.idmap and not bind:
+            raise ConfigError(f"{field}.options", "idmap/ridmap need a bind mount")
+        if o.tmpcopyup and mtype != "tmpfs":
+            raise ConfigError(f"{field}.options", '"tmpcopyup" needs "type": "tmpfs"')
+        userns = -1
+        if o.idmap:
+            umap, gmap = _idmap_maps(m, linux, field, in_userns)
+            err = ffi.new("char[]", 4096)
+            userns = lib.pyrt_idmap_userns(umap.encode(), gmap.encode(), err, 4096)
+            if userns < 0:
+                raise RuntimeFailure(ffi.string(err).decode(errors="replace"), step=f"{field}.options")
+            p.fds.append(userns)
+        if bind:
             if not src:
-                raise ConfigError(f"mounts[{i}].source", "a bind mount needs a source")
+                raise ConfigError(f"{field}.source", "a bind mount needs a source")
             if not os.path.isabs(src):
                 src = os.path.join(bundle, src)
             if not os.path.exists(src):
-                raise RuntimeFailure("no such file or directory", step=f"mounts[{i}].source", path=src)
-            mounts.append((src, dest, None, flags, data, prop))
+                raise RuntimeFailure("no such file or directory", step=f"{field}.source", path=src)
+            mounts.append((src, dest, None, flags, data, prop, o, userns))
         elif mtype == "cgroup":
-            mounts.extend(_cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None, cg))
+            for t in _cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None, cg):
+                mounts.append((*t, o, -1))
         elif mtype == "sysfs" and in_userns and "network" not in nss:
             # sysfs cannot be mounted in a user namespace that does not own the network namespace
-            mounts.append(("/sys", dest, None, flags | MS["bind"] | MS["rec"], "", prop))
+            mounts.append(("/sys", dest, None, flags | MS["bind"] | MS["rec"], "", prop, o, -1))
         elif mtype == "mqueue" and in_userns and "ipc" not in nss:
-            mounts.append(("/dev/mqueue", dest, None, flags | MS["bind"] | MS["rec"], "", prop))
+            mounts.append(("/dev/mqueue", dest, None, flags | MS["bind"] | MS["rec"], "", prop, o, -1))
         else:
             if not mtype:
-                raise ConfigError(f"mounts[{i}].type", "is required for a non-bind mount")
-            mounts.append((src or mtype, dest, mtype, flags, data, prop))
+                raise ConfigError(f"{field}.type", "is required for a non-bind mount")
+            mounts.append((src or mtype, dest, mtype, flags, data, prop, o, -1))
     arr = p.array("struct pyrt_mount", len(mounts))
-    for i, (src, dest, fstype, flags, data, prop) in enumerate(mounts):
+    for i, (src, dest, fstype, flags, data, prop, o, userns) in enumerate(mounts):
         a = arr[i]
         a.source, a.dest = p.str(src), p.str(dest)
         a.fstype, a.data = p.str(fstype), p.str(data or None)
         a.flags, a.propagation = flags & ~MS["bind"], prop
         a.kind = lib.PYRT_MOUNT_BIND if fstype is None else lib.PYRT_MOUNT_PLAIN
         a.dest_is_file = int(fstype is None and not os.path.isdir(src))
+        a.attr_set, a.attr_clr = o.attr_set, o.attr_clr
+        a.idmap, a.userns_fd = o.idmap, userns
+        a.tmpcopyup = int(o.tmpcopyup)
     p.c.mounts, p.c.n_mounts = arr, len(mounts)
     p.c.setup_dev = int(any(os.path.normpath(m["destination"]) == "/dev" for m in cfg.get("mounts", [])))
 
@@ -206,7 +215,7 @@ def fill_devices(p: Plan, cfg: dict, in_userns: bool) -> None:
     listed = set()
     for d in cfg.get("linux", {}).get("devices", []):
         mode = DEV_TYPES[d["type"]] | (d.get("fileMode", 0o666) & 0o7777)
-        devs.append((d["path"], mode, d.get("major", 0), d.get("minor", 0), d.get("uid", 0), d.get("gid", 0)))
+        devs.append((os.path.normpath(d["path"]), mode, d.get("major", 0), d.get("minor", 0), d.get("uid", 0), d.get("gid", 0)))
         listed.add(os.path.normpath(d["path"]))
     for path, major, minor in DEFAULT_DEVICES:
         if path not in listed:
@@ -230,7 +239,13 @@ def fill_process(p: Plan, proc: dict, field: str = "process") -> list[str]:
     warnings: list[str] = []
     c.argv = p.strv(proc["args"])
     env = proc.get("env", []) or []
-    c.envp = p.strv(env)
+    if any(e.startswith("HOME=") for e in env):
+        c.envp = p.strv(env)
+    else:
+        # runc: HOME from the container's /etc/passwd for the process uid, else "/"; the C core reads
+        # the file inside the container (after pivot_root / setns) and fills this slot
+        c.envp = p.strv(env + ["HOME=/"])
+        c.home_slot = len(env)
     path_env = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), None)
     c.path_env = p.str(path_env)
     c.cwd = p.str(proc.get("cwd", "/") or "/")
@@ -259,15 +274,19 @@ def fill_process(p: Plan, proc: dict, field: str = "process") -> list[str]:
                                                          c.cap_last, warnings))
     c.no_new_privs = int(bool(proc.get("noNewPrivileges", False)))
     c.terminal = int(bool(proc.get("terminal", False)))
+    size = proc.get("consoleSize")
+    if size:
+        c.console_rows, c.console_cols = size.get("height", 0), size.get("width", 0)
     return warnings
 
 
-def fill_seccomp(p: Plan, seccomp: dict | None) -> object:
-    """Compile linux.seccomp in the parent; the child only loads the program."""
+def fill_seccomp(p: Plan, seccomp: dict | None, cache_root: str | None = None) -> object:
+    """Compile linux.seccomp in the parent; the child only loads the program.  With ``cache_root`` (the
+    state root) the program compiled once for this profile is reused (see seccomp_cache)."""
     if not seccomp:
         return None
-    from . import seccomp as sc
-    comp = sc.compile(seccomp, "linux.seccomp")
+    from . import seccomp_cache
+    comp = seccomp_cache.compile(seccomp, "linux.seccomp", cache_root)
     if comp is None or not comp.n:
         return comp
     buf = ffi.new("char[]", comp.prog)
@@ -275,6 +294,27 @@ def fill_seccomp(p: Plan, seccomp: dict | None) -> object:
     p.c.seccomp_prog, p.c.seccomp_len, p.c.seccomp_flags = buf, comp.n, comp.flags
     p.c.seccomp_notify = int(bool(comp.notify))
     return comp
+
+
+def fill_container_process(p: Plan, cfg: dict, proc: dict, *, joining: bool = False,
+                           seccomp_cache: str | None = None, keyring: str | None = None) -> list[str]:
+    """Everything about the process, for create's init and for exec alike (one builder, so the two
+    cannot drift): argv/env/user/caps/rlimits/NNP, the process attributes (scheduler, ioPriority,
+    execCPUAffinity, AppArmor, SELinux), linux.personality and memoryPolicy, the container's seccomp
+    program, the session keyring.  ``cfg`` is the container's config; ``proc`` the process to run
+    (cfg["process"] for create, exec's process); ``joining`` (exec) leaves out what only a new
+    container sets up (time namespace offsets).  Returns warnings."""
+    linux = cfg.get("linux", {}) or {}
+    warnings = fill_process(p, proc)
+    view_linux = {k: v for k, v in linux.items() if k != "timeOffsets"} if joining else linux
+    fill_procattrs(p, {"process": proc, "linux": view_linux})
+    if linux.get("memoryPolicy") is not None:
+        from . import mempolicy
+        mempolicy.fill(p.c, linux["memoryPolicy"])
+    p.seccomp = fill_seccomp(p, linux.get("seccomp"), seccomp_cache)
+    if keyring:
+        p.c.session_keyring = p.str(keyring)
+    return warnings
 
 
 def fill_procattrs(p: Plan, cfg: dict) -> None:
@@ -287,8 +327,8 @@ def fill_procattrs(p: Plan, cfg: dict) -> None:
     procattrs.fill(p.c, ffi, cfg, p.keep)
 
 
-def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict | None = None
-                 ) -> tuple[Plan, list[str]]:
+def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict | None = None,
+                 seccomp_cache: str | None = None, keyring: str | None = None) -> tuple[Plan, list[str]]:
     """The plan for a new container (namespaces, rootfs, process)."""
     from . import spec
     p = Plan()
@@ -312,7 +352,16 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
             c.rootfs_propagation = PROP_OPTS[linux["rootfsPropagation"]]
         c.no_pivot = int(no_pivot)
         if "mount" not in nss:
-            raise ConfigError("linux.namespaces", "a mount namespace is required to set up the rootfs")
+            _check_no_mountns(cfg)
+            c.no_mountns = 1
+        c.create_cwd = 1
+        if linux.get("mountLabel"):
+            from .procattrs import selinux_enabled
+            if selinux_enabled():
+                raise ConfigError("linux.mountLabel", "SELinux mount labels are not supported by this runtime")
+            warnings_pre = ["linux.mountLabel: SELinux is not enabled on this host, label ignored"]
+        else:
+            warnings_pre = []
         fill_mounts(p, cfg, bundle, nss, in_userns, cgroup or {})
         fill_devices(p, cfg, in_userns)
         masked = linux.get("maskedPaths", []) or []
@@ -324,16 +373,56 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
         sysctl = linux.get("sysctl", {}) or {}
         c.sysctl_keys, c.sysctl_values = p.strv(list(sysctl)), p.strv(list(sysctl.values()))
         c.n_sysctl = len(sysctl)
-        warnings = fill_process(p, cfg["process"])
-        fill_procattrs(p, cfg)
-        if linux.get("memoryPolicy") is not None:
-            from . import mempolicy
-            mempolicy.fill(c, linux["memoryPolicy"])
-        p.seccomp = fill_seccomp(p, linux.get("seccomp"))
+        warnings = fill_container_process(p, cfg, cfg["process"], seccomp_cache=seccomp_cache, keyring=keyring)
+        return p, warnings_pre + warnings
+    except BaseException:
+        p.close()
+        raise
+
+
+def build_exec(cfg: dict, pid: int, proc: dict, *, seccomp_cache: str | None = None,
+               keyring: str | None = None) -> tuple[Plan, list[str]]:
+    """The plan for a process joining the running container whose init is `pid`: every namespace the
+    config gave it (user first; pid and time through the parent, since they apply to children), then
+    the same process builder as create."""
+    from . import spec
+    p = Plan()
+    try:
+        p.c.mode = lib.PYRT_MODE_EXEC
+        nss = spec.namespaces(cfg)
+        joins = []
+        for t in nss:
+            path = f"/proc/{pid}/ns/{NS_PROC[t]}"
+            if t == "pid":
+                p.c.pidns_fd = p.open_fd(path, "join pid namespace")
+            elif t == "time":
+                p.c.timens_fd = p.open_fd(path, "join time namespace")
+            else:
+                joins.append((JOIN_ORDER.index(t), p.open_fd(path, f"join {t} namespace"), NS_FLAGS[t]))
+        set_joins(p, [(fd, fl) for _, fd, fl in sorted(joins)])
+        p.c.in_userns = int("user" in nss)
+        warnings = fill_container_process(p, cfg, proc, joining=True, seccomp_cache=seccomp_cache,
+                                          keyring=keyring)
         return p, warnings
     except BaseException:
         p.close()
         raise
+
+
+def _check_no_mountns(cfg: dict) -> None:
+    """Without a mount namespace the container shares the host's mounts.  runc then mounts into the
+    host's namespace; pyruntime decides otherwise: it never changes the host's mount table, enters the
+    rootfs with chroot, and refuses every field that would need mounting, naming it."""
+    linux = cfg.get("linux", {}) or {}
+    why = "needs a mount namespace (linux.namespaces has no \"mount\"; pyruntime never mounts into " \
+          "the host's mount namespace)"
+    if cfg.get("mounts"):
+        raise ConfigError("mounts", why)
+    for key in ("maskedPaths", "readonlyPaths", "devices", "sysctl", "rootfsPropagation"):
+        if linux.get(key):
+            raise ConfigError(f"linux.{key}", why)
+    if (cfg.get("root") or {}).get("readonly"):
+        raise ConfigError("root.readonly", why)
 
 
 def _fill_namespaces(p: Plan, nss: dict) -> None:

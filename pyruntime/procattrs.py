@@ -17,7 +17,6 @@ Choices where the spec leaves room:
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from . import log
 from .errors import ConfigError
@@ -50,20 +49,20 @@ IOPRIO_CLASS_SHIFT = 13
 TIME_CLOCKS = ("monotonic", "boottime")
 
 
-def _int(value: Any, field: str, lo: int, hi: int) -> int:
+def _int(value: object, field: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ConfigError(field, f"must be an integer between {lo} and {hi}")
     return value
 
 
-def _dict(value: Any, field: str) -> dict:
+def _dict(value: object, field: str) -> dict:
     if not isinstance(value, dict):
         raise ConfigError(field, "must be an object")
     return value
 
 
 # ------------------------------------------------------------------------------- encoders
-def personality(spec: Any, field: str = "linux.personality") -> int:
+def personality(spec: object, field: str = "linux.personality") -> int:
     """linux.personality -> the value for personality(2)."""
     spec = _dict(spec, field)
     domain = spec.get("domain")
@@ -80,7 +79,7 @@ def personality(spec: Any, field: str = "linux.personality") -> int:
     return value
 
 
-def scheduler(spec: Any, field: str = "process.scheduler") -> dict[str, int]:
+def scheduler(spec: object, field: str = "process.scheduler") -> dict[str, int]:
     """process.scheduler -> the sched_setattr(2) fields (policy, nice, priority, flags, runtime, ...)."""
     spec = _dict(spec, field)
     policy = spec.get("policy")
@@ -115,7 +114,7 @@ def scheduler(spec: Any, field: str = "process.scheduler") -> dict[str, int]:
     return {"policy": SCHED_POLICIES[policy], "nice": nice, "priority": priority, "flags": flags, **times}
 
 
-def io_priority(spec: Any, field: str = "process.ioPriority") -> int:
+def io_priority(spec: object, field: str = "process.ioPriority") -> int:
     """process.ioPriority -> IOPRIO_PRIO_VALUE(class, priority)."""
     spec = _dict(spec, field)
     cls = spec.get("class")
@@ -125,7 +124,7 @@ def io_priority(spec: Any, field: str = "process.ioPriority") -> int:
     return IOPRIO_CLASSES[cls] << IOPRIO_CLASS_SHIFT | prio
 
 
-def cpu_list(text: Any, field: str) -> str:
+def cpu_list(text: object, field: str) -> str:
     """"0-3, 7" -> "0-3,7", checked against the CPUs this machine can have (possible CPUs)."""
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(field, "must be a CPU list like \"0-3,7\"")
@@ -156,7 +155,7 @@ def _possible_cpus() -> int | None:
     return max(int(p.split("-")[-1]) for p in text.split(",")) + 1
 
 
-def time_offsets(spec: Any, field: str = "linux.timeOffsets") -> str:
+def time_offsets(spec: object, field: str = "linux.timeOffsets") -> str:
     """linux.timeOffsets -> "monotonic S NS\\nboottime S NS\\n" for /proc/PID/timens_offsets."""
     spec = _dict(spec, field)
     lines = []
@@ -184,14 +183,14 @@ def selinux_enabled() -> bool:
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
-def _label(value: Any, field: str) -> str:
+def _label(value: object, field: str) -> str:
     if not isinstance(value, str) or "\n" in value or "\0" in value or len(value) > 4000:
         raise ConfigError(field, "must be a single-line string")
     return value
 
 
 # ----------------------------------------------------------------------------------- plan
-def fill(plan: Any, ffi: Any, config: dict, keep: list) -> None:
+def fill(plan: object, ffi: object, config: dict, keep: list) -> None:
     """Validate the process attributes of ``config`` and set them in ``plan`` (struct pyrt_plan *).
 
     Fields not mentioned in the config keep the caller's "leave" defaults (-1 / NULL).  Every
@@ -200,7 +199,7 @@ def fill(plan: Any, ffi: Any, config: dict, keep: list) -> None:
     process = config.get("process") or {}
     linux = config.get("linux") or {}
 
-    def cstr(text: str) -> Any:
+    def cstr(text: str) -> object:
         buf = ffi.new("char[]", text.encode())
         keep.append(buf)
         return buf

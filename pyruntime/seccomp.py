@@ -22,13 +22,14 @@ Behaviour follows runc where the spec leaves room:
 from __future__ import annotations
 
 import errno as _errno
-import json
 import os
-import socket
-from dataclasses import dataclass, field as dc_field
-from typing import Any
+import sys
 
+from . import fastjson as json
 from .errors import ConfigError, RuntimeFailure
+
+# No dataclasses, json, typing, socket here: podman and containerd send a profile with every create,
+# so this module is on their hot path; those imports cost more (~35 ms) than compiling the profile.
 
 # SECCOMP_RET_* action bases (linux/seccomp.h, identical to libseccomp's SCMP_ACT_*).
 _ACTION_BASE: dict[str, int] = {
@@ -84,21 +85,31 @@ _SOCK_FILTER_SIZE = 8  # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
 _SPEC_VERSION = "1.2.0"
 
 
-@dataclass
 class Compiled:
-    """A profile ready for seccomp(2): ``prog`` is ``n`` struct sock_filter, ``flags`` SECCOMP_FILTER_FLAG_*."""
+    """A profile ready for seccomp(2): ``prog`` is ``n`` struct sock_filter, ``flags`` SECCOMP_FILTER_FLAG_*.
 
-    prog: bytes
-    n: int
-    flags: int
-    notify: bool
-    listener_path: str | None = None
-    listener_metadata: str | None = None
-    skipped: list[str] = dc_field(default_factory=list)        # syscall names libseccomp does not know
-    dropped_flags: list[str] = dc_field(default_factory=list)  # requested flags the kernel lacks
+    ``skipped``: syscall names libseccomp does not know; ``dropped_flags``: requested flags the kernel lacks.
+    (A plain class, not a dataclass: see the note on imports above.)"""
+
+    __slots__ = ("prog", "n", "flags", "notify", "listener_path", "listener_metadata", "skipped",
+                 "dropped_flags")
+
+    def __init__(self, prog: bytes, n: int, flags: int, notify: bool, listener_path: str | None = None,
+                 listener_metadata: str | None = None, skipped: list[str] | None = None,
+                 dropped_flags: list[str] | None = None) -> None:
+        self.prog, self.n, self.flags, self.notify = prog, n, flags, notify
+        self.listener_path, self.listener_metadata = listener_path, listener_metadata
+        self.skipped = skipped if skipped is not None else []
+        self.dropped_flags = dropped_flags if dropped_flags is not None else []
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Compiled) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return f"Compiled(n={self.n}, flags={self.flags}, notify={self.notify}, skipped={self.skipped})"
 
 
-def _core() -> tuple[Any, Any]:
+def _core() -> tuple[object, object]:
     from ._core import ffi, lib  # imported lazily: `pyruntime state` never needs the C core
     return ffi, lib
 
@@ -149,13 +160,13 @@ def features() -> dict[str, list[str]]:
 
 
 # ---------------------------------------------------------------------------------- validation
-def _uint(value: Any, field: str, bits: int) -> int:
+def _uint(value: object, field: str, bits: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >> bits:
         raise ConfigError(field, f"must be an integer between 0 and {(1 << bits) - 1}")
     return value
 
 
-def _action(name: Any, errno_ret: Any, field: str, errno_field: str) -> int:
+def _action(name: object, errno_ret: object, field: str, errno_field: str) -> int:
     """Action name (+ errnoRet) -> the 32-bit SECCOMP_RET_* value."""
     if not isinstance(name, str):
         raise ConfigError(field, "must be a string")
@@ -170,7 +181,7 @@ def _action(name: Any, errno_ret: Any, field: str, errno_field: str) -> int:
     return base
 
 
-def _args(args: Any, field: str) -> list[tuple[int, int, int, int]]:
+def _args(args: object, field: str) -> list[tuple[int, int, int, int]]:
     if args is None:
         return []
     if not isinstance(args, list):
@@ -194,7 +205,7 @@ def _args(args: Any, field: str) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _flags(flags: Any, field: str, notify: bool) -> tuple[int, list[str]]:
+def _flags(flags: object, field: str, notify: bool) -> tuple[int, list[str]]:
     """Requested flag names -> (value the kernel accepts, names dropped because it does not)."""
     if flags is None:
         flags = []
@@ -317,7 +328,7 @@ def compile(seccomp: dict, field: str = "linux.seccomp") -> Compiled:  # noqa: A
                     skipped=skipped, dropped_flags=dropped)
 
 
-def _add_rule(ffi: Any, lib: Any, ctx: Any, action: int, nr: int,
+def _add_rule(ffi: object, lib: object, ctx: object, action: int, nr: int,
               args: list[tuple[int, int, int, int]], field: str, name: str) -> None:
     """One spec rule for one syscall: AND of its conditions, or OR when an index repeats."""
     indexes = [a[0] for a in args]
@@ -331,7 +342,7 @@ def _add_rule(ffi: Any, lib: Any, ctx: Any, action: int, nr: int,
             raise ConfigError(field, f'cannot add rule for "{name}": {os.strerror(-rc).lower()}')
 
 
-def _export(lib: Any, ctx: Any) -> bytes:
+def _export(lib: object, ctx: object) -> bytes:
     """seccomp_export_bpf() into a memfd, read back: libseccomp 2.5 has no in-memory export."""
     fd = os.memfd_create("pyruntime-seccomp", os.MFD_CLOEXEC)
     try:
@@ -370,14 +381,19 @@ def send_listener(fd: int, listener_path: str, listener_metadata: str | None, st
     pid = int(state.get("pid") or 0)
     msg = listener_message(pid, listener_metadata, state)
     step = "seccomp listener"
+    import _socket    # the C module: `socket` adds enum conversions (see the note on imports above)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
             sock.settimeout(timeout)
             sock.connect(listener_path)
-            sent = socket.send_fds(sock, [msg], [fd])
+            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder, signed=True))]
+            sent = sock.sendmsg([msg], rights)
             if sent < len(msg):
                 sock.sendall(msg[sent:])
-    except socket.timeout:
+        finally:
+            sock.close()
+    except TimeoutError:
         raise RuntimeFailure("timed out", step=step, path=listener_path, errno=_errno.ETIMEDOUT) from None
     except OSError as exc:
         raise RuntimeFailure.from_os(exc, step, listener_path) from None

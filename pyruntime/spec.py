@@ -107,11 +107,7 @@ def validate(cfg: object) -> None:
     if cfg.get("domainname") and "uts" not in ns:
         raise ConfigError("domainname", "cannot set a domainname without a private UTS namespace")
     for key in ("uidMappings", "gidMappings"):
-        for i, m in enumerate(_type(linux.get(key, []), list, f"linux.{key}", "an array")):
-            f = f"linux.{key}[{i}]"
-            _type(m, dict, f, "an object")
-            for k in ("containerID", "hostID", "size"):
-                _int(m.get(k), f"{f}.{k}")
+        validate_id_mappings(linux.get(key, []), f"linux.{key}")
     if ("uidMappings" in linux or "gidMappings" in linux) and "user" not in ns:
         raise ConfigError("linux.uidMappings", "user namespace mappings given without a user namespace")
     if "user" in ns and ns["user"] is None and not linux.get("uidMappings"):
@@ -120,7 +116,7 @@ def validate(cfg: object) -> None:
     for key in ("maskedPaths", "readonlyPaths"):
         for i, p in enumerate(_strlist(linux.get(key, []), f"linux.{key}")):
             _abspath(p, f"linux.{key}[{i}]")
-    _validate_sysctl(_type(linux.get("sysctl", {}), dict, "linux.sysctl", "an object"), ns)
+    _validate_sysctl(_type(linux.get("sysctl", {}), dict, "linux.sysctl", "an object"), ns, cfg)
     if "rootfsPropagation" in linux and linux["rootfsPropagation"] not in PROPAGATION:
         raise ConfigError("linux.rootfsPropagation", f'unknown propagation "{linux["rootfsPropagation"]}"')
     if "cgroupsPath" in linux:
@@ -141,6 +137,15 @@ def validate(cfg: object) -> None:
     ann = _type(cfg.get("annotations", {}), dict, "annotations", "an object")
     for k, v in ann.items():
         _type(v, str, f"annotations.{k}", "a string")
+
+
+def validate_id_mappings(maps: object, field: str) -> None:
+    """An array of LinuxIDMapping (config-linux.md), for linux.*Mappings and mounts[i].*Mappings."""
+    for i, m in enumerate(_type(maps, list, field, "an array")):
+        f = f"{field}[{i}]"
+        _type(m, dict, f, "an object")
+        for k in ("containerID", "hostID", "size"):
+            _int(m.get(k), f"{f}.{k}")
 
 
 def validate_process(proc: object, f: str) -> None:
@@ -182,6 +187,15 @@ def validate_process(proc: object, f: str) -> None:
     if "oomScoreAdj" in proc:
         _int(proc["oomScoreAdj"], f"{f}.oomScoreAdj", -1000, 1000)
     _type(proc.get("noNewPrivileges", False), bool, f"{f}.noNewPrivileges", "a boolean")
+    if proc.get("consoleSize") is not None:
+        size = _type(proc["consoleSize"], dict, f"{f}.consoleSize", "an object")
+        for k in ("height", "width"):
+            _int(size.get(k), f"{f}.consoleSize.{k}", 0, 65535)
+    # Windows-only fields of the process schema: never silently ignored on Linux
+    if proc.get("commandLine") is not None:
+        raise ConfigError(f"{f}.commandLine", "is Windows-only; use process.args on Linux")
+    if user.get("username") is not None:
+        raise ConfigError(f"{f}.user.username", "is Windows-only; use process.user.uid/gid on Linux")
 
 
 PROPAGATION = {"shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable"}
@@ -197,6 +211,9 @@ def _validate_mounts(mounts: object) -> None:
             if k in m:
                 _type(m[k], str, f"{f}.{k}", "a string")
         _strlist(m.get("options", []) or [], f"{f}.options")
+        for k in ("uidMappings", "gidMappings"):
+            if m.get(k) is not None:
+                validate_id_mappings(m[k], f"{f}.{k}")
 
 
 def _validate_namespaces(nss: object) -> dict[str, str | None]:
@@ -237,7 +254,7 @@ _IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                 "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 
 
-def _validate_sysctl(sysctl: dict, ns: dict) -> None:
+def _validate_sysctl(sysctl: dict, ns: dict, cfg: dict) -> None:
     """Only namespaced sysctls, and only when the container has that namespace (as runc)."""
     for key, value in sysctl.items():
         f = f"linux.sysctl.{key}"
@@ -254,3 +271,22 @@ def _validate_sysctl(sysctl: dict, ns: dict) -> None:
             raise ConfigError(f, "sysctl is not in a separate kernel namespace")
         if need not in ns:
             raise ConfigError(f, f"sysctl needs a {need} namespace")
+        if ns[need] and _is_own_namespace(ns[need], need):
+            raise ConfigError(f, f"sysctl is not allowed in the host's {need} namespace "
+                                 f"(linux.namespaces joins {ns[need]})")
+        if key == "kernel.hostname" and "hostname" in cfg:
+            raise ConfigError(f, 'conflicts with the "hostname" field')
+        if key == "kernel.domainname" and "domainname" in cfg:
+            raise ConfigError(f, 'conflicts with the "domainname" field')
+
+
+_NS_PROC = {"ipc": "ipc", "network": "net", "uts": "uts"}
+
+
+def _is_own_namespace(path: str, nstype: str) -> bool:
+    """Is the namespace at `path` the one this runtime runs in (the host's, for a sysctl)?"""
+    try:
+        a, b = os.stat(path), os.stat(f"/proc/self/ns/{_NS_PROC[nstype]}")
+    except OSError:
+        return False        # a missing path is reported where the namespace is opened
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)

@@ -19,7 +19,7 @@ import os
 from ..errors import ConfigError, RuntimeFailure
 
 # read by pyruntime.features (`pyruntime features`)
-FEATURES = {"v1": True, "v2": True, "systemd": False, "rdma": True}
+FEATURES = {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": True}
 DEFAULT_PARENT = "/pyruntime"
 
 
@@ -58,16 +58,16 @@ def _hier_path(cgroups_path: str, own: str) -> str:
     return os.path.normpath(os.path.join(own or "/", cgroups_path))
 
 
-def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = False) -> Manager:
-    """The manager for a new container (nothing is created until ``create()``)."""
+def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = False,
+                 annotations: dict | None = None) -> Manager:
+    """The manager for a new container (nothing is created until ``create()``).  ``systemd``: the
+    systemd driver (cgroupsPath "slice:prefix:name"; ``annotations`` carry org.systemd.property.*)."""
+    if systemd:
+        from .systemd import SystemdManager
+        return SystemdManager.open(cgroups_path, container_id, annotations)
     from .layout import HYBRID, V2, detect, host_path
     from .fs1 import V1Manager
     from .fs2 import V2Manager
-    if systemd:
-        if not os.path.isdir("/run/systemd/system"):
-            raise RuntimeFailure("systemd cgroup driver: systemd is not running on this host")
-        raise RuntimeFailure("systemd cgroup driver: not supported by this build (no D-Bus client); "
-                             "run without --systemd-cgroup")
     if not cgroups_path:
         cgroups_path = f"{DEFAULT_PARENT}/{container_id}"
     _check_path(cgroups_path)
@@ -101,6 +101,9 @@ def manager_from_state(d: dict) -> Manager:
         return V2Manager.from_state(d)
     if drv == "v1":
         return V1Manager.from_state(d)
+    if drv == "systemd":
+        from .systemd import SystemdManager
+        return SystemdManager.from_state(d)
     raise RuntimeFailure(f"unknown cgroup driver {drv!r} in state", step="cgroup")
 
 

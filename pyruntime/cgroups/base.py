@@ -41,6 +41,12 @@ def write_pid(d: str, pid: int) -> None:
             write(d, "cgroup.procs", pid)
             return
         except RuntimeFailure as e:
+            if e.errno in (errno.EOPNOTSUPP, errno.EBUSY):
+                raise RuntimeFailure(
+                    f"the kernel refuses processes in this cgroup ({os.strerror(e.errno).lower()}): an "
+                    "ancestor has processes of its own with controllers enabled (cgroup v2 'no internal "
+                    "processes' rule); use a linux.cgroupsPath outside it", step="cgroup", path=d,
+                    errno=e.errno) from None
             if e.errno != errno.EINVAL:
                 raise
             time.sleep(0.03)

@@ -19,6 +19,19 @@ from .fs2 import V2Manager
 P = "linux.resources"
 
 
+def _own_cgroup(mount: str, ctrl: str) -> str | None:
+    """The directory of this process's own cgroup for v1 controller `ctrl` (under `mount`)."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, ctrls, path = line.rstrip("\n").split(":", 2)
+                if ctrl in ctrls.split(","):
+                    return os.path.normpath(mount + path) if mount else None
+    except OSError:
+        pass
+    return None
+
+
 class V1Manager:
     driver = "v1"
 
@@ -261,6 +274,58 @@ class V1Manager:
         if "devices" in r:
             self._devices(res.device_rules(r))
 
+    def _rt_budget(self, leaf: str, c: dict) -> None:
+        """cpu.rt_runtime_us/rt_period_us.  The kernel grants a child only the real-time runtime its
+        parent has left, and a cgroup made by us starts with 0: the intermediate cgroups this runtime
+        created first get what their children need (this one plus its siblings'), top down; runc sets
+        its own cgroups too.  Cgroups that existed before are not ours: their refusal names the field."""
+        runtime, period = c.get("realtimeRuntime"), c.get("realtimePeriod")
+        own = _own_cgroup(self.mounts.get("cpu", ""), "cpu")
+        if own and leaf.startswith(own.rstrip("/") + "/"):
+            # between the cgroup this runtime runs in and the leaf (a relative cgroupsPath)
+            rel = os.path.relpath(os.path.dirname(leaf), own)
+            chain = [] if rel == "." else [os.path.join(own, *rel.split("/")[:i + 1])
+                                           for i in range(rel.count("/") + 1)]
+        else:
+            chain = [d for d in sorted(self.created, key=lambda x: x.count("/")) if leaf.startswith(d + "/")]
+        chain = [d for d in chain if os.path.exists(os.path.join(d, "cpu.rt_runtime_us"))]
+        need: dict[str, int] = {}
+        if runtime and runtime > 0:
+            child, want = leaf, runtime
+            for d in reversed(chain):
+                others = sum(max(base.read_int(e.path, "cpu.rt_runtime_us"), 0) for e in os.scandir(d)
+                             if e.is_dir(follow_symlinks=False) and e.path != child)
+                want += others
+                need[d] = want
+                child = d
+        field = f"{P}.cpu.realtimeRuntime"
+        try:
+            for d in chain:
+                if d in need and base.read_int(d, "cpu.rt_runtime_us") < need[d]:
+                    base.write(d, "cpu.rt_runtime_us", need[d])
+            period_later = False
+            if period:
+                field = f"{P}.cpu.realtimePeriod"
+                try:
+                    base.write(leaf, "cpu.rt_period_us", period)
+                except RuntimeFailure:
+                    if not runtime:
+                        raise
+                    period_later = True     # runtime and period depend on each other: runtime first
+            if runtime:
+                field = f"{P}.cpu.realtimeRuntime"
+                base.write(leaf, "cpu.rt_runtime_us", runtime)
+                if period_later:
+                    field = f"{P}.cpu.realtimePeriod"
+                    base.write(leaf, "cpu.rt_period_us", period)
+        except RuntimeFailure as e:
+            at = e.path or leaf
+            parent = os.path.dirname(os.path.dirname(at)) if at.endswith(".rt_runtime_us") or \
+                at.endswith(".rt_period_us") else os.path.dirname(at)
+            raise ConfigError(field, f"the kernel refuses it ({e}); the parent cgroup {parent} has a "
+                                     f"real-time budget of {base.read_int(parent, 'cpu.rt_runtime_us', -2)} us "
+                                     f"per {base.read_int(parent, 'cpu.rt_period_us')} us") from None
+
     def _cpu(self, c: dict) -> None:
         d = self.paths.get("cpu")
         if d:
@@ -270,10 +335,8 @@ class V1Manager:
                 if got != c["shares"]:
                     raise ConfigError(f"{P}.cpu.shares", f"the kernel clamped cpu.shares {c['shares']} "
                                                          f"to {got} (range 2-262144)")
-            if c.get("realtimePeriod"):
-                base.write(d, "cpu.rt_period_us", c["realtimePeriod"])
-            if c.get("realtimeRuntime"):
-                base.write(d, "cpu.rt_runtime_us", c["realtimeRuntime"])
+            if c.get("realtimeRuntime") or c.get("realtimePeriod"):
+                self._rt_budget(d, c)
             period, quota = c.get("period"), c.get("quota")
             if period or quota:
                 # the kernel checks quota against period (and parents) on each write: try one order,

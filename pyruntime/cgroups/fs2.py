@@ -26,6 +26,7 @@ class V2Manager:
         self.path = path            # the container's leaf directory (absolute host path)
         self.created = list(created or [])
         self.layout = layout
+        self.no_controllers = ""    # the populated ancestor below which no controller could be enabled
 
     # --- life cycle ---------------------------------------------------------------------------------
     def create(self) -> None:
@@ -36,10 +37,21 @@ class V2Manager:
         rel = os.path.relpath(self.path, self.mount)
         parts = [] if rel == "." else rel.split("/")
         for part in parts:
-            self._enable_controllers(cur)
+            if not self._enable_controllers(cur):
+                break
             cur = os.path.join(cur, part)
+        self._leave_invalid_domain()
 
-    def _enable_controllers(self, d: str) -> None:
+    def _enable_controllers(self, d: str) -> bool:
+        """Enable in `d` every controller it offers; False when `d` has processes of its own (a
+        runtime started by a service, a CI job, a node inside a container): then nothing is enabled
+        there — a domain controller would fail with EBUSY, and a threaded one (cpuset, pids) would turn
+        `d` into a thread root whose new children cannot hold processes (clone: EOPNOTSUPP).  The
+        container then runs without controllers, as with runc; a resource that needs one says so."""
+        if d != self.mount and base.procs(d, recursive=False):
+            self.no_controllers = d
+            log.debug(f"cgroup: {d} has processes of its own; no controllers enabled below it")
+            return False
         try:
             avail = base.read(d, "cgroup.controllers").split()
             enabled = set(base.read(d, "cgroup.subtree_control").split())
@@ -59,6 +71,19 @@ class V2Manager:
                 # a controller that cannot be enabled (cpu with realtime tasks...) is left out;
                 # apply() reports it if the config needs its files
                 log.debug(f"cgroup: cannot enable {c} in {d}: {e}")
+        return True
+
+    def _leave_invalid_domain(self) -> None:
+        """Someone made an ancestor a thread root (threaded controllers enabled while it had
+        processes): our new cgroups are then "domain invalid" and refuse processes.  Make them
+        threaded, as runc does; domain controllers are then unavailable, which apply() reports."""
+        for d in self.created:
+            try:
+                if base.read(d, "cgroup.type") == "domain invalid":
+                    base.write(d, "cgroup.type", "threaded")
+                    self.no_controllers = self.no_controllers or os.path.dirname(d)
+            except (OSError, RuntimeFailure):
+                pass
 
     def destroy(self) -> None:
         if os.path.isdir(self.path):
@@ -156,8 +181,12 @@ class V2Manager:
 
     def _need(self, name: str, field: str, what: str) -> None:
         if not self._has(name):
+            why = ""
+            if self.no_controllers:
+                why = (f": {self.no_controllers} has processes of its own (cgroup v2 allows no controllers "
+                       "below a populated cgroup); use a linux.cgroupsPath outside it")
             raise ConfigError(field, f"{what} need the cgroup2 {name.split('.')[0]} controller, which is "
-                                     f"not enabled for {self.path}")
+                                     f"not enabled for {self.path}{why}")
 
     def _set(self, r: dict, initial: bool) -> None:
         w = self.path

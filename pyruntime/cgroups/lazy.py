@@ -5,18 +5,18 @@ resources or log warnings, so they should not pay for importing the validator (r
 """
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
 
 
 class _Lazy:
     def __init__(self, name: str) -> None:
         self._name = name
-        self._mod: ModuleType | None = None
+        self._mod: object | None = None
 
     def __getattr__(self, attr: str):
         if self._mod is None:
-            self._mod = importlib.import_module(self._name)
+            # __import__, not importlib.import_module: the importlib package (warnings, types) is
+            # itself an import on every lifecycle call
+            self._mod = __import__(self._name, fromlist=["_"])
         return getattr(self._mod, attr)
 
 

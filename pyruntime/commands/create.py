@@ -8,13 +8,19 @@ HELP = "create a container"
 
 def add_create_flags(p: argparse.ArgumentParser) -> None:
     """Flags shared by create and run (runc's names)."""
-    p.add_argument("--bundle", "-b", default=".")
-    p.add_argument("--pid-file", default=None)
-    p.add_argument("--console-socket", default=None)
-    p.add_argument("--no-pivot", action="store_true")
-    p.add_argument("--no-new-keyring", action="store_true")
-    p.add_argument("--preserve-fds", type=int, default=0)
-    p.add_argument("id")
+    p.add_argument("--bundle", "-b", default=".", metavar="DIR",
+                   help="the bundle: the directory holding config.json (default: the current directory)")
+    p.add_argument("--pid-file", default=None, metavar="FILE",
+                   help="write the pid of the container's init process to FILE")
+    p.add_argument("--console-socket", default=None, metavar="PATH",
+                   help="AF_UNIX socket that receives the pseudo-terminal master (with process.terminal)")
+    p.add_argument("--no-pivot", action="store_true",
+                   help="move the rootfs with MS_MOVE and chroot instead of pivot_root (ramdisk roots)")
+    p.add_argument("--no-new-keyring", action="store_true",
+                   help="keep the caller's session keyring instead of giving the container a new one")
+    p.add_argument("--preserve-fds", type=int, default=0, metavar="N",
+                   help="pass N more open file descriptors (3 .. 3+N-1, after $LISTEN_FDS) to the process")
+    p.add_argument("id", help="the new container's id, unique under --root")
 
 
 def configure(p: argparse.ArgumentParser) -> None:

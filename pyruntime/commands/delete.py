@@ -7,8 +7,8 @@ HELP = "delete a container and everything it owned"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--force", "-f", action="store_true")
-    p.add_argument("id")
+    p.add_argument("--force", "-f", action="store_true", help="kill the container first if it is still running")
+    p.add_argument("id", help="container id")
 
 
 def run(args: argparse.Namespace) -> int:

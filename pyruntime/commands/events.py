@@ -33,7 +33,8 @@ def parse_duration(text: str) -> float:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--interval", default="5s", help="stats collection interval (default 5s)")
+    parser.add_argument("--interval", default="5s", metavar="DURATION",
+                        help="time between stats events: 5s, 500ms, 1m30s (default: 5s)")
     parser.add_argument("--stats", action="store_true", help="display the container's stats then exit")
     parser.add_argument("id", help="container id")
 

@@ -25,9 +25,9 @@ def parse_signal(text: str) -> int:
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--all", "-a", action="store_true")
-    p.add_argument("id")
-    p.add_argument("signal", nargs="?", default="SIGTERM")
+    p.add_argument("--all", "-a", action="store_true", help="signal every process in the container's cgroup")
+    p.add_argument("id", help="container id")
+    p.add_argument("signal", nargs="?", default="SIGTERM", help="signal name (KILL, SIGKILL) or number")
 
 
 def run(args: argparse.Namespace) -> int:

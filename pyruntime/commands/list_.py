@@ -9,8 +9,9 @@ HELP = "list containers"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", "-f", choices=["table", "json"], default="table")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--format", "-f", choices=["table", "json"], default="table", metavar="FORMAT",
+                   help="'table' or 'json' (default: table)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only the container ids")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,10 +27,17 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
     elif args.format == "json":
-        sys.stdout.write(json.dumps(rows) + "\n")
+        sys.stdout.write((json.dumps(rows) if rows else "null") + "\n")    # runc prints null for none
     else:
-        fmt = "{:<20} {:<8} {:<10} {:<40} {:<32} {}\n"
-        sys.stdout.write(fmt.format("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"))
-        for r in rows:
-            sys.stdout.write(fmt.format(r["id"], r["pid"], r["status"], r["bundle"], r["created"], r["owner"]))
+        sys.stdout.write(format_table(rows))
     return 0
+
+
+def format_table(rows: list[dict]) -> str:
+    """runc's table: each column as wide as its widest cell plus 3 (at least 12), so 64-character ids
+    (containerd's) stay aligned."""
+    cols = ("id", "pid", "status", "bundle", "created", "owner")
+    table = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+    table += [[str(r.get(c, 0 if c == "pid" else "")) for c in cols] for r in rows]
+    widths = [max(12, max(len(row[i]) for row in table) + 3) for i in range(len(cols) - 1)]
+    return "".join("".join(v.ljust(w) for v, w in zip(row, widths)) + row[-1] + "\n" for row in table)

@@ -14,7 +14,8 @@ HELP = "ps displays the processes running inside a container"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--format", default="table", choices=["table", "json"])
+    parser.add_argument("-f", "--format", default="table", choices=["table", "json"], metavar="FORMAT",
+                        help="'table' (ps output) or 'json' (array of pids) (default: table)")
     parser.add_argument("id", help="container id")
     parser.add_argument("ps_args", nargs=argparse.REMAINDER, help="arguments for ps (default -ef)")
 

@@ -5,61 +5,61 @@ from __future__ import annotations
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import os
 
-import _signal as signal   # not `signal`: its enum conversion costs milliseconds per call
 
 from .create import add_create_flags
 
 HELP = "create and run a container"
-FORWARD = sorted(s for s in signal.valid_signals() if s not in (
-    signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU) and s < 32)
-
+from ..protocol import FORWARD, Forwarder, exit_status  # noqa: F401,E402  (kept importable from here)
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_create_flags(p)
-    p.add_argument("--detach", "-d", action="store_true")
-    p.add_argument("--keep", action="store_true")
-    p.add_argument("--image", default=None, help="run an OCI image layout LAYOUT[:REF] instead of a bundle")
+    p.add_argument("--detach", "-d", action="store_true", help="return once the container runs, leaving it running")
+    p.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
+    p.add_argument("--image", default=None, metavar="IMAGE",
+                   help="run an image (LAYOUT[:REF], ARCHIVE[:REF] or a stored image) instead of a bundle")
+    # --image only: the image's defaults, changed
+    p.add_argument("--env", "-e", action="append", default=[], help="NAME=VALUE (repeatable)")
+    p.add_argument("--workdir", "-w", default=None, metavar="DIR", help="working directory (--image only)")
+    p.add_argument("--user", "-u", default=None, help="USER[:GROUP] (names from the image's /etc/passwd)")
+    p.add_argument("--mount", action="append", default=[], help="type=bind,source=SRC,target=DST[,readonly]")
+    p.add_argument("--volume", "-v", action="append", default=[], help="SRC:DST[:ro|rw]")
+    p.add_argument("--read-only", action="store_true", help="a read-only rootfs (default: writable)")
+    p.add_argument("--tty", "-t", action="store_true", help="give the process a terminal")
+    p.add_argument("--image-store", default=None, help="layer store (default: ROOT/.images)")
+    p.add_argument("--platform", default=None, help="os/arch[/variant] (default: this host)")
+    p.add_argument("--max-expansion", type=float, default=None,
+                   help="a layer may unpack to RATIO x its compressed size (default 50, at least 64 MiB; 0: no limit)")
+    p.add_argument("process_args", nargs=argparse.REMAINDER, metavar="command",
+                   help="with --image: the program and arguments to run instead of the image's")
 
 
-def exit_status(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+_IMAGE_ONLY = (("env", "--env"), ("workdir", "--workdir"), ("user", "--user"), ("mount", "--mount"),
+               ("volume", "--volume"), ("read_only", "--read-only"), ("tty", "--tty"),
+               ("image_store", "--image-store"), ("platform", "--platform"), ("max_expansion", "--max-expansion"),
+               ("process_args", "a command after the id"))
 
 
-class Forwarder:
-    """Forward the signals we receive to our child `pid` (through a pidfd) from now on.
+def _no_image_flags(args: argparse.Namespace) -> None:
+    for dest, flag in _IMAGE_ONLY:
+        if getattr(args, dest, None):
+            from ..errors import RuntimeFailure
+            raise RuntimeFailure(f"{flag} applies to run --image only; edit the bundle's config.json instead")
 
-    Installed as soon as the pid exists, before the process is released: a signal that arrives
-    while `start` is still returning must reach the container, not kill us (runc does the same)."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.pidfd = os.pidfd_open(pid)
-        self.old = {s: signal.signal(s, self._forward) for s in FORWARD}
-
-    def _forward(self, sig: int, _frame) -> None:
-        try:
-            signal.pidfd_send_signal(self.pidfd, sig)
-        except ProcessLookupError:
-            pass
-
-    def retarget(self, pid: int) -> None:
-        """The intermediate process handed over to the final one (MSG_PID)."""
-        pidfd = os.pidfd_open(pid)
-        os.close(self.pidfd)
-        self.pid, self.pidfd = pid, pidfd
-
-    def wait(self) -> int:
-        """The child's exit status (128+signal when killed)."""
-        _, status = os.waitpid(self.pid, 0)
-        return exit_status(status)
-
-    def close(self) -> None:
-        for s, h in self.old.items():
-            signal.signal(s, h)
-        self.old = {}
-        os.close(self.pidfd)
+def _image_bundle(args: argparse.Namespace) -> str:
+    """Make the bundle of ``run --image`` (see pyruntime/image/runimage.py)."""
+    from .. import log
+    from ..image.layerstream import DEFAULT_MAX_EXPANSION
+    from ..image.progress import Progress
+    from ..image.runimage import Overrides, prepare
+    cmd = list(args.process_args or [])
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    o = Overrides(command=cmd, env=args.env, workdir=args.workdir, user=args.user,
+                  mounts=list(args.mount) + list(args.volume), read_only=args.read_only, tty=args.tty)
+    ratio = DEFAULT_MAX_EXPANSION if args.max_expansion is None else args.max_expansion
+    return prepare(args.root, args.id, args.image, o, store_path=args.image_store, platform=args.platform,
+                   max_expansion=ratio, progress=Progress(), warn=log.warning)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,11 +68,10 @@ def run(args: argparse.Namespace) -> int:
     opts = options(args)
     bundle = args.bundle
     if args.image:
-        from .. import image
-        bundle = os.path.join(args.root, ".bundles", args.id)
-        os.makedirs(os.path.dirname(bundle), exist_ok=True)
-        image.make_bundle(args.image, bundle)
+        bundle = _image_bundle(args)
         opts.owned["bundle"] = bundle
+    else:
+        _no_image_flags(args)
     ours = None
     relay = None
     try:
@@ -100,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         if relay is not None:
             relay.close()
         if opts.owned.get("bundle"):
-            import shutil
-            shutil.rmtree(opts.owned["bundle"], ignore_errors=True)
+            from ..image.overlay import remove_bundle
+            remove_bundle(opts.owned["bundle"])
         raise
     master = None
     fwd = None if args.detach else Forwarder(st.pid)
@@ -111,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
             from ..ttyproxy import copy_winsize, recv_master
             master = recv_master(ours)
             copy_winsize(master)
-        container.start(args.root, args.id)
+        # MAINPID for NOTIFY_SOCKET: in the foreground we stand for the container (runc)
+        container.start(args.root, args.id, None if args.detach else os.getpid())
     except BaseException:
         if master is not None:
             os.close(master)
@@ -134,7 +134,10 @@ def run(args: argparse.Namespace) -> int:
                 os.close(master)
         elif relay is not None:
             relay.run(fwd.pidfd)
-        return fwd.wait()
+        status = fwd.wait()
+        from .. import log
+        log.debug(f"run {args.id}: process pid {st.pid} exited, status {status}")
+        return status
     finally:
         if relay is not None:
             relay.close()

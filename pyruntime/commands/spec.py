@@ -11,8 +11,10 @@ HELP = "create a new specification file"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", "-b", default=".")
-    p.add_argument("--rootless", action="store_true")
+    p.add_argument("--bundle", "-b", default=".", metavar="DIR",
+                   help="where to write config.json (default: the current directory)")
+    p.add_argument("--rootless", action="store_true",
+                   help="a config for an unprivileged user: a user namespace mapping root to the caller")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ HELP = "start a created container"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id")
+    p.add_argument("id", help="container id")
 
 
 def run(args: argparse.Namespace) -> int:

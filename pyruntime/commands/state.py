@@ -8,7 +8,7 @@ HELP = "output the state of a container"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id")
+    p.add_argument("id", help="container id")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,17 +30,35 @@ _FLAGS: dict[str, tuple[str, str, str]] = {
     "pids_limit": ("pids", "limit", "int"),
     "blkio_weight": ("blockIO", "weight", "int"),
 }
+_HELP: dict[str, str] = {
+    "memory": "memory limit in bytes (k/m/g suffixes)",
+    "memory_reservation": "memory soft limit in bytes",
+    "memory_swap": "memory plus swap limit in bytes; -1 for unlimited swap",
+    "kernel_memory": "kernel memory limit in bytes (cgroup v1; deprecated by the kernel)",
+    "kernel_memory_tcp": "kernel TCP buffer memory limit in bytes (cgroup v1)",
+    "cpu_quota": "CPU time in microseconds the container may use per --cpu-period",
+    "cpu_period": "length of the CPU accounting period in microseconds",
+    "cpu_shares": "relative CPU weight (cgroup v1 shares; converted to cpu.weight on v2)",
+    "cpu_burst": "CPU time in microseconds that may be borrowed above the quota",
+    "cpu_idle": "1 to give the cgroup the SCHED_IDLE policy, 0 to clear it",
+    "cpu_rt_period": "realtime scheduling period in microseconds (cgroup v1)",
+    "cpu_rt_runtime": "realtime runtime in microseconds per period (cgroup v1)",
+    "cpuset_cpus": "CPUs the container may use: 0-3, 1,3",
+    "cpuset_mems": "memory nodes the container may use: 0-1",
+    "pids_limit": "maximum number of processes; -1 for no limit",
+    "blkio_weight": "relative block IO weight, 10 to 1000",
+}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-r", "--resources", default=None,
+    parser.add_argument("-r", "--resources", default=None, metavar="FILE",
                         help="path to a file with the new resources (LinuxResources JSON), '-' for stdin")
     for dest in _FLAGS:
         flag = "--" + dest.replace("_", "-")
         names = [flag] + (["--cpu-share"] if dest == "cpu_shares" else [])
-        parser.add_argument(*names, dest=dest, default=None)
-    parser.add_argument("--l3-cache-schema", default=None, help="not supported (no intelRdt)")
-    parser.add_argument("--mem-bw-schema", default=None, help="not supported (no intelRdt)")
+        parser.add_argument(*names, dest=dest, default=None, metavar="VALUE", help=_HELP[dest])
+    parser.add_argument("--l3-cache-schema", default=None, metavar="SCHEMA", help="not supported (no intelRdt)")
+    parser.add_argument("--mem-bw-schema", default=None, metavar="SCHEMA", help="not supported (no intelRdt)")
     parser.add_argument("id", help="container id")
 
 

@@ -31,6 +31,7 @@ WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
 #: xattrs that are host-specific or would change how an overlay mount reads this rootfs
 _SKIP_XATTRS = ("security.selinux", "trusted.overlay.", "user.overlay.")
+OVL_OPAQUE = "trusted.overlay.opaque"
 _WFLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -45,8 +46,12 @@ def clean(name: str) -> str:
 
 class Applier:
     def __init__(self, root: Root, *, uid_map: IdMapper, gid_map: IdMapper, rootless: bool,
-                 warn=None) -> None:
+                 warn=None, overlay: bool = False) -> None:
         self.root = root
+        #: write whiteouts the way overlayfs reads them (a 0/0 char device, an opaque xattr) instead of
+        #: applying them: the layer is unpacked alone, to be a lower directory of an overlay mount
+        self.overlay = overlay
+        self.whited: set[str] = set()
         self.uid_map = uid_map
         self.gid_map = gid_map
         self.rootless = rootless
@@ -245,6 +250,9 @@ class Applier:
                 os.mkdir(base, 0o700, dir_fd=pfd)
         if self.chown:
             os.chown(base, *self._ids(e), dir_fd=pfd, follow_symlinks=False)
+        if self.overlay and path in self.whited:
+            # whited out and made again in this layer: nothing of the lower layers' shows through
+            os.setxattr(f"/proc/self/fd/{pfd}/{base}", OVL_OPAQUE, b"y", follow_symlinks=False)
         mode = e.mode
         if self.rootless and mode & 0o700 != 0o700:
             self.deferred_modes[path] = mode
@@ -331,6 +339,8 @@ class Applier:
             name = base[len(WH_PREFIX):]
             if name in ("", ".", ".."):
                 raise LayerError("invalid whiteout name", entry=e.name)
+        if self.overlay:
+            return self._overlay_whiteout(parent, None if opaque else name)
         try:
             pfd = self.root.dir(parent)
         except (FileNotFoundError, NotADirectoryError):
@@ -352,6 +362,27 @@ class Applier:
                     self.root.invalidate(keep=parent)
                 else:
                     os.unlink(name, dir_fd=pfd)
+
+    def _overlay_whiteout(self, parent: str, name: str | None) -> None:
+        """Whiteout ``name`` in ``parent`` (None: make ``parent`` opaque) for overlayfs."""
+        pfd = self.root.dir(parent, create=True)
+        self._note_parent(parent, pfd)
+        if name is None:
+            os.setxattr(f"/proc/self/fd/{pfd}", OVL_OPAQUE, b"y", follow_symlinks=False)
+            return
+        target = f"{parent}/{name}" if parent else name
+        if target in self.upper:
+            # this layer has its own entry there: it hides the lower one anyway; a directory must
+            # also hide the lower directory's contents
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                os.setxattr(f"/proc/self/fd/{pfd}/{name}", OVL_OPAQUE, b"y", follow_symlinks=False)
+            return
+        try:
+            os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=pfd)
+        except FileExistsError:
+            return
+        self.whited.add(target)
 
     def _prune(self, top: str, keep_self: bool) -> None:
         """Remove everything under directory ``top`` that this layer did not extract."""

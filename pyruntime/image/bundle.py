@@ -13,7 +13,7 @@ from . import platform as plat
 from .apply import Applier
 from .errors import ImageError
 from .fsops import Root, remove_path, remove_tree
-from .layerstream import LayerStream
+from .layerstream import DEFAULT_MAX_EXPANSION, LayerStream, expansion_limit
 from .progress import Progress
 from .resolve import Image, open_images
 from .tarstream import StreamSource, TarReader
@@ -66,8 +66,43 @@ def _prepare_bundle(bundle: str, made: _Created) -> None:
     made.top = top
 
 
+def open_layer_stream(layer, blob, max_expansion: float | None, progress=None) -> LayerStream:
+    """The verified, size-limited stream of one layer (not started)."""
+    size = layer.desc.size
+    limit = expansion_limit(size, max_expansion)
+    hint = "" if limit is None else (
+        f"{max_expansion:g}x its {size} compressed bytes, at least {expansion_limit(0, max_expansion)}; "
+        f"raise the limit with --max-expansion RATIO, 0 for none")
+    return LayerStream(blob, layer.desc.digest, size if layer.desc.digest else None, layer.diff_id,
+                       f"layer {layer.number}", progress=progress,
+                       max_out=limit, limit_hint=hint)
+
+
+def apply_layer(applier: Applier, layer, n: int, max_expansion: float | None,
+                progress: Progress | None) -> None:
+    """Stream layer ``layer`` (of ``n``) through its checks into ``applier``."""
+    label = f"layer {layer.number}/{n} ({layer.desc.digest or layer.diff_id})"
+    cb = progress.layer(layer.number, n, layer.desc.size) if progress else None
+    blob = layer.opener()
+    try:
+        stream = open_layer_stream(layer, blob, max_expansion, progress=cb).start()
+        try:
+            applier.apply(TarReader(StreamSource(stream.next_chunk)), label)
+            stream.finish()
+        except BaseException as e:
+            blob_err = stream.abort(diagnose=isinstance(e, Exception))
+            if blob_err is not None and blob_err is not e:
+                raise blob_err from e
+            raise
+    finally:
+        blob.close()
+        if progress:
+            progress.end()
+
+
 def _unpack_layers(img: Image, rootfs: str, *, uid_ranges, gid_ranges, rootless: bool, warn,
-                   progress: Progress | None, use_openat2: bool | None) -> Root:
+                   progress: Progress | None, use_openat2: bool | None,
+                   max_expansion: float | None = DEFAULT_MAX_EXPANSION) -> Root:
     umap = idmap.IdMapper(uid_ranges, "uid")
     gmap = idmap.IdMapper(gid_ranges, "gid")
     chown = not rootless
@@ -77,26 +112,8 @@ def _unpack_layers(img: Image, rootfs: str, *, uid_ranges, gid_ranges, rootless:
     root = Root(rootfs, use_openat2=use_openat2, mkdir_owner=(umap(0), gmap(0)) if chown else None)
     try:
         applier = Applier(root, uid_map=umap, gid_map=gmap, rootless=rootless, warn=warn)
-        n = len(img.layers)
         for layer in img.layers:
-            label = f"layer {layer.number}/{n} ({layer.desc.digest or layer.diff_id})"
-            cb = progress.layer(layer.number, n, layer.desc.size) if progress else None
-            blob = layer.opener()
-            try:
-                stream = LayerStream(blob, layer.desc.digest, layer.desc.size if layer.desc.digest else None,
-                                     layer.diff_id, f"layer {layer.number}", progress=cb).start()
-                try:
-                    applier.apply(TarReader(StreamSource(stream.next_chunk)), label)
-                    stream.finish()
-                except BaseException as e:
-                    blob_err = stream.abort(diagnose=isinstance(e, Exception))
-                    if blob_err is not None and blob_err is not e:
-                        raise blob_err from e
-                    raise
-            finally:
-                blob.close()
-                if progress:
-                    progress.end()
+            apply_layer(applier, layer, len(img.layers), max_expansion, progress)
         applier.finish()
         return root
     except BaseException:
@@ -107,7 +124,7 @@ def _unpack_layers(img: Image, rootfs: str, *, uid_ranges, gid_ranges, rootless:
 def unpack(src: str, bundle: str, *, ref: str | None = None, platform: str | None = None,
            uid_map: list[str] | None = None, gid_map: list[str] | None = None,
            progress: Progress | None = None, warn=None, rootless: bool | None = None,
-           use_openat2: bool | None = None) -> Image:
+           use_openat2: bool | None = None, max_expansion: float | None = DEFAULT_MAX_EXPANSION) -> Image:
     """Unpack image ``ref`` of layout/archive ``src`` into bundle directory ``bundle``."""
     warn = warn or (lambda msg: None)
     want = plat.parse(platform) if platform else plat.host()
@@ -128,7 +145,8 @@ def unpack(src: str, bundle: str, *, ref: str | None = None, platform: str | Non
             if made.top is None:
                 made.inside.append(rootfs)
             root = _unpack_layers(img, rootfs, uid_ranges=uid_ranges, gid_ranges=gid_ranges,
-                                  rootless=rootless, warn=warn, progress=progress, use_openat2=use_openat2)
+                                  rootless=rootless, warn=warn, progress=progress, use_openat2=use_openat2,
+                                  max_expansion=max_expansion)
             try:
                 spec = convert.runtime_config(img.config, root, uid_ranges, gid_ranges, warn)
             finally:

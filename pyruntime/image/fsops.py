@@ -18,6 +18,7 @@ import os
 import stat
 
 from .errors import ImageError
+from .rmtree import remove_path, remove_tree  # noqa: F401 - re-exported
 
 O_PATH = getattr(os, "O_PATH", 0o10000000)
 _DIRFLAGS = O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
@@ -25,6 +26,8 @@ RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
 _SYS_OPENAT2 = 437          # same number on every architecture (post-4.20 syscall table)
 MAX_SYMLINKS = 40
+#: paths this long are resolved by hand: openat2 takes at most PATH_MAX (4096) bytes
+LONG_PATH = 4000
 
 
 class _OpenHow(ctypes.Structure):
@@ -86,6 +89,8 @@ class Root:
         self.use_openat2 = openat2_available() if use_openat2 is None else use_openat2
         self.mkdir_owner = mkdir_owner      # (uid, gid) for parents we create, or None
         self._cache: dict[str, int] = {}
+        st = os.fstat(self.fd)
+        self._root_id = (st.st_dev, st.st_ino)
 
     def close(self) -> None:
         self.invalidate()
@@ -104,17 +109,24 @@ class Root:
         """Open ``path`` (relative, '/'-separated) resolved inside the root; the caller owns the fd."""
         if not path:
             return os.open(".", flags | os.O_CLOEXEC, dir_fd=self.fd)
-        if self.use_openat2:
+        if self.use_openat2 and len(path) < LONG_PATH:
             return _openat2(self.fd, path, flags)
         return self._walk(path, flags)
 
-    def _walk(self, path: str, flags: int, create: bool = False) -> int:
-        """RESOLVE_IN_ROOT without openat2: component by component, symlinks expanded by hand.
+    def _is_root(self, fd: int) -> bool:
+        st = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == self._root_id
 
-        With ``create``, missing directories are made on the way -- also where a symlink points
-        to something that does not exist yet (its target is created inside the root, as umoci and
-        containerd do)."""
-        stack = [os.open(".", _DIRFLAGS, dir_fd=self.fd)]
+    def _walk(self, path: str, flags: int, create: bool = False, start: int | None = None) -> int:
+        """RESOLVE_IN_ROOT by hand: component by component, symlinks expanded, ``..`` clamped at the root.
+
+        Used without openat2, and for paths longer than PATH_MAX (a 3000-level tree is a valid image).
+        Holds one directory fd at a time: ``..`` is the real parent of a directory reached through
+        real directories only, and stays put at the root.  ``start`` is a directory already resolved
+        in the root (a cached parent) to continue from.  With ``create``, missing directories are made
+        on the way -- also where a symlink points to something that does not exist yet (its target is
+        created inside the root, as umoci and containerd do)."""
+        cur = os.open(".", _DIRFLAGS, dir_fd=self.fd if start is None else start)
         comps = [c for c in reversed(path.split("/"))]
         links = 0
         try:
@@ -123,10 +135,11 @@ class Root:
                 if c in ("", "."):
                     continue
                 if c == "..":
-                    if len(stack) > 1:
-                        os.close(stack.pop())
+                    if not self._is_root(cur):
+                        up = os.open("..", _DIRFLAGS, dir_fd=cur)
+                        os.close(cur)
+                        cur = up
                     continue
-                cur = stack[-1]
                 last = not any(x not in ("", ".") for x in comps)
                 try:
                     fd = os.open(c, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
@@ -142,52 +155,66 @@ class Root:
                     os.close(fd)
                     links += 1
                     if links > MAX_SYMLINKS:
-                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path[:200])
                     target = os.readlink(c, dir_fd=cur)
                     if target.startswith("/"):
-                        while len(stack) > 1:
-                            os.close(stack.pop())
+                        top = os.open(".", _DIRFLAGS, dir_fd=self.fd)
+                        os.close(cur)
+                        cur = top
                     comps.extend(reversed(target.split("/")))
                     continue
                 if last:
                     if flags & os.O_DIRECTORY and not stat.S_ISDIR(st.st_mode):
                         os.close(fd)
-                        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+                        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path[:200])
                     if flags & O_PATH:
-                        stack.append(fd)
+                        os.close(cur)
+                        cur = fd
                         break
                     os.close(fd)
-                    stack.append(os.open(c, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur))
+                    fd = os.open(c, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
+                    os.close(cur)
+                    cur = fd
                     break
                 if not stat.S_ISDIR(st.st_mode):
                     os.close(fd)
-                    raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
-                stack.append(fd)
+                    raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path[:200])
+                os.close(cur)
+                cur = fd
             else:
                 # path was all '.'/'..' components: the result is the directory we ended in
                 if not flags & O_PATH:
-                    fd = os.open(".", flags | os.O_CLOEXEC, dir_fd=stack[-1])
-                    os.close(stack.pop())
-                    stack.append(fd)
-            return stack.pop()
+                    fd = os.open(".", flags | os.O_CLOEXEC, dir_fd=cur)
+                    os.close(cur)
+                    cur = fd
+            fd, cur = cur, -1
+            return fd
         finally:
-            for fd in stack:
-                os.close(fd)
+            if cur >= 0:
+                os.close(cur)
 
     def dir(self, path: str, create: bool = False) -> int:
         """The directory ``path`` resolved in the root (cached).  With ``create``, missing
-        components are made (0755, owned by ``mkdir_owner``), like ``mkdir -p`` inside the root."""
+        components are made (0755, owned by ``mkdir_owner``), like ``mkdir -p`` inside the root.
+
+        A path whose parent is cached continues from there (deep trees: constant work per entry
+        instead of a walk from the root each time)."""
         if not path:
             return self.fd
         fd = self._cache.get(path)
         if fd is not None:
             return fd
-        try:
-            fd = self.open(path)
-        except FileNotFoundError:
-            if not create:
-                raise
-            fd = self._mkdir_p(path)
+        parent, _, base = path.rpartition("/")
+        pfd = self._cache.get(parent) if parent else None
+        if pfd is not None and base not in ("", ".", ".."):
+            fd = self._walk(base, _DIRFLAGS, create=create, start=pfd)
+        else:
+            try:
+                fd = self.open(path)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                fd = self._mkdir_p(path)
         self._cache[path] = fd
         return fd
 
@@ -233,127 +260,3 @@ class Root:
                 chunks.append(b)
         finally:
             os.close(fd)
-
-
-def _make_writable(fd: int) -> bool:
-    """Give the owner rwx on a directory so its entries can be removed (rootless cleanup)."""
-    try:
-        st = os.fstat(fd)
-        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
-        return True
-    except OSError:
-        return False
-
-
-def _unlink_retry(name: str, dirfd: int) -> None:
-    try:
-        os.unlink(name, dir_fd=dirfd)
-    except FileNotFoundError:
-        pass
-    except PermissionError:
-        if not _make_writable(dirfd):
-            raise
-        os.unlink(name, dir_fd=dirfd)
-
-
-def _scan_unlink(fd: int) -> list[str]:
-    """Unlink every non-directory in the directory ``fd``; return the names of subdirectories."""
-    subdirs = []
-    with os.scandir(fd) as it:
-        entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-    for name, is_dir in entries:
-        if is_dir:
-            subdirs.append(name)
-        else:
-            _unlink_retry(name, fd)
-    return subdirs
-
-
-def _open_dir_nofollow(name: str, dirfd: int) -> int:
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        return os.open(name, flags, dir_fd=dirfd)
-    except PermissionError:
-        # no read/search permission on the directory itself: fix it (we own it) and retry
-        try:
-            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-            os.chmod(name, stat.S_IMODE(st.st_mode) | stat.S_IRWXU, dir_fd=dirfd, follow_symlinks=False)
-        except (OSError, NotImplementedError):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name) from None
-        return os.open(name, flags, dir_fd=dirfd)
-
-
-def remove_tree(dirfd: int, name: str) -> None:
-    """Remove ``name`` (any type; directories recursively) under ``dirfd`` without following symlinks.
-
-    Iterative and holding one directory fd at a time (it climbs back with ``..``), so a hostile,
-    arbitrarily deep tree neither exhausts the stack nor the fd table.
-    """
-    try:
-        os.unlink(name, dir_fd=dirfd)
-        return
-    except FileNotFoundError:
-        return
-    except IsADirectoryError:
-        pass
-    except PermissionError:
-        try:
-            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISDIR(st.st_mode):
-            if not _make_writable(dirfd):
-                raise
-            os.unlink(name, dir_fd=dirfd)
-            return
-    cur = _open_dir_nofollow(name, dirfd)
-    names = [name]
-    try:
-        frames = [_scan_unlink(cur)]
-    except BaseException:
-        os.close(cur)
-        raise
-    try:
-        while True:
-            if frames[-1]:
-                sub = frames[-1].pop()
-                nxt = _open_dir_nofollow(sub, cur)
-                os.close(cur)
-                cur = nxt
-                names.append(sub)
-                frames.append(_scan_unlink(cur))
-                continue
-            frames.pop()
-            done = names.pop()
-            if not frames:
-                os.close(cur)
-                cur = -1
-                try:
-                    os.rmdir(done, dir_fd=dirfd)
-                except PermissionError:
-                    if not _make_writable(dirfd):
-                        raise
-                    os.rmdir(done, dir_fd=dirfd)
-                return
-            up = os.open("..", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=cur)
-            os.close(cur)
-            cur = up
-            try:
-                os.rmdir(done, dir_fd=cur)
-            except PermissionError:
-                if not _make_writable(cur):
-                    raise
-                os.rmdir(done, dir_fd=cur)
-    finally:
-        if cur >= 0:
-            os.close(cur)
-
-
-def remove_path(path: str) -> None:
-    """Remove a host path created by us (a bundle), safely and whatever its contents' modes."""
-    parent, name = os.path.split(os.path.abspath(path))
-    pfd = os.open(parent or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        remove_tree(pfd, name)
-    finally:
-        os.close(pfd)

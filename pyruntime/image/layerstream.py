@@ -28,6 +28,21 @@ from .errors import BlobError, ImageError
 
 IN_CHUNK = 1 << 20
 OUT_CHUNK = 1 << 20
+#: default expansion limit: a layer may unpack to this many times its compressed size ...
+DEFAULT_MAX_EXPANSION = 50
+#: ... but always to at least this much (small layers of zeros compress very well)
+EXPANSION_FLOOR = 64 << 20
+
+
+def expansion_limit(compressed: int | None, ratio: float | None) -> int | None:
+    """Most uncompressed bytes a layer of ``compressed`` bytes may produce; None: no limit.
+
+    Real layers expand 2-10x; a decompression bomb (1 MiB of gzip -> 1 GiB) far more.  Counting the
+    uncompressed tar stream bounds what the layer can write, since hardlinks are its only way to
+    make data without bytes (and sparse members are refused)."""
+    if not ratio or ratio <= 0 or compressed is None:
+        return None
+    return max(int(compressed * ratio), EXPANSION_FLOOR)
 _QUEUE_DEPTH = 32
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -168,8 +183,11 @@ class LayerStream:
     (success: raises if any check failed) or :meth:`abort` (the consumer failed)."""
 
     def __init__(self, blob, digest: str | None, size: int | None, diff_id: str | None,
-                 name: str, progress=None) -> None:
+                 name: str, progress=None, max_out: int | None = None,
+                 limit_hint: str = "") -> None:
         self.blob = blob
+        self.max_out = max_out
+        self.limit_hint = limit_hint
         self.name = name
         self.verifier = Verifier(digest, size, what=name)
         self.diff = Verifier(diff_id, None, what=f"{name} uncompressed content (diff_id)")
@@ -208,10 +226,15 @@ class LayerStream:
                 src = raw
             try:
                 update = self.diff.update
+                total, limit = 0, self.max_out
                 while not self._stop:
                     data = src.read(OUT_CHUNK)
                     if not data:
                         break
+                    total += len(data)
+                    if limit is not None and total > limit:
+                        raise ImageError(f"expands to more than {limit} bytes ({self.limit_hint})",
+                                         step="unpack", path=self.name)
                     update(data)
                     if not self._put(data):
                         break

@@ -24,8 +24,11 @@ ZERO_BLOCK = bytes(BLOCK)
 MAX_EXT_HEADER = 1 << 20
 #: most extension-header bytes before one entry, and in all global PAX headers together
 MAX_EXT_TOTAL = 4 << 20
-#: longest entry or link name accepted (Linux PATH_MAX)
-MAX_NAME = 4096
+#: longest entry name accepted: beyond PATH_MAX, since a deep tree (3000 levels) is a valid image and the
+#: applier resolves long paths itself; bounded so that names stay cheap to hold
+MAX_NAME = 64 << 10
+#: longest symlink target (the kernel's own limit, PATH_MAX including the NUL)
+MAX_SYMLINK = 4095
 
 # entry types we hand out (GNU 'D' dump-dir is a directory, '7' contiguous is a regular file)
 REG, LINK, SYMLINK, CHR, BLK, DIR, FIFO = "0", "1", "2", "3", "4", "5", "6"
@@ -375,7 +378,10 @@ class TarReader:
                     except ValueError:
                         raise LayerError(f"invalid xattr record {k!r}", entry=os.fsdecode(name)) from None
         if len(name) > MAX_NAME or len(link) > MAX_NAME:
-            raise LayerError("entry or link name longer than PATH_MAX", entry=os.fsdecode(name[:200]) + "...")
+            raise LayerError(f"entry or link name longer than {MAX_NAME} bytes",
+                             entry=os.fsdecode(name[:200]) + "...")
+        if tflag == b"2" and len(link) > MAX_SYMLINK:
+            raise LayerError("symlink target longer than PATH_MAX", entry=os.fsdecode(name[:200]))
         if size < 0:
             raise LayerError("negative size in tar header", entry=os.fsdecode(name))
         e.name = os.fsdecode(name)

@@ -162,7 +162,7 @@ def test_exec(rt, make_bundle):
     out = rt.out("exec", "--user", "1000:1000", "--cwd", "/tmp", "e", "sh", "-c", "id -u; id -g; pwd")
     assert out.split() == ["1000", "1000", "/tmp"]
     cp = rt("exec", "e", "/no/such/binary", check=False)
-    assert cp.returncode == 1 and b"exec: /no/such/binary: no such file or directory" in cp.stderr
+    assert cp.returncode == 255 and b"exec: /no/such/binary: no such file or directory" in cp.stderr
 
 
 def test_version():

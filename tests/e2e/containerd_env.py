@@ -191,12 +191,10 @@ class ContainerdLane:
             problems.append(f"cgroups that could not be removed: {stuck}")
         nsroot = os.path.join(RUNC_ROOT, self.ns)
         if os.path.isdir(nsroot):
-            left = os.listdir(nsroot)
+            left = [n for n in os.listdir(nsroot) if n != ".seccomp-cache"]   # the runtime's filter cache
             if left:
                 problems.append(f"runtime state left in {nsroot}: {left}")
-                sh(["rm", "-rf", nsroot])
-            else:
-                os.rmdir(nsroot)
+            sh(["rm", "-rf", nsroot])
         for d in HOST_DIRS:   # deepest first; only what we created, only if empty
             if d not in self.preexisting:
                 try:

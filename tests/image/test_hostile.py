@@ -144,8 +144,46 @@ def test_size_beyond_stream(unpack, tmp_path, sentinel):
     fails(unpack, tmp_path, tar(evil, end=False), match="unexpected end")
 
 
-def test_name_longer_than_path_max(unpack, tmp_path, sentinel):
-    fails(unpack, tmp_path, tar(f("a/" * 3000 + "x", "x")), match="PATH_MAX")
+def test_name_longer_than_the_name_limit(unpack, tmp_path, sentinel):
+    fails(unpack, tmp_path, tar(f("a/" * 40000 + "x", "x")), match="longer than 65536 bytes")
+
+
+def test_symlink_target_longer_than_path_max(unpack, tmp_path, sentinel):
+    fails(unpack, tmp_path, tar(sym("l", "a/" * 2100)), match="symlink target longer than PATH_MAX")
+
+
+def _depth(path: str) -> tuple[int, list[str]]:
+    """Depth of the d/d/d... chain under path, walked by fd (paths beyond PATH_MAX)."""
+    fd, n = os.open(path, os.O_RDONLY), 0
+    while True:
+        try:
+            nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
+        except FileNotFoundError:
+            names = os.listdir(fd)
+            os.close(fd)
+            return n, names
+        os.close(fd)
+        fd, n = nfd, n + 1
+
+
+def test_3000_level_tree_unpacks_and_is_removed(unpack, tmp_path, sentinel, resolver):
+    """issue 10 item 15: a deep tree (paths far beyond PATH_MAX, through a symlink too) unpacks, and
+    the bundle removal has no recursion limit."""
+    from pyruntime.image.fsops import remove_path
+    name, entries = "", []
+    for _ in range(3000):
+        name = f"{name}/d" if name else "d"
+        entries.append(d(name))
+    entries += [f(name + "/leaf", b"deep"), sym("s", "/d/d/d"),
+                f("s/" + "/".join(["d"] * 2997) + "/../../../" + "/".join(["d"] * 3) + "/via", b"v")]
+    b = str(tmp_path / "deep-bundle")
+    try:
+        unpack(lay(tmp_path, tar(*entries)), bundle=b, use_openat2=resolver)
+        n, names = _depth(os.path.join(b, "rootfs"))
+        assert (n, sorted(names)) == (3000, ["leaf", "via"])
+    finally:
+        remove_path(b)        # pytest's own tmp_path cleanup (shutil, recursive) could not
+    assert not os.path.exists(b)
 
 
 def test_symlink_loop(unpack, tmp_path, sentinel, resolver):

@@ -117,7 +117,9 @@ class Runtime:
                     problems.append(f"cgroup left behind: {d}")
                 except OSError as exc:
                     problems.append(f"cgroup left behind and busy: {d}: {exc}")
-        leftovers = sorted(p.name for p in Path(self.root).iterdir()) if os.path.isdir(self.root) else []
+        # .seccomp-cache is the runtime's own compiled-filter cache (pyruntime/seccomp_cache.py), not a container
+        leftovers = sorted(p.name for p in Path(self.root).iterdir()
+                           if p.name != ".seccomp-cache") if os.path.isdir(self.root) else []
         if leftovers:
             problems.append(f"state left behind in {self.root}: {leftovers}")
         shutil.rmtree(self.root, ignore_errors=True)

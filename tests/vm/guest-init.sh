@@ -9,6 +9,9 @@
 #     /sys/fs/cgroup   = the only cgroup hierarchy: cgroup2 (the kernel runs with cgroup_no_v1=all)
 # stage 2 (PID 1 in the new root): enable every controller in the root cgroup, run the command
 #     with stdout/stderr on two virtio serial ports, write its exit status to state/rc, power off.
+# VM_INIT=systemd (in the state dir's config): stage 1 switch_roots into /lib/systemd/systemd
+#     instead; its default target starts pyrt-vm.service (after basic.target and dbus), which runs
+#     this script as "stage2" under systemd: the same command, rc and power-off, with systemd as PID 1.
 # Progress lines "PYRT-VM: ..." go to the serial console; the host timestamps them.
 BB=/bin/busybox
 [ "$1" = stage2 ] && BB=/run/pyrt-vm/busybox
@@ -16,6 +19,46 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 say() { echo "PYRT-VM: $*" > /dev/console; }
 fatal() { say "FATAL: $*"; $BB sync; $BB poweroff -f; exit 1; }
+
+# systemd_units ROOT: the guest's systemd configuration, written into the overlay (never the host):
+# no fstab (the host's disks are not there), a default target that runs the command, and no units
+# that only cost boot time under TCG or wait for hardware the VM lacks.
+systemd_units() {
+    local R=$1 u
+    : > $R/etc/fstab
+    $BB mkdir -p $R/etc/systemd/system
+    $BB cat > $R/etc/systemd/system/pyrt-vm.target <<EOT
+[Unit]
+Description=pyruntime VM lane
+Requires=basic.target pyrt-vm.service
+After=basic.target pyrt-vm.service
+AllowIsolate=yes
+EOT
+    $BB cat > $R/etc/systemd/system/pyrt-vm.service <<EOT
+[Unit]
+Description=pyruntime VM lane command
+Wants=dbus.service
+After=basic.target dbus.service dbus.socket
+[Service]
+Type=oneshot
+ExecStart=/run/pyrt-vm/busybox sh /run/pyrt-vm/init stage2
+StandardInput=null
+StandardOutput=journal+console
+TimeoutStartSec=infinity
+EOT
+    $BB ln -sfn /etc/systemd/system/pyrt-vm.target $R/etc/systemd/system/default.target
+    for u in systemd-udev-trigger.service systemd-udevd.service systemd-udev-settle.service \
+             systemd-timesyncd.service systemd-networkd.service systemd-networkd-wait-online.service \
+             systemd-resolved.service systemd-logind.service getty.target console-getty.service \
+             serial-getty@ttyS0.service systemd-random-seed.service apt-daily.timer \
+             apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer logrotate.timer \
+             systemd-tmpfiles-clean.timer containerd.service podman.socket cron.service ssh.service \
+             systemd-binfmt.service proc-sys-fs-binfmt_misc.automount sys-kernel-debug.mount \
+             sys-kernel-tracing.mount sys-fs-fuse-connections.mount modprobe@fuse.service \
+             systemd-machine-id-commit.service systemd-pstore.service; do
+        $BB ln -sfn /dev/null "$R/etc/systemd/system/$u"
+    done
+}
 
 if [ "$1" != stage2 ]; then
     export PATH=/bin
@@ -66,6 +109,14 @@ if [ "$1" != stage2 ]; then
     done
     $BB cp $BB $R/run/pyrt-vm/busybox
     $BB cp /init $R/run/pyrt-vm/init
+    if [ "${VM_INIT:-shell}" = systemd ]; then
+        systemd_units $R
+        $BB umount /proc /sys
+        $BB umount /dev 2>/dev/null
+        say "switch_root (systemd)"
+        exec $BB switch_root $R /lib/systemd/systemd --log-level=warning --show-status=no
+        fatal "switch_root to systemd failed"
+    fi
     $BB umount /proc /sys
     $BB umount /dev 2>/dev/null
     say "switch_root"
@@ -73,15 +124,20 @@ if [ "$1" != stage2 ]; then
     fatal "switch_root failed"
 fi
 
-# ---- stage 2: PID 1 in the final root
+# ---- stage 2: PID 1 in the final root (or, with VM_INIT=systemd, pyrt-vm.service under systemd)
 S=/run/pyrt-vm/state
 . $S/config
-$BB mount --make-rshared /
-$BB hostname "${VM_HOSTNAME:-pyrt-vm}"
-$BB ip link set lo up 2>/dev/null
-for c in $($BB cat /sys/fs/cgroup/cgroup.controllers); do
-    echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control || say "cannot enable controller $c"
-done
+if [ "${VM_INIT:-shell}" != systemd ]; then
+    $BB mount --make-rshared /
+    $BB hostname "${VM_HOSTNAME:-pyrt-vm}"
+    $BB ip link set lo up 2>/dev/null
+    for c in $($BB cat /sys/fs/cgroup/cgroup.controllers); do
+        echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control || say "cannot enable controller $c"
+    done
+else
+    $BB hostname "${VM_HOSTNAME:-pyrt-vm}"
+    say "systemd: $(/bin/systemctl is-system-running 2>&1)"
+fi
 say "controllers: $($BB cat /sys/fs/cgroup/cgroup.subtree_control)"
 
 OUT=/dev/console ERR=/dev/console

@@ -22,6 +22,7 @@
 #        VM_KVER=<uname -r>  VM_CACHE_DIR=<project>/.cache/vm  VM_EXTRA_CMDLINE=...  VM_QEMU_ARGS=...
 #        VM_RW_CACHE=mmap (9p cache mode of the project dir)  VM_VENV_CACHE=loose|off (its .venv)
 #        VM_WRITE_BYTECODE=1 (unset PYTHONDONTWRITEBYTECODE in the guest; 0 = pass it through)
+#        VM_INIT=shell|systemd (systemd: systemd is PID 1 and runs PROGRAM from a service unit)
 #
 # Why TCG: /dev/kvm on the CI machines is a paravirtual (PVM) device that cannot boot stock kernels.
 # Boot speed tricks: the uncompressed vmlinux is extracted once (cached) and booted via PVH (no
@@ -202,7 +203,11 @@ for s in "${SHARES[@]}"; do
     [[ "$s" =~ ^/[A-Za-z0-9._/+-]*=(mmap|loose|none|fscache)$ ]] \
         || die "shared dir path or cache mode not supported (paths: [A-Za-z0-9._/+-]): $s"
 done
-printf 'VM_SHARES="%s"\nVM_HOSTNAME=pyrt-vm\n' "${SHARES[*]}" > "$STATE/config"
+case "${VM_INIT:-shell}" in shell|systemd) ;; *) die "VM_INIT must be shell or systemd" ;; esac
+if [ "${VM_INIT:-shell}" = systemd ] && [ ! -x /lib/systemd/systemd ]; then
+    die "VM_INIT=systemd: /lib/systemd/systemd not installed (apt-get install systemd dbus)"
+fi
+printf 'VM_SHARES="%s"\nVM_HOSTNAME=pyrt-vm\nVM_INIT=%s\n' "${SHARES[*]}" "${VM_INIT:-shell}" > "$STATE/config"
 
 {
     echo '#!/bin/bash'

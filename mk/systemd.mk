@@ -1,0 +1,28 @@
+# mk/systemd.mk - the systemd lane: `make test-systemd`.
+#
+# Boots the qemu VM of mk/cgroup2.mk with systemd as PID 1 (tests/vm/run-in-vm.sh VM_INIT=systemd:
+# the host's systemd and dbus, pure cgroup v2) and runs tests/systemd there, from a service unit:
+# the systemd cgroup driver against runc --systemd-cgroup (limits read back from the units and the
+# cgroup files, no unit left after delete), podman with cgroup_manager=systemd (and
+# --sdnotify=container), containerd with SystemdCgroup=true.  The last line is the verdict;
+# "test-systemd: SKIPPED: <reason>" when no VM can run here (a failure with SYSTEMD_REQUIRED=1).
+#
+#   make test-systemd SYSTEMD_PYTEST_ARGS="-ra -x -k driver" SYSTEMD_TIMEOUT=900
+SYSTEMD_TIMEOUT ?= 900
+SYSTEMD_PYTEST_ARGS ?= -ra
+SYSTEMD_TESTS ?= tests/systemd
+SYSTEMD_REQUIRED ?= 0
+SYSTEMD_APT_PKGS := systemd dbus
+
+.PHONY: test-systemd systemd-vm-deps
+test-lanes: test-systemd
+
+systemd-vm-deps: cgroup2-vm-deps e2e-deps
+	@missing=$$(for p in $(SYSTEMD_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "test-systemd: apt-get install $$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	  || echo "test-systemd: apt-get install failed"; fi
+
+test-systemd: systemd-vm-deps venv all
+	@SYSTEMD_TIMEOUT=$(SYSTEMD_TIMEOUT) SYSTEMD_REQUIRED=$(SYSTEMD_REQUIRED) \
+	  tests/vm/systemd-lane.sh $(PYTEST) -p no:cacheprovider $(SYSTEMD_PYTEST_ARGS) $(SYSTEMD_TESTS)

@@ -1,0 +1,225 @@
+"""Compiled seccomp programs, cached under the state root: podman and containerd send the same profile
+with every container, and compiling podman's (~430 syscall names, three ABIs) is most of a `create`.
+
+An entry is ``<root>/.seccomp-cache/<key>.bpf`` where ``key`` is the SHA-256 of the profile's canonical
+JSON together with every fact that can change the program or the flags compiled from it: the linked
+libseccomp version, the kernel (release, build, machine: its filter flags and actions are probed while
+compiling) and the identity of the compiler itself (this package's seccomp module and C core).  On a
+hit nothing is validated or compiled again: the same bytes under the same facts gave that program.
+
+Safety of the cache itself:
+
+* the entry holds the profile bytes it was compiled from and they are compared byte for byte, so even a
+  hash collision cannot hand a container another profile's filter;
+* a SHA-256 over the whole entry detects corruption (a torn write, a flipped bit): such an entry is
+  ignored, the profile compiled again and the entry rewritten;
+* entries are written to a temporary file and renamed, so readers see a whole entry or none;
+* the directory must be ours and not writable by others (else the cache is not used: whoever can
+  write it could weaken every later container's filter); container ids cannot start with ".", so the
+  directory never clashes with a container;
+* at most ``MAX_ENTRIES`` entries (a BPF program is at most 4096 instructions, 32 KiB): the least
+  recently used ones are evicted when a new one is written.
+
+``PYRUNTIME_SECCOMP_CACHE=0`` in the environment turns the cache off (benchmarks, tests, debugging).
+"""
+from __future__ import annotations
+
+import os
+
+from . import fastjson as json
+from .seccomp import Compiled
+
+try:                                   # the C module directly: hashlib imports ~2.5 ms of wrappers
+    from _sha256 import sha256         # CPython <= 3.11
+except ImportError:                    # pragma: no cover - newer CPython
+    try:
+        from _sha2 import sha256       # type: ignore[no-redef]  # CPython >= 3.12
+    except ImportError:
+        from hashlib import sha256     # type: ignore[no-redef]
+
+DIRNAME = ".seccomp-cache"
+MAX_ENTRIES = 32
+MAGIC = b"PYRTSC1\n"
+_FORMAT = b"pyruntime seccomp cache 1\0"
+
+
+def enabled() -> bool:
+    return os.environ.get("PYRUNTIME_SECCOMP_CACHE", "1") not in ("0", "off", "no", "false")
+
+
+def _facts() -> bytes:
+    """What, besides the profile, decides the compiled program and flags."""
+    from . import seccomp as sc
+    from . import _core
+    u = os.uname()
+    parts = [sc.libseccomp_version() or "?", u.release, u.version, u.machine]
+    for path in (sc.__file__, _core.__file__):
+        try:
+            st = os.stat(path)
+            parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+        except (OSError, TypeError):
+            parts.append(f"{path}:?")
+    return "\0".join(parts).encode()
+
+
+def key_of(profile: bytes) -> str:
+    return sha256(_FORMAT + _facts() + b"\0" + profile).hexdigest()
+
+
+def _open_dir(root: str) -> int | None:
+    """An fd of the cache directory, or None when it cannot be used safely."""
+    path = os.path.join(root, DIRNAME)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        os.close(fd)
+        return None
+    return fd
+
+
+def encode(key: str, profile: bytes, comp: Compiled) -> bytes:
+    meta = json.dumps({"key": key, "profile": len(profile), "n": comp.n, "flags": comp.flags,
+                       "notify": bool(comp.notify), "listenerPath": comp.listener_path,
+                       "listenerMetadata": comp.listener_metadata, "skipped": comp.skipped,
+                       "dropped": comp.dropped_flags}).encode()
+    body = meta + b"\n" + profile + comp.prog
+    return MAGIC + sha256(body).hexdigest().encode() + b"\n" + body
+
+
+def decode(data: bytes, key: str, profile: bytes) -> Compiled | None:
+    """The entry's program if it is whole and was compiled from exactly ``profile``, else None."""
+    try:
+        if not data.startswith(MAGIC):
+            return None
+        digest_end = data.index(b"\n", len(MAGIC))
+        body = data[digest_end + 1:]
+        if sha256(body).hexdigest().encode() != data[len(MAGIC):digest_end]:
+            return None
+        meta_end = body.index(b"\n")
+        meta = json.loads(body[:meta_end])
+        if not isinstance(meta, dict) or meta.get("key") != key:
+            return None
+        plen, n = meta["profile"], meta["n"]
+        rest = body[meta_end + 1:]
+        if rest[:plen] != profile or not isinstance(n, int) or n <= 0 or len(rest) - plen != 8 * n:
+            return None
+        return Compiled(prog=rest[plen:], n=n, flags=int(meta["flags"]), notify=bool(meta["notify"]),
+                        listener_path=meta.get("listenerPath"), listener_metadata=meta.get("listenerMetadata"),
+                        skipped=list(meta.get("skipped") or []), dropped_flags=list(meta.get("dropped") or []))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _read(dfd: int, name: str) -> bytes | None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _write(dfd: int, name: str, data: bytes) -> None:
+    """Atomically (temp + rename); a failure only costs the next create a compile."""
+    tmp = f".tmp.{os.getpid()}.{name}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+    except OSError:
+        return
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except OSError:
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except OSError:
+            pass
+
+
+def _evict(dfd: int, keep: str) -> None:
+    """Keep at most MAX_ENTRIES entries, dropping the least recently used (mtime is touched on a hit)."""
+    try:
+        names = os.listdir(dfd)
+    except OSError:
+        return
+    entries = []
+    for n in names:
+        try:
+            st = os.stat(n, dir_fd=dfd, follow_symlinks=False)
+        except OSError:
+            continue
+        if n.startswith(".tmp."):
+            if n != keep:        # a writer that died between create and rename
+                import time
+                if time.time() - st.st_mtime > 60:
+                    _unlink(dfd, n)
+            continue
+        entries.append((st.st_mtime_ns, n))
+    if len(entries) <= MAX_ENTRIES:
+        return
+    entries.sort()
+    for _, n in entries[:len(entries) - MAX_ENTRIES]:
+        if n != keep:
+            _unlink(dfd, n)
+
+
+def _unlink(dfd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dfd)
+    except OSError:
+        pass
+
+
+def compile(seccomp: dict, field: str, root: str | None) -> Compiled:  # noqa: A001 (seccomp.compile's twin)
+    """``seccomp.compile(seccomp, field)``, through the cache under ``root`` when it can be used."""
+    from . import seccomp as sc
+    if root is None or not enabled() or not isinstance(seccomp, dict):
+        return sc.compile(seccomp, field)
+    try:
+        profile = json.dumps(seccomp).encode()
+    except (TypeError, ValueError):
+        return sc.compile(seccomp, field)
+    dfd = _open_dir(root)
+    if dfd is None:
+        return sc.compile(seccomp, field)
+    try:
+        key = key_of(profile)
+        name = key + ".bpf"
+        data = _read(dfd, name)
+        if data is not None:
+            comp = decode(data, key, profile)
+            if comp is not None:
+                try:
+                    os.utime(name, dir_fd=dfd, follow_symlinks=False)   # recently used: evicted last
+                except OSError:
+                    pass
+                return comp
+        comp = sc.compile(seccomp, field)
+        _write(dfd, name, encode(key, profile, comp))
+        _evict(dfd, name)
+        return comp
+    finally:
+        os.close(dfd)

@@ -1,0 +1,156 @@
+"""The lean start-up rule, checked with what clients really send.
+
+Shims call `state`/`kill`/`start`/`delete` constantly and `create`/`exec` for every container, so an
+import of `re`, `json`, `typing`... on those paths is latency on every call (see docs/ARCHITECTURE.md).
+Each test replays one client's call sequence (argv shapes from podman 4.3.1/conmon and containerd 1.6's
+shim, their recorded configs from benchmarks/client_configs/) against real containers, with the
+interpreter's ``-X importtime`` on, and asserts which modules each call imported.  No timings.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from pyrt_testenv import CG_PARENT, LAUNCHER, ROOT, ROOTFS, cgroup_dirs
+
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import client_configs  # noqa: E402
+
+# What no lifecycle call may import (the project's rule, plus their usual heavy companions).
+FORBIDDEN = {"re", "json", "enum", "dataclasses", "typing", "socket", "copy", "argparse", "subprocess",
+             "shutil", "contextlib", "selectors", "threading", "inspect", "ast", "hashlib", "ctypes",
+             "importlib", "signal", "tempfile", "locale", "pyroute2"}
+# ... and what the calls that do not start a process must not even load: the C core.
+NO_CORE = {"_cffi_backend", "pyruntime._core", "pyruntime.seccomp", "pyruntime.plan", "pyruntime.spec"}
+SMALL = ("state", "kill", "start", "delete", "--version", "state-unknown", "delete-gone")
+
+
+def _interpreter() -> list[str]:
+    """The launcher's own interpreter and flags (its shebang), so we measure exactly what clients run."""
+    with open(LAUNCHER) as f:
+        first = f.readline()
+    assert first.startswith("#!"), f"{LAUNCHER}: no shebang"
+    return first[2:].split()
+
+
+def imports(argv: list[str], *, check: bool = True) -> set[str]:
+    """Modules imported by one runtime call (``-X importtime`` lines on stderr)."""
+    log = f"/tmp/pyrt-imports-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(log, "w+b") as err:
+            cp = subprocess.run([*_interpreter(), "-X", "importtime", LAUNCHER, *argv], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+            err.seek(0)
+            text = err.read().decode(errors="replace")
+    finally:
+        os.unlink(log)
+    mods = {ln.split("|")[-1].strip() for ln in text.splitlines() if ln.startswith("import time:")}
+    mods.discard("imported package")
+    if check:
+        other = "\n".join(ln for ln in text.splitlines() if not ln.startswith("import time:"))
+        assert cp.returncode == 0, f"pyruntime {' '.join(argv)} -> {cp.returncode}: {other}"
+    assert mods, f"no -X importtime output for {argv}"
+    return mods
+
+
+def _check(call: str, mods: set[str]) -> None:
+    bad = sorted(mods & FORBIDDEN)
+    assert not bad, f"`{call}` imported {bad}"
+    if call in SMALL:
+        # --version prints the linked libseccomp's version (as runc does): the core and the (import-light)
+        # seccomp module are allowed there, nothing else
+        allowed = {"_cffi_backend", "pyruntime._core", "pyruntime.seccomp"} if call == "--version" else set()
+        core = sorted(mods & NO_CORE - allowed)
+        assert not core, f"`{call}` loaded {core}, which it does not need"
+
+
+@pytest.fixture
+def world(tmp_path):
+    root = f"/run/pyruntime-imports-{uuid.uuid4().hex[:8]}"
+    made: list[str] = []
+    yield root, tmp_path, made
+    for cid in made:
+        subprocess.run([LAUNCHER, "--root", root, "delete", "--force", cid], capture_output=True, timeout=60)
+    shutil.rmtree(root, ignore_errors=True)
+    for d in cgroup_dirs(f"{CG_PARENT}/imports"):
+        for sub, _, _ in sorted(os.walk(d), key=lambda t: -len(t[0])):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
+
+
+def _bundle(tmp_path, client: str, name: str, args: list[str]) -> str:
+    cfg = client_configs.create_config(client, ROOTFS, f"{CG_PARENT}/imports/{name}", args)
+    return client_configs.write_bundle(str(tmp_path / name), cfg)
+
+
+def _pid_exited(pidfile: str) -> bool:
+    try:
+        pid = int(open(pidfile).read())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return True
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("client", client_configs.CLIENTS)
+def test_lifecycle_imports_with_client_configs(world, client):
+    root, tmp, made = world
+    cid = f"imp-{client}-{uuid.uuid4().hex[:6]}"
+    bundle = _bundle(tmp, client, cid, ["sleep", "100"])
+    log = str(tmp / "oci-log")
+    # the global flags each client puts in front (podman: JSON log on create/exec; containerd: on every call)
+    if client == "podman":
+        g_all, g_log = ["--root", root], ["--root", root, "--log-format=json", "--log", log]
+    else:
+        g_all = g_log = ["--root", root, "--log", log, "--log-format", "json"]
+    proc_file = str(tmp / "process.json")
+    with open(proc_file, "w") as f:
+        json.dump(client_configs.exec_process(client, ["true"]), f)
+
+    seen: dict[str, set[str]] = {}
+    made.append(cid)
+    seen["create"] = imports(g_log + ["create", "--bundle", bundle, "--pid-file", str(tmp / "pidfile"), cid])
+    seen["state"] = imports(g_all + ["state", cid])
+    seen["start"] = imports(g_all + ["start", cid])
+    seen["exec"] = imports(g_log + ["exec", "--pid-file", str(tmp / "exec.pid"), "--process", proc_file,
+                                    "--detach", cid])
+    seen["kill"] = imports(g_all + ["kill", cid, "9"])
+    for _ in range(500):
+        if _pid_exited(str(tmp / "pidfile")):
+            break
+        time.sleep(0.01)
+    seen["delete"] = imports(g_all + ["delete", cid])
+    seen["delete-gone"] = imports(g_all + ["delete", "--force", cid])   # containerd's second delete
+    seen["state-unknown"] = imports(g_log + ["state", cid], check=False)  # an error, logged as JSON
+    rid = f"imp-run-{client}-{uuid.uuid4().hex[:6]}"
+    made.append(rid)
+    seen["run"] = imports(g_log + ["run", "--bundle", _bundle(tmp, client, rid, ["/bin/true"]), rid])
+    seen["--version"] = imports(["--version"])
+
+    assert "pyruntime.container" in seen["create"] and "pyruntime.commands.exec_" in seen["exec"]
+    if client == "podman":   # its profile went through the (cached) compiler, the lean way
+        assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["create"]
+        assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["exec"]
+    for call, mods in seen.items():
+        _check(call, mods)
+
+
+def test_forbidden_modules_are_detected():
+    """The check itself works: a call that does import json (`spec` writes JSON with it) is seen doing so."""
+    out = f"/tmp/pyrt-imports-spec-{uuid.uuid4().hex[:8]}"
+    os.mkdir(out)
+    try:
+        mods = imports(["spec", "--bundle", out])
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    assert "json" in mods
