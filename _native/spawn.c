@@ -161,6 +161,7 @@ static void fork_into_pidns(struct pyrt_plan *p, int fd)
 {
     char err[256];
     int32_t child;
+    int order[2];
     long pid;
 
     if (setns(p->pidns_fd, CLONE_NEWPID) < 0)
@@ -172,15 +173,25 @@ static void fork_into_pidns(struct pyrt_plan *p, int fd)
         if (close_fds(p, keep, 4, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
     }
+    /* The final process waits for EOF on `order` (the intermediate's exit): PID reaches the parent
+     * before anything the final process sends on the same socket. */
+    if (pipe2(order, O_CLOEXEC) < 0)
+        pyrt_child_die(fd, errno, "pipe");
     pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
     if (pid < 0)
         pyrt_child_die(fd, errno, "clone into the pid namespace");
     if (pid == 0) {
+        char c;
+        close(order[1]);
+        while (read(order[0], &c, 1) < 0 && errno == EINTR)
+            ;
+        close(order[0]);
         /* the final process: the death signal is not inherited across fork */
         if (p->pdeathsig && prctl(PR_SET_PDEATHSIG, p->pdeathsig, 0, 0, 0) < 0)
             pyrt_child_die(fd, errno, "prctl(PR_SET_PDEATHSIG)");
         return;
     }
+    close(order[0]);
     child = (int32_t)pid;
     if (pyrt_send_msg(fd, PYRT_MSG_PID, 0, &child, sizeof child, -1) < 0)
         kill((pid_t)pid, SIGKILL);

@@ -519,21 +519,25 @@ def test_fifty_parallel_creates_never_hang(rt, make_bundle):
     b.write()
     rt._track(b)
     ids = [rt.new_id("par") for _ in range(50)]
+    import tempfile
+    errs = [tempfile.TemporaryFile() for _ in ids]      # files: the created inits keep our stdio
     procs = [subprocess.Popen(rt.cmd("create", "--bundle", str(b.path), i), cwd=str(REPO), env=rt.env(),
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for i in ids]
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=e)
+             for i, e in zip(ids, errs)]
     deadline = time.monotonic() + 180
     failed = []
-    for i, p in zip(ids, procs):
+    for i, p, e in zip(ids, procs, errs):
         try:
-            _, e = p.communicate(timeout=max(1, deadline - time.monotonic()))
+            p.wait(timeout=max(1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             p.kill()
-            p.communicate()
+            p.wait()
             failed.append(f"{i}: create hung")
             continue
+        e.seek(0)
         if p.returncode != 0:
-            failed.append(f"{i}: {e.decode(errors='replace')}")
+            failed.append(f"{i}: {e.read().decode(errors='replace')}")
+        e.close()
     for i in ids:
         rt("delete", "--force", i)
     assert not failed, f"{rt.name}: {len(failed)} of 50 creates failed: {failed[:5]}"
@@ -549,8 +553,8 @@ def test_child_uses_raw_setid_syscalls():
 
 
 def test_no_thread_alive_at_clone():
-    """The warm-up thread started at CLI start-up is joined before any clone()."""
-    code = ("import os\nfrom pyruntime.cgroups import warm_attach_lock\nfrom pyruntime.container import _single_threaded\n"
+    """The warm-up thread started at CLI start-up is gone (also from the kernel) before any clone()."""
+    code = ("import os\nfrom pyruntime.cgroups import warm_attach_lock\nfrom pyruntime.protocol import _single_threaded\n"
             "warm_attach_lock()\n_single_threaded()\nprint(len(os.listdir('/proc/self/task')))\n")
     res = subprocess.run([PYTHON, "-c", code], cwd=str(REPO), env=Runtime.env(), capture_output=True, text=True,
                          timeout=60)
