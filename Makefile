@@ -58,12 +58,20 @@ demo: all
 test-unit: all
 	$(PYTEST) -q -m "not e2e" tests
 
-# The whole suite: integration tests, the real-client lanes (podman, containerd), the cgroup v2 VM lane.
+# The whole suite, lane by lane: the integration tests here, then every lane a mk/*.mk file adds to
+# TEST_LANES (the cgroup v2 VM, the podman and containerd clients).  Every lane runs even when an earlier
+# one fails, each prints its verdict, and `make test` fails at the end if any lane failed (mk/lanes.sh).
+TEST_LANES := test-suite
+.PHONY: test-suite test-lanes
 test: all
-	$(PYTEST) -q -m "not e2e and not cgroup_vm" tests
-	$(MAKE) --no-print-directory test-lanes
+	@mk/lanes.sh "$(MAKE)" $(TEST_LANES)
 
+test-suite: all
+	$(PYTEST) -q -m "not e2e and not cgroup_vm" tests
+
+# the lanes without the suite (each lane's own target stays in its mk file)
 test-lanes:
+	@mk/lanes.sh "$(MAKE)" $(filter-out test-suite,$(TEST_LANES))
 
 # A pinned ruff from PyPI (config: [tool.ruff] in pyproject.toml); .ci/run runs it before the tests.
 RUFF_VERSION := 0.17.6

@@ -3,7 +3,7 @@
 #define PYRT_CHILD_H
 #include "common.h"
 
-#define PYRT_ERRLEN 4096
+#define PYRT_ERRLEN PYRT_ERR_MAX
 
 /* mounts.c: procfs contexts made in the pid namespace to join (create with linux.namespaces pid path) */
 int pyrt_proc_contexts(const struct pyrt_plan *p, char *err, size_t errlen);

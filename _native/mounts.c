@@ -2,8 +2,8 @@
  *
  * Every destination is resolved inside the rootfs with openat2(RESOLVE_IN_ROOT), created there if
  * missing, and mounted through its fd, so a symlink in a (hostile) rootfs can never redirect a mount,
- * a device node or a mask onto the host.  Masks bind a /dev/null that was opened and checked on the
- * host before pivot_root, never the container's own /dev/null (which might be a symlink).
+ * a device node or a mask onto the host.  Masks bind the container's /dev/null after pivot_root, opened
+ * with RESOLVE_NO_SYMLINKS and checked to be the null device (1:3): a hostile symlink fails create.
  */
 #include "common.h"
 #include "child.h"
@@ -655,7 +655,7 @@ static int move_tree(int tree, int target)
                         MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 }
 
-/* A mask: read-only empty tmpfs over a directory, the verified host /dev/null over anything else. */
+/* A mask: read-only empty tmpfs over a directory, the verified /dev/null (see above) over anything else. */
 static int mask_path(int rootfd, int devnull, const char *path, char *err, size_t errlen)
 {
     struct stat st;

@@ -45,7 +45,7 @@ enum {
 };
 
 enum {
-    PYRT_MODE_CREATE = 0,   /* new container init: namespaces, rootfs, pivot_root, exec fifo */
+    PYRT_MODE_CREATE = 0,   /* new container init: namespaces, rootfs, pivot_root, waits on exec.sock */
     PYRT_MODE_EXEC = 1,     /* join an existing container: setns everything, no rootfs work */
 };
 
@@ -55,7 +55,8 @@ enum {
 };
 
 enum {
-    PYRT_ERR_MAX = 4096,    /* longest error text sent back */
+    PYRT_ERR_MAX = 4096,    /* longest error text sent back (and the size of every error buffer) */
+    PYRT_STATE_MAX = 1048576, /* room for the state JSON of msg #3 (plan->state_buf) */
 };
 
 struct pyrt_msg {
@@ -180,7 +181,7 @@ struct pyrt_plan {
     int terminal;                   /* create a pty; master goes to console_fd */
     int console_fd;                 /* connected unix socket for the pty master, -1 */
     int sync_fd;                    /* child's end of the sync socket (set by pyrt_spawn) */
-    int fifo_fd;                    /* exec.fifo opened O_RDWR by the parent (create), -1 */
+    int fifo_fd;                    /* exec.sock: the listening socket `start` connects to (create), -1 */
     int preserve_fds;               /* fds 3 .. 3+preserve_fds-1 survive into the container */
     int sync_hooks;                 /* send PYRT_MSG_HOOKS before pivot_root and wait */
     struct pyrt_hook *start_hooks;  /* startContainer hooks, run in the container before execve */
@@ -206,6 +207,8 @@ struct pyrt_plan {
     uint64_t cap_hold;              /* set by the child: caps kept in permitted+effective after the user
                                        switch until execve recomputes them (CAP_SYS_ADMIN to load a
                                        seccomp filter without no_new_privs right before execve) */
+    int userns_dumpable;            /* unprivileged caller, new user ns: stay dumpable until GO so the
+                                       parent (or newuidmap) may write the maps; non-dumpable after */
 };
 
 /* Clone the container process and run the plan in it.  Returns the child's pid (> 0) and stores the

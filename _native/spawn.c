@@ -261,8 +261,11 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     int seccomp_done = 0, cwd_done;
 
     err[0] = 0;
-    /* First: nothing in the container may open this (host) executable through /proc/PID/exe. */
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+    /* First: nothing in the container may open this (host) executable through /proc/PID/exe.
+     * Rootless exception: an unprivileged parent can only write the uid/gid maps of a dumpable child
+     * (else /proc/PID/uid_map belongs to root); the child is alone in its new namespaces until GO,
+     * reachable only by its own user, and turns non-dumpable right after. */
+    if (!p->userns_dumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         pyrt_child_die(fd, errno, "prctl(PR_SET_DUMPABLE)");
     scrub_host_strings();
     if (p->pdeathsig && prctl(PR_SET_PDEATHSIG, p->pdeathsig, 0, 0, 0) < 0)
@@ -274,6 +277,8 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     n = pyrt_recv_msg(fd, &hdr, NULL, 0);
     if (n < 0 || hdr.type != PYRT_MSG_GO)
         _exit(1);     /* parent gone or aborted: nothing to report to */
+    if (p->userns_dumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        pyrt_child_die(fd, errno, "prctl(PR_SET_DUMPABLE)");
 
     if (pyrt_join_namespaces(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);

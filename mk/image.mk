@@ -24,7 +24,7 @@ $(VENV)/.stamp-image-pip: $(VENV)/.stamp-pip
 image-deps: .stamp-image-apt $(VENV)/.stamp-image-pip
 
 # the whole suite includes tests/image: give it its tools
-test test-unit: image-deps
+test test-suite test-unit: image-deps
 
 test-image: all image-deps
 	$(PYTEST) -q tests/image

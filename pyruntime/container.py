@@ -1,4 +1,4 @@
-"""The lifecycle API: create, start, kill, delete (and the parent side of the sync protocol).
+"""The lifecycle API: create, start, kill, delete (the sync protocol itself is protocol.py).
 
 The CLI is this module's first user; Python programs can call it directly::
 
@@ -18,7 +18,7 @@ import _socket as socket
 import time
 
 from . import fastjson as json
-from . import log, state
+from . import log, rootless, state
 from .errors import ContainerExists, ContainerNotFound, NotRunning, RuntimeFailure
 
 from .protocol import (EXEC_SOCK, connect_console, short_path, kill_and_reap as _kill_and_reap, release_init, spawn,  # noqa: F401
@@ -34,7 +34,7 @@ class CreateOptions:
                  systemd_cgroup: bool = False, owned: dict | None = None, no_new_keyring: bool = False,
                  stdio: "list[int] | None" = None) -> None:
         self.pid_file, self.console_socket, self.console_fd = pid_file, console_socket, console_fd
-        self.stdio = stdio      # fds for the init's 0, 1, 2 (-1 = ours): the pipes `run` relays
+        self.stdio = stdio      # fds for the init's 0, 1, 2 (-1 = ours): the pipes a foreground `run` relays
         self.no_pivot, self.preserve_fds, self.systemd_cgroup = no_pivot, preserve_fds, systemd_cgroup
         self.owned = owned if owned is not None else {}
         self.no_new_keyring = no_new_keyring      # else the init joins a session keyring named after the id
@@ -42,7 +42,13 @@ class CreateOptions:
 
 def _rmtree(path: str) -> None:
     """Remove a container dir (a handful of files).  Not shutil: importing it (with bz2, lzma, fnmatch)
-    costs ~10 ms on every delete."""
+    costs ~10 ms on every delete.  A symlink in the place of the dir is removed, never followed."""
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return
     for top, dirs, files in os.walk(path, topdown=False):
         for name in files:
             try:
@@ -66,15 +72,8 @@ def _now_rfc3339() -> str:
 
 
 def _write_id_maps(pid: int, linux: dict) -> None:
-    for key, fname in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
-        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(key, []))
-        if not lines:
-            continue
-        try:
-            with open(f"/proc/{pid}/{fname}", "w") as f:
-                f.write(lines)
-        except OSError as e:
-            raise RuntimeFailure.from_os(e, f"write linux.{key}", f"/proc/{pid}/{fname}") from None
+    from .rootless import write_id_maps      # direct writes, or newuidmap/newgidmap for a non-root caller
+    write_id_maps(pid, linux)
 
 
 class _Undo:
@@ -93,6 +92,172 @@ class _Undo:
             except Exception as e:    # cleanup must go on; say what could not be undone
                 log.warning(f"cleanup: {e}")
         self.actions.clear()
+
+
+def _pidns(pid: int) -> int:
+    """Inode of a process's pid namespace (0 if it is gone)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def _check_cgroup_unused(mgr) -> None:
+    """runc (1.2+) refuses a cgroupsPath that already holds processes: two containers in one cgroup
+    could not be told apart, and deleting one would kill the other."""
+    try:
+        pids = mgr.pids()
+    except (OSError, RuntimeFailure):
+        return
+    if pids:
+        raise RuntimeFailure(f"container's cgroup is not empty: {len(pids)} process(es) found",
+                             step="linux.cgroupsPath")
+    try:
+        frozen = mgr.frozen()
+    except (OSError, RuntimeFailure):
+        frozen = False
+    if frozen:
+        raise RuntimeFailure("container's cgroup unexpectedly frozen", step="linux.cgroupsPath")
+
+
+def _release_cgroup(mgr) -> None:
+    """Undo of a failed create: our init is already killed and reaped; remove what is empty and
+    never signal anything else (another container may have joined the cgroup meanwhile)."""
+    mgr.destroy(kill=False)
+
+
+def _claim_dir(root: str, cid: str, keep_bundle: str = "") -> "state.locked":
+    """mkdir <root>/<id> (0700) and hold its lock.  An existing directory is a container unless it is
+    a dead half-made one (no state, or a record still marked creating whose create is dead): that one
+    is cleared first, as delete --force would."""
+    cdir = os.path.join(root, cid)
+    for _ in range(3):
+        try:
+            os.mkdir(cdir, 0o700)
+        except FileExistsError:
+            if os.path.islink(cdir) or not os.path.isdir(cdir):
+                raise ContainerExists(cid) from None
+            lk = state.locked(root, cid)
+            try:
+                if not lk.acquire(blocking=False):
+                    raise ContainerExists(cid)
+            except ContainerNotFound:
+                continue
+            try:
+                try:
+                    st = state.load(root, cid)
+                except ContainerNotFound:
+                    st = None
+                except RuntimeFailure:
+                    raise ContainerExists(cid) from None
+                if st is not None and not st.creating:
+                    raise ContainerExists(cid)
+                log.warning(f"container {cid}: clearing what a killed create left behind")
+                _clear_halfmade(root, cid, st, keep_bundle)
+            finally:
+                lk.release()
+            continue
+        except OSError as e:
+            raise RuntimeFailure.from_os(e, "create state directory", cdir) from None
+        lk = state.locked(root, cid)
+        try:
+            lk.acquire()
+        except ContainerNotFound:
+            raise ContainerExists(cid) from None
+        return lk
+    raise ContainerExists(cid)
+
+
+def _clear_halfmade(root: str, cid: str, st: "state.State | None", keep_bundle: str = "") -> None:
+    """Clear a container whose create was killed (caller holds its lock): its init (checked by start
+    time), its cgroup (never signalling processes that are not its own), its image bundle, its dir."""
+    if st is not None:
+        if st.pid > 0 and state.alive(st):
+            try:
+                _signal(st, signal.SIGKILL)
+            except RuntimeFailure:
+                pass
+            _wait_gone(st)
+        if st.cgroup:
+            try:
+                from .cgroups import manager_from_state
+                mgr = manager_from_state(st.cgroup)
+                own, foreign = _cgroup_split(root, st, mgr)
+                base_signal(own, signal.SIGKILL)
+                mgr.destroy(kill=False)
+            except (OSError, RuntimeFailure, KeyError, TypeError) as e:
+                log.warning(f"cgroup: {e}")
+        b = st.owned.get("bundle")
+        if isinstance(b, str) and b and b != keep_bundle and os.path.lexists(b):
+            _remove_image_bundle(b)
+    _rmtree(os.path.join(root, cid))
+
+
+def base_signal(pids: list[int], sig: int) -> None:
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _same_cgroup(a: dict, b: dict) -> bool:
+    def key(d: dict) -> set:
+        out = set()
+        if d.get("path"):
+            out.add(d["path"])
+        out.update(v for v in (d.get("paths") or {}).values() if isinstance(v, str))
+        if isinstance(d.get("unified"), dict) and d["unified"].get("path"):
+            out.add(d["unified"]["path"])
+        return out
+    return bool(key(a) & key(b))
+
+
+def _cgroup_split(root: str, st: state.State, mgr) -> tuple[list[int], list[int]]:
+    """(ours, not ours) among the processes in the container's cgroup.
+
+    With its own pid namespace (the usual case) a process is ours iff it is in that namespace.  In the
+    host's pid namespace processes cannot be told apart: they are all ours unless another living
+    container of this --root names the same cgroup, and then only the init is (runc refuses such
+    sharing at create; this covers a container created after the first one stopped)."""
+    try:
+        pids = mgr.pids()
+    except (OSError, RuntimeFailure):
+        return [], []
+    if not pids:
+        return [], []
+    pidns = [n for n in ((st.config.get("linux") or {}).get("namespaces") or [])
+             if isinstance(n, dict) and n.get("type") == "pid"]
+    if pidns:
+        # namespace inodes are reused once a namespace is freed: compare only with one that lives
+        if state.alive(st):
+            ns = _pidns(st.pid)
+        elif isinstance(pidns[0].get("path"), str) and pidns[0]["path"]:
+            try:
+                ns = os.stat(pidns[0]["path"]).st_ino     # joined: it outlives our init
+            except OSError:
+                ns = 0
+        else:
+            ns = 0      # our own namespace died with the init, and every process in it
+        ours = [p for p in pids if ns and _pidns(p) == ns]
+        return ours, [p for p in pids if p not in ours]
+    others = [p for p in pids if p != st.pid]
+    if others and _sibling_in_cgroup(root, st):
+        return [p for p in pids if p == st.pid and state.alive(st)], others
+    return pids, []
+
+
+def _sibling_in_cgroup(root: str, st: state.State) -> bool:
+    for other in state.list_ids(root):
+        if other == st.id:
+            continue
+        try:
+            o = state.load(root, other)
+        except RuntimeFailure:
+            continue
+        if o.cgroup and _same_cgroup(o.cgroup, st.cgroup) and (state.alive(o) or state.creator_alive(o)):
+            return True
+    return False
 
 
 def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, *,
@@ -119,112 +284,143 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     if not proc.get("terminal") and (opts.console_socket or opts.console_fd is not None):
         raise RuntimeFailure("cannot use console socket if pyruntime will not allocate tty")
 
-    os.makedirs(root, mode=0o711, exist_ok=True)
+    state.ensure_root(root)
     cdir = state.container_dir(root, cid)
-    try:
-        os.mkdir(cdir, 0o711)
-    except FileExistsError:
-        raise ContainerExists(cid) from None
+    lk = _claim_dir(root, cid, keep_bundle=opts.owned.get("bundle", ""))
     undo = _Undo()
     undo.push(_rmtree, cdir)
     p = None
     pid = 0
     sync = None
     hooks_ran = False
+    me = [os.getpid(), state.proc_start_time(os.getpid()) or 0]
     try:
-        with state.locked(root, cid):
-            if os.environ.get("NOTIFY_SOCKET"):
-                from . import notify          # sd_notify: the socket's dir is bound into the container
-                notify.setup_spec(cfg, cdir)
-            linux = cfg.get("linux", {})
-            hooks = cfg.get("hooks", {}) or {}
-            # cgroup first: the init is placed in it before it runs anything of the user's
+        if os.environ.get("NOTIFY_SOCKET"):
+            from . import notify          # sd_notify: the socket's dir is bound into the container
+            notify.setup_spec(cfg, cdir)
+        linux = cfg.get("linux", {})
+        hooks = cfg.get("hooks", {}) or {}
+        # cgroup first: the init is placed in it before it runs anything of the user's
+        unpriv, rl_cgroups = rootless.euid_rootless(), rootless.rootless_cgroups()
+        if unpriv:
+            rootless.check_config(cfg, spec.namespaces(cfg))
+            rootless.clamp_rlimits(proc, log.warning)
+        # the first record, before anything is made: a create killed from here on leaves a
+        # directory that delete --force (and the next create) can clear
+        st = state.State(id=cid, pid=0, start_time=0, bundle=bundle, created=_now_rfc3339(),
+                         annotations=cfg.get("annotations", {}) or {}, owner="root", owned=dict(opts.owned),
+                         config=cfg, ocispec=cfg.get("ociVersion", ""), creating=True, creator=me)
+        if rl_cgroups:      # may be None: no cgroup for a caller that may not have one, needs none
+            state.save(root, st)
+            mgr = rootless.open_cgroup(linux, cid, opts.systemd_cgroup)
+        else:
             mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
                                annotations=cfg.get("annotations"))
-            mgr.create()
-            log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} created")
-            undo.push(mgr.destroy)
-            mgr.apply(linux.get("resources", {}) or {})
-            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state(),
-                                              seccomp_cache=root, keyring=None if opts.no_new_keyring else cid)
-            for w in warnings:
-                log.warning(w)
-            cgfd = mgr.clone_fd()
-            if cgfd is not None:
-                p.fds.append(cgfd)
-                p.c.cgroup_fd = cgfd
-            # exec.sock: start connects to it to release the init
-            dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            p.fds.append(dirfd)
-            lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            p.keep.append(lsock)
-            lsock.bind(short_path(dirfd, EXEC_SOCK))
-            lsock.listen(1)
-            p.c.fifo_fd = lsock.fileno()
-            if opts.console_socket:
-                connect_console(p, opts.console_socket)
-            elif opts.console_fd is not None:
-                p.c.console_fd = opts.console_fd
-            p.c.preserve_fds = opts.preserve_fds
-            if hooks.get("startContainer"):
-                planmod.set_start_hooks(p, hooks["startContainer"])
-            p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
-                                                             "startContainer")))
-            if p.c.sync_hooks:
-                planmod.set_state_buffer(p)
-            if opts.stdio:
-                for i, fd in enumerate(opts.stdio):
-                    p.c.stdio_fds[i] = fd
-            pid, sync = spawn(p)
-            log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
-            cur = [pid]          # the intermediate until MSG_PID names the init (a pid namespace to join)
-            undo.push(lambda: _kill_and_reap(cur[0]))
-            from ._core import ffi
-            start_time = state.proc_start_time(pid) or 0
-            st = state.State(id=cid, pid=pid, start_time=start_time, bundle=bundle, created=_now_rfc3339(),
-                             annotations=cfg.get("annotations", {}) or {}, owner="root", rootfs=
-                             os.fsdecode(ffi.string(p.c.rootfs)), cgroup=mgr.to_state(), owned=dict(opts.owned),
-                             config=cfg, ocispec=cfg.get("ociVersion", ""))
-            if opts.no_new_keyring:
-                st.owned["no_new_keyring"] = True     # exec's processes then keep the caller's keyring too
-            if p.c.clone_flags & planmod.NS_FLAGS["user"]:
-                _write_id_maps(pid, linux)
-            if p.c.cgroup_fd < 0:
-                mgr.add_pid(pid)
-            if linux.get("netDevices"):
-                from . import netdevices
-                st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)
-                undo.push(netdevices.detach, st.owned["netdevices"], None)
-            from . import protocol
-
-            def on_hooks(_payload: bytes, _fds: list) -> None:
-                nonlocal hooks_ran
-                hooks_ran = True
-                _create_hooks(root, st, hooks, pid)
-                sync.send(sync.m.GO, json.dumps(hook_state(root, st, "created")).encode())
-
-            def on_listener(_payload: bytes, fds: list) -> None:
-                forward_listener(p, fds, state.oci_state(root, st, "creating"))
-
-            def on_pid(payload: bytes, _fds: list) -> None:
-                nonlocal pid
-                pid = cur[0] = protocol.adopt_final(pid, payload)
-                st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
-
-            sync.send(sync.m.GO)
-            protocol.drive(sync, {sync.m.HOOKS: on_hooks, sync.m.SECCOMP_FD: on_listener,
-                                  sync.m.PID: on_pid}, "create")
+            _check_cgroup_unused(mgr)
+            st.cgroup = mgr.to_state()
             state.save(root, st)
-            if opts.pid_file:
+            mgr.create()
+            undo.push(_release_cgroup, mgr)
+            mgr.apply(linux.get("resources", {}) or {})
+        log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} "
+                  f"{'created' if mgr is not None else 'none (rootless, not permitted, not needed)'}")
+        if mgr is not None and rl_cgroups:
+            undo.push(_release_cgroup, mgr)
+        cg_state = mgr.to_state() if mgr is not None else {}
+        p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=cg_state,
+                                          seccomp_cache=root, keyring=None if opts.no_new_keyring else cid)
+        for w in warnings:
+            log.warning(w)
+        cgfd = mgr.clone_fd() if mgr is not None and not rl_cgroups else None
+        if unpriv and p.c.clone_flags & planmod.NS_FLAGS["user"]:
+            # the child stays dumpable until GO, else its /proc files are root's and we (and
+            # newuidmap) may not write its maps; it has no container yet for anyone to see
+            p.c.userns_dumpable = 1
+        if rootless.setgroups_denied(linux):
+            p.c.set_groups = 0
+        if cgfd is not None:
+            p.fds.append(cgfd)
+            p.c.cgroup_fd = cgfd
+        # exec.sock: start connects to it to release the init
+        dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        p.fds.append(dirfd)
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        p.keep.append(lsock)
+        lsock.bind(short_path(dirfd, EXEC_SOCK))
+        os.chmod(short_path(dirfd, EXEC_SOCK), 0o600)
+        lsock.listen(1)
+        p.c.fifo_fd = lsock.fileno()
+        if opts.console_socket:
+            connect_console(p, opts.console_socket)
+        elif opts.console_fd is not None:
+            p.c.console_fd = opts.console_fd
+        p.c.preserve_fds = opts.preserve_fds
+        if hooks.get("startContainer"):
+            planmod.set_start_hooks(p, hooks["startContainer"])
+        p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
+                                                         "startContainer")))
+        if p.c.sync_hooks:
+            planmod.set_state_buffer(p)
+        if opts.stdio:
+            for i, fd in enumerate(opts.stdio):
+                p.c.stdio_fds[i] = fd
+        pid, sync = spawn(p)
+        log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
+        cur = [pid]          # the intermediate until PYRT_MSG_PID names the init (a pid namespace to join)
+        undo.push(lambda: _kill_and_reap(cur[0]))
+        from ._core import ffi
+        st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+        st.rootfs, st.cgroup = os.fsdecode(ffi.string(p.c.rootfs)), cg_state
+        if opts.no_new_keyring:
+            st.owned["no_new_keyring"] = True     # exec's processes then keep the caller's keyring too
+        state.save(root, st)
+        if p.c.clone_flags & planmod.NS_FLAGS["user"]:
+            _write_id_maps(pid, linux)
+        if mgr is not None and p.c.cgroup_fd < 0:
+            if not rl_cgroups:
+                mgr.add_pid(pid)
+            elif not rootless.place(mgr, pid, linux):
+                mgr, st.cgroup = None, {}
+        if linux.get("netDevices"):
+            from . import netdevices
+            st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)
+            undo.push(netdevices.detach, st.owned["netdevices"], None)
+        from . import protocol
+
+        def on_hooks(_payload: bytes, _fds: list) -> None:
+            nonlocal hooks_ran
+            hooks_ran = True
+            _create_hooks(root, st, hooks, pid)
+            sync.send(sync.m.GO, json.dumps(hook_state(root, st, "created")).encode())
+
+        def on_listener(_payload: bytes, fds: list) -> None:
+            forward_listener(p, fds, state.oci_state(root, st, "creating"))
+
+        def on_pid(payload: bytes, _fds: list) -> None:
+            nonlocal pid
+            pid = cur[0] = protocol.adopt_final(pid, payload)
+            st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+            state.save(root, st)
+
+        sync.send(sync.m.GO)
+        protocol.drive(sync, {sync.m.HOOKS: on_hooks, sync.m.SECCOMP_FD: on_listener, sync.m.PID: on_pid},
+                       "create")
+        st.creating, st.creator = False, []
+        if opts.pid_file:
+            try:
                 write_pid_file(opts.pid_file, pid)
-            log.debug(f"create {cid}: init pid {pid} set up, waiting for start")
-            return st
+            except OSError as e:
+                raise RuntimeFailure.from_os(e, "--pid-file", opts.pid_file) from None
+        state.save(root, st)
+        log.debug(f"create {cid}: init pid {pid} set up, waiting for start")
+        return st
     except BaseException:
         if hooks_ran and (cfg.get("hooks") or {}).get("poststop"):
             _poststop(root, cid, bundle, cfg)
         undo.run()
         raise
     finally:
+        lk.release()
         if sync is not None:
             sync.close()
         if p is not None:
@@ -306,6 +502,8 @@ def _start(root: str, cid: str, notify_socks: list | None) -> state.State:
         if status != "created":
             if status == "stopped":
                 raise RuntimeFailure("cannot start a container that has stopped")
+            if status == "creating":
+                raise RuntimeFailure("cannot start a container that is still being created")
             raise RuntimeFailure(f"cannot start an already {status} container")
         if notify_socks is not None:
             from . import notify
@@ -359,7 +557,12 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
     status = state.status(root, st)
     if all_ and st.cgroup:
         from .cgroups import manager_from_state
-        manager_from_state(st.cgroup).kill_all(sig)
+        mgr = manager_from_state(st.cgroup)
+        own, foreign = _cgroup_split(root, st, mgr)
+        if foreign:      # a shared cgroup: only our own processes
+            base_signal(own, sig)
+        else:
+            mgr.kill_all(sig)
         return
     if status == "stopped":
         raise NotRunning(cid)
@@ -401,54 +604,129 @@ def _wait_gone(st: state.State, timeout: float = 10.0) -> bool:
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
-    """Remove everything the container owned; refuse a running one without force (runc)."""
+    """Remove everything the container owned; refuse a running one without force (runc).
+
+    A half-made container (its create was killed) is cleared whatever its state says.  A state file
+    that cannot be trusted (broken, a symlink, another container's) is never acted on: --force removes
+    the directory and nothing else."""
+    cdir = state.container_dir(root, cid)
     try:
-        st = state.load(root, cid)
+        st: state.State | None = state.load(root, cid)
     except ContainerNotFound:
-        if force and not os.path.isdir(os.path.join(root, cid)):
-            return      # the shim's second `delete --force` after a `delete`: succeed quietly
-        raise
-    with state.locked(root, cid) as cdir:
-        status = state.status(root, st)
-        if status in ("running", "paused") and not force:
-            raise RuntimeFailure(f"cannot delete container {cid} that is not stopped: {status}")
-        mgr = None
-        if st.cgroup:
-            from .cgroups import manager_from_state
-            mgr = manager_from_state(st.cgroup)
-        if status != "stopped":
-            if mgr is not None:
+        if not os.path.lexists(cdir):
+            if force:
+                return      # the shim's second `delete --force` after a `delete`: succeed quietly
+            raise
+        st = None
+    except RuntimeFailure as e:
+        if not force or not os.path.lexists(cdir):
+            raise
+        log.warning(f"{e}; removing only the directory {cdir}")
+        _rmtree(cdir)
+        return
+    lk = state.locked(root, cid)
+    try:
+        if not lk.acquire(blocking=False):
+            if st is not None and st.creating and not state.creator_alive(st) and state.alive(st):
+                # the create was killed while its init still held the (inherited) lock fd
                 try:
-                    mgr.kill_all(signal.SIGKILL)
-                    if status == "paused":
-                        mgr.thaw()
+                    _signal(st, signal.SIGKILL)
+                except RuntimeFailure:
+                    pass
+                _wait_gone(st)
+            lk.acquire()
+    except ContainerNotFound:
+        if force:
+            return
+        raise
+    try:
+        if st is None or st.creating:
+            try:
+                st = state.load(root, cid)     # again, now that no create can be running
+            except ContainerNotFound:
+                st = None
+            if st is None or st.creating:
+                _clear_halfmade(root, cid, st)
+                return
+        _delete_locked(root, cid, cdir, st, force)
+    finally:
+        lk.release()
+
+
+def _delete_locked(root: str, cid: str, cdir: str, st: state.State, force: bool) -> None:
+    status = state.status(root, st)
+    if status in ("running", "paused") and not force:
+        raise RuntimeFailure(f"cannot delete container {cid} that is not stopped: {status}")
+    mgr = None
+    own: list[int] = []
+    foreign: list[int] = []
+    if st.cgroup:
+        from .cgroups import manager_from_state
+        try:
+            mgr = manager_from_state(st.cgroup)
+        except (KeyError, TypeError) as e:
+            raise RuntimeFailure(f"field 'cgroup' is malformed ({e})", step="state",
+                                 path=os.path.join(cdir, "state.json")) from None
+        own, foreign = _cgroup_split(root, st, mgr)
+    if status != "stopped" or own:
+        if mgr is not None and not foreign:
+            try:
+                mgr.kill_all(signal.SIGKILL)
+                if status == "paused":
+                    mgr.thaw()
+            except (OSError, RuntimeFailure):
+                pass
+        elif own:
+            if status == "paused" and mgr is not None:
+                try:
+                    mgr.thaw()
                 except (OSError, RuntimeFailure):
                     pass
+            base_signal(own, signal.SIGKILL)
+        if status != "stopped":
             try:
                 _signal(st, signal.SIGKILL)
             except RuntimeFailure:
                 pass
             if not _wait_gone(st):
                 raise RuntimeFailure(f"container {cid} did not die after SIGKILL", step="delete")
-        if st.owned.get("netdevices"):
-            from . import netdevices
+    if st.owned.get("netdevices"):
+        from . import netdevices
+        try:
+            netdevices.detach(st.owned["netdevices"], None)
+        except RuntimeFailure as e:
+            log.warning(f"netDevices: {e}")
+    if mgr is not None:
+        if foreign:
+            _wait_pids_gone(own)
             try:
-                netdevices.detach(st.owned["netdevices"], None)
-            except RuntimeFailure as e:
-                log.warning(f"netDevices: {e}")
-        if mgr is not None:
+                mgr.destroy(kill=False)    # shared: remove only what is empty, signal nobody else
+            except (OSError, RuntimeFailure) as e:
+                log.warning(f"cgroup: {e}")
+        else:
             _destroy_cgroup(mgr)
-        if (st.config.get("hooks") or {}).get("poststop"):
-            _poststop(root, cid, st.bundle, st.config)
-        if st.owned.get("bundle"):
-            # a run --image bundle: an overlay to unmount, a tree of any depth (iterative, by fd)
-            from .image.overlay import remove_bundle
-            try:
-                remove_bundle(st.owned["bundle"])
-            except OSError as e:     # the container goes anyway; a later run --image ID retries
-                log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", st.owned["bundle"])))
-        _rmtree(cdir)
-        log.debug(f"delete {cid}: was {status}, state and cgroup removed")
+    if (st.config.get("hooks") or {}).get("poststop"):
+        _poststop(root, cid, st.bundle, st.config)
+    if st.owned.get("bundle"):
+        _remove_image_bundle(st.owned["bundle"])
+    _rmtree(cdir)
+    log.debug(f"delete {cid}: was {status}, state and cgroup removed")
+
+
+def _remove_image_bundle(bundle: str) -> None:
+    """A run --image bundle: an overlay to unmount, a tree of any depth (iterative, by fd)."""
+    from .image.overlay import remove_bundle
+    try:
+        remove_bundle(bundle)
+    except OSError as e:     # the container goes anyway; a later run --image ID retries
+        log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", bundle)))
+
+
+def _wait_pids_gone(pids: list[int], timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    for p in pids:
+        while os.path.exists(f"/proc/{p}") and time.monotonic() < deadline:
+            time.sleep(0.005)
 
 
 def _destroy_cgroup(mgr) -> None:

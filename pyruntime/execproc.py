@@ -16,14 +16,6 @@ from .plan import build_exec
 from .protocol import Forwarder, connect_console, kill_and_reap, send_pidfd, spawn, wait_exec, write_pid_file
 
 
-def _cpus(text: str) -> set[int]:
-    out: set[int] = set()
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
 def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_file: str | None = None,
                  console_socket: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
                  cgroup_sub: str | None = None, pidfd_socket: str | None = None) -> int:
@@ -36,6 +28,8 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     status = state.status(root, st)
     if status == "stopped":
         raise RuntimeFailure("cannot exec in a stopped container")
+    if status == "creating":
+        raise RuntimeFailure("cannot exec in a container that is still being created")
     if status == "paused" and not ignore_paused:
         raise RuntimeFailure("cannot exec in a paused container (use --ignore-paused to override)")
     spec.validate_process(proc, "process")
@@ -50,6 +44,8 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     relay = None
     pid = 0
     try:
+        from .rootless import exec_groups
+        exec_groups(p, st.pid, proc)
         mgr = None
         if st.cgroup:
             from .cgroups import manager_from_state
@@ -64,7 +60,8 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
             elif detach:
                 raise RuntimeFailure("cannot allocate tty if pyruntime will detach without setting console socket")
             else:
-                from .ttyproxy import console_pair
+                from .ttyproxy import console_pair, need_terminal
+                need_terminal()
                 ours, theirs = console_pair()
                 p.keep.append(theirs)
                 p.c.console_fd = theirs.fileno()
@@ -75,21 +72,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
             for i, fd in enumerate(relay.child):
                 p.c.stdio_fds[i] = fd
         p.c.preserve_fds = preserve_fds
-        initial = ((proc.get("execCPUAffinity") or {}).get("initial"))
-        if initial is not None:
-            # execCPUAffinity.initial: the process starts on these CPUs before it is in the
-            # container's cgroup (it inherits ours at clone); then `final`, or every CPU the cgroup allows
-            from .procattrs import cpu_list
-            own = os.sched_getaffinity(0)
-            os.sched_setaffinity(0, _cpus(cpu_list(initial, "process.execCPUAffinity.initial")))
-            if not (proc.get("execCPUAffinity") or {}).get("final"):
-                p.c.cpu_affinity = p.str(f"0-{(os.cpu_count() or 1) - 1}")
-            try:
-                pid, sync = spawn(p)
-            finally:
-                os.sched_setaffinity(0, own)
-        else:
-            pid, sync = spawn(p)
+        pid, sync = spawn(p)
         log.debug(f"exec {cid}: spawned pid {pid} into the container's namespaces")
         if relay is not None:
             relay.close_child_ends()

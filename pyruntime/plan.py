@@ -35,6 +35,7 @@ class Plan:
     def __init__(self) -> None:
         self.keep: list[object] = []
         self.fds: list[int] = []
+        self.initial_cpus: str | None = None     # execCPUAffinity.initial, applied around the clone
         self.c = ffi.new("struct pyrt_plan *")
         c = self.c
         for name in ("pidns_fd", "timens_fd", "cgroup_fd", "console_fd", "sync_fd", "fifo_fd"):
@@ -170,8 +171,8 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
         userns = -1
         if o.idmap:
             umap, gmap = _idmap_maps(m, linux, field, in_userns)
-            err = ffi.new("char[]", 4096)
-            userns = lib.pyrt_idmap_userns(umap.encode(), gmap.encode(), err, 4096)
+            err = ffi.new("char[]", lib.PYRT_ERR_MAX)
+            userns = lib.pyrt_idmap_userns(umap.encode(), gmap.encode(), err, lib.PYRT_ERR_MAX)
             if userns < 0:
                 raise RuntimeFailure(ffi.string(err).decode(errors="replace"), step=f"{field}.options")
             p.fds.append(userns)
@@ -312,6 +313,14 @@ def fill_container_process(p: Plan, cfg: dict, proc: dict, *, joining: bool = Fa
         from . import mempolicy
         mempolicy.fill(p.c, linux["memoryPolicy"])
     p.seccomp = fill_seccomp(p, linux.get("seccomp"), seccomp_cache)
+    aff = proc.get("execCPUAffinity") or {}
+    if aff.get("initial") is not None:
+        # the process starts on these CPUs, inherited from the runtime at clone (protocol.spawn), until
+        # it is in the container: then `final`, or every CPU the cgroup allows
+        from .procattrs import cpu_list
+        p.initial_cpus = cpu_list(aff["initial"], "process.execCPUAffinity.initial")
+        if not aff.get("final"):
+            p.c.cpu_affinity = p.str(f"0-{(os.cpu_count() or 1) - 1}")
     if keyring:
         p.c.session_keyring = p.str(keyring)
     return warnings
@@ -466,7 +475,8 @@ def set_start_hooks(p: Plan, hooks: list[dict]) -> None:
     p.c.start_hooks, p.c.n_start_hooks = arr, len(hooks)
 
 
-def set_state_buffer(p: Plan, cap: int = 1 << 20) -> None:
+def set_state_buffer(p: Plan, cap: int | None = None) -> None:
     """Room for the state JSON the parent sends with the second GO (read by startContainer hooks)."""
+    cap = cap or lib.PYRT_STATE_MAX
     p.c.state_buf = p.array("char", cap)
     p.c.state_cap = cap

@@ -111,14 +111,31 @@ def spawn(p) -> tuple[int, Sync]:
     from ._core import ffi, lib
     _single_threaded()
     pfd = ffi.new("int *")
-    err = ffi.new("char[]", 4096)
-    rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
-    if rc in (-errno.EOPNOTSUPP, -errno.EBUSY) and p.c.cgroup_fd >= 0:
-        p.c.cgroup_fd = -1
-        rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
+    err = ffi.new("char[]", lib.PYRT_ERR_MAX)
+    own = None
+    if getattr(p, "initial_cpus", None):
+        own = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, _cpus(p.initial_cpus))
+    try:
+        rc = lib.pyrt_spawn(p.c, pfd, err, lib.PYRT_ERR_MAX)
+        if rc in (-errno.EOPNOTSUPP, -errno.EBUSY) and p.c.cgroup_fd >= 0:
+            p.c.cgroup_fd = -1
+            rc = lib.pyrt_spawn(p.c, pfd, err, lib.PYRT_ERR_MAX)
+    finally:
+        if own is not None:
+            os.sched_setaffinity(0, own)
     if rc < 0:
         raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
     return rc, Sync(pfd[0])
+
+
+def _cpus(text: str) -> set[int]:
+    """A validated cpu list ("0-3,7") as a set."""
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
 
 
 def drive(sync: Sync, handlers: dict, what: str) -> None:

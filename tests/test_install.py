@@ -21,7 +21,7 @@ import tempfile
 import uuid
 
 import pytest
-from conftest import Runtime
+from pyrt_testenv import Runtime
 from pyrt_testenv import ROOT
 
 SYS_PYTHON = "/usr/bin/python3"

@@ -49,7 +49,7 @@ def _no_image_flags(args: argparse.Namespace) -> None:
 def _image_bundle(args: argparse.Namespace) -> str:
     """Make the bundle of ``run --image`` (see pyruntime/image/runimage.py)."""
     from .. import log
-    from ..image.layerstream import DEFAULT_MAX_EXPANSION
+    from ..image import DEFAULT_MAX_EXPANSION
     from ..image.progress import Progress
     from ..image.runimage import Overrides, prepare
     cmd = list(args.process_args or [])
@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 relay = None
         if terminal and not args.console_socket and not args.detach:
-            from ..ttyproxy import console_pair
+            from ..ttyproxy import console_pair, need_terminal
+            need_terminal()
             ours, theirs = console_pair()
             opts.console_fd = theirs.fileno()
             try:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import copy
 
 from .errors import ImageError
-from .fsops import Root
-from .idmap import IdRange
 
 
 def _defaults() -> dict:
@@ -49,7 +47,7 @@ def _num(s: str) -> int | None:
     return int(s) if s.isdigit() else None
 
 
-def resolve_user(spec: str, root: Root | None) -> tuple[int, int, list[int] | None, str | None]:
+def resolve_user(spec: str, root) -> tuple[int, int, list[int] | None, str | None]:
     """``User`` -> (uid, gid, additional gids or None to leave alone, home or None)."""
     spec = spec.strip()
     user, _, group = spec.partition(":")
@@ -94,8 +92,8 @@ def _merge_env(env: list[str], name: str, value: str, replace: bool = True) -> N
     env.append(f"{name}={value}")
 
 
-def runtime_config(image_config: dict, root: Root | None, uid_maps: list[IdRange] = (),
-                   gid_maps: list[IdRange] = (), warn=None) -> dict:
+def runtime_config(image_config: dict, root, uid_maps: list = (),
+                   gid_maps: list = (), warn=None) -> dict:
     spec = _defaults()
     cfg = image_config.get("config") or {}
     proc = spec.setdefault("process", {})

@@ -12,19 +12,19 @@ On any error everything made for the bundle is removed again (the store keeps th
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
+import zlib
 
-from . import convert
-from . import platform as plat
-from .bundle import apply_layer, split_image_ref, _unpack_layers
+from .. import fastjson as json
+from . import DEFAULT_MAX_EXPANSION, convert
 from .errors import ImageError
 from .fsops import Root
 from .layerstore import Store, default_path
-from .layerstream import DEFAULT_MAX_EXPANSION
 from .overlay import USE_FILE, OverlayUnavailable, mount, remove_bundle
-from .resolve import Image, open_images
+from .refs import split_image_ref
+
+# The unpacker (bundle, resolve, apply, layerstream, tarstream) is imported only when a layer must be
+# unpacked or the source read: a cached image starts from its store record alone.
 
 BUNDLES = ".bundles"
 
@@ -45,16 +45,17 @@ class Overrides:
 
 
 # -- finding the image -----------------------------------------------------------------------------
-def _record(img: Image, names: list[str], source: str, source_ref: str | None) -> dict:
+def _record(img, names: list[str], source: str, source_ref: str | None) -> dict:
     return {"manifestDigest": img.manifest_desc.digest if img.manifest_desc else img.config_desc.digest,
             "configDigest": img.config_desc.digest, "config": img.config,
             "diffIDs": [la.diff_id for la in img.layers], "names": names, "source": source,
             "sourceRef": source_ref, "platform": str(img.platform) if img.platform else None}
 
 
-def _import_layers(store: Store, img: Image, max_expansion: float | None, progress, warn) -> None:
+def _import_layers(store: Store, img, max_expansion: float | None, progress, warn) -> None:
     """Unpack into the store every layer of ``img`` it does not have yet."""
     from .apply import Applier
+    from .bundle import apply_layer
     from .idmap import IdMapper
     for layer in img.layers:
         if store.has_layer(layer.diff_id):
@@ -71,6 +72,8 @@ def _import_layers(store: Store, img: Image, max_expansion: float | None, progre
 
 
 def _open_source(source: str, ref: str | None, platform: str | None):
+    from . import platform as plat
+    from .resolve import open_images
     images = open_images(source)
     try:
         want = plat.parse(platform) if platform else plat.host()
@@ -90,14 +93,21 @@ def find_image(store: Store, image_ref: str, *, platform: str | None, need_layer
     except ImageError:
         path = ref = None
     if path is not None:
+        name = os.path.abspath(path) + (f":{ref}" if ref else "")
+        key = f"{zlib.crc32(name.encode()):08x}{zlib.adler32(name.encode()):08x}-{platform or 'host'}".replace("/", "_")
+        fp = _fingerprint(path)
+        if need_layers:
+            rec = store.cached_ref(key, fp)
+            if rec is not None:
+                return rec, None
         images, img = _open_source(path, ref, platform)
         try:
             for w in img.warnings:
                 warn(w)
-            name = os.path.abspath(path) + (f":{ref}" if ref else "")
             if need_layers:
                 _import_layers(store, img, max_expansion, progress, warn)
             rec = store.add_image(_record(img, [name], os.path.abspath(path), ref))
+            store.remember_ref(key, fp, rec["manifestDigest"])
             rec["_image"] = img
             return rec, images
         except BaseException:
@@ -123,6 +133,17 @@ def find_image(store: Store, image_ref: str, *, platform: str | None, need_layer
     except BaseException:
         images.close()
         raise
+
+
+def _fingerprint(path: str) -> list:
+    """What changes when a layout or archive gets another content for its refs: index.json of a
+    layout (rewritten, or renamed into place), the archive file itself.  Blobs are content-addressed."""
+    p = os.path.join(path, "index.json") if os.path.isdir(path) else path
+    try:
+        st = os.stat(p)
+    except OSError:
+        return []
+    return [os.path.realpath(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 # -- overrides -------------------------------------------------------------------------------------
@@ -221,7 +242,8 @@ def make_workdir(root: Root, cwd: str, uid: int, gid: int) -> None:
 
 # -- the bundle ------------------------------------------------------------------------------------
 def _use_key(root: str, cid: str) -> str:
-    return hashlib.sha256(f"{os.path.abspath(root)}\0{cid}".encode()).hexdigest()[:32]
+    r = f"{os.path.abspath(root)}\0{cid}".encode()
+    return f"{cid[:100]}-{zlib.crc32(r):08x}{zlib.adler32(r):08x}"
 
 
 def prepare(root: str, cid: str, image_ref: str, o: Overrides, *, store_path: str | None = None,
@@ -262,6 +284,7 @@ def prepare(root: str, cid: str, image_ref: str, o: Overrides, *, store_path: st
             if not overlay:
                 if images is None:
                     images, rec["_image"] = _open_source(rec["source"], rec.get("sourceRef"), rec.get("platform"))
+                from .bundle import _unpack_layers
                 _unpack_layers(rec["_image"], rootfs, uid_ranges=[], gid_ranges=[], rootless=os.geteuid() != 0,
                                warn=warn, progress=progress, use_openat2=None, max_expansion=max_expansion).close()
             use = store.add_use(_use_key(root, cid), {
@@ -277,7 +300,7 @@ def prepare(root: str, cid: str, image_ref: str, o: Overrides, *, store_path: st
         spec["root"]["path"] = "rootfs"
         tmp = os.path.join(bundle, "config.json.tmp")
         with open(tmp, "w") as f:
-            json.dump(spec, f, indent="\t")
+            f.write(json.dumps(spec, indent=1))
         os.rename(tmp, os.path.join(bundle, "config.json"))
         return bundle
     except BaseException as exc:

@@ -170,3 +170,16 @@ def test_exec_notify_listener_forwarded(rt, make_bundle, tmp_path):
     assert len(got) == 2, got
     for st, fds in got:
         assert st["state"]["id"] == "enl" and fds, st
+
+
+def test_exec_cpu_affinity_initial_only(rt, make_bundle, tmp_path):
+    """execCPUAffinity.initial alone: the process starts there (inherited at clone) and then gets
+    every CPU the cgroup allows (runc's reset), instead of staying pinned."""
+    n = os.cpu_count() or 1
+    if n < 2:
+        pytest.skip("needs two CPUs to tell a chosen affinity from the default")
+    _run_d(rt, make_bundle, "eai")
+    proc = {"args": ["grep", "Cpus_allowed_list", "/proc/self/status"], "cwd": "/",
+            "env": ["PATH=/bin"], "execCPUAffinity": {"initial": "0"}}
+    (tmp_path / "p.json").write_text(json.dumps(proc))
+    assert rt.out("exec", "--process", str(tmp_path / "p.json"), "eai").split()[-1] == f"0-{n - 1}"

@@ -15,7 +15,7 @@ import threading
 import uuid
 
 import pytest
-from conftest import Runtime
+from pyrt_testenv import Runtime
 from pyrt_testenv import ROOTFS
 
 RUNC = shutil.which("runc")
