@@ -519,11 +519,22 @@ def test_fifty_parallel_creates_never_hang(rt, make_bundle):
     b.write()
     rt._track(b)
     ids = [rt.new_id("par") for _ in range(50)]
+    import json
     import tempfile
+    bundles = []
+    for n, i in enumerate(ids):         # one cgroup each: containers may not share a non-empty one
+        cfg = json.loads(json.dumps(b.config))
+        if "cgroupsPath" in cfg.get("linux", {}):
+            cfg["linux"]["cgroupsPath"] = f"{cfg['linux']['cgroupsPath']}-{n}"
+            rt.cgroups.add(cfg["linux"]["cgroupsPath"])
+        d = b.path.parent / f"par{n}"
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(cfg))
+        bundles.append(d)
     errs = [tempfile.TemporaryFile() for _ in ids]      # files: the created inits keep our stdio
-    procs = [subprocess.Popen(rt.cmd("create", "--bundle", str(b.path), i), cwd=str(REPO), env=rt.env(),
+    procs = [subprocess.Popen(rt.cmd("create", "--bundle", str(d), i), cwd=str(REPO), env=rt.env(),
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=e)
-             for i, e in zip(ids, errs)]
+             for i, d, e in zip(ids, bundles, errs)]
     deadline = time.monotonic() + 180
     failed = []
     for i, p, e in zip(ids, procs, errs):
