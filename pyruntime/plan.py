@@ -12,6 +12,7 @@ import stat
 from . import capabilities
 from ._core import ffi, lib
 from .errors import ConfigError, RuntimeFailure
+from .rootless import in_user_namespace
 from .spec import RLIMITS
 
 # CLONE_NEW* numbers (linux/sched.h)
@@ -187,10 +188,10 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
         elif mtype == "cgroup":
             for t in _cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None, cg):
                 mounts.append((*t, o, -1))
-        elif mtype == "sysfs" and in_userns and "network" not in nss:
+        elif mtype == "sysfs" and (in_userns or in_user_namespace()) and "network" not in nss:
             # sysfs cannot be mounted in a user namespace that does not own the network namespace
             mounts.append(("/sys", dest, None, flags | MS["bind"] | MS["rec"], "", prop, o, -1))
-        elif mtype == "mqueue" and in_userns and "ipc" not in nss:
+        elif mtype == "mqueue" and (in_userns or in_user_namespace()) and "ipc" not in nss:
             mounts.append(("/dev/mqueue", dest, None, flags | MS["bind"] | MS["rec"], "", prop, o, -1))
         else:
             if not mtype:
@@ -372,7 +373,9 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
         else:
             warnings_pre = []
         fill_mounts(p, cfg, bundle, nss, in_userns, cgroup or {})
-        fill_devices(p, cfg, in_userns)
+        # runc: device nodes are bound from the host in a new user namespace, and also when the runtime
+        # itself runs in one (root of rootless podman's namespace cannot mknod either)
+        fill_devices(p, cfg, in_userns or in_user_namespace())
         masked = linux.get("maskedPaths", []) or []
         ro = linux.get("readonlyPaths", []) or []
         c.masked, c.n_masked = p.strv(masked), len(masked)

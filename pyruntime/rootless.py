@@ -29,14 +29,20 @@ def euid_rootless() -> bool:
     return os.geteuid() != 0
 
 
+_in_userns: bool | None = None
+
+
 def in_user_namespace() -> bool:
     """True inside any user namespace but the initial one (its uid_map is not the identity map)."""
-    try:
-        with open("/proc/self/uid_map") as f:
-            first = f.read().split()
-    except OSError:
-        return False
-    return first[:3] != ["0", "0", "4294967295"]
+    global _in_userns
+    if _in_userns is None:
+        try:
+            with open("/proc/self/uid_map") as f:
+                first = f.read().split()
+        except OSError:
+            first = ["0", "0", "4294967295"]
+        _in_userns = first[:3] != ["0", "0", "4294967295"]
+    return _in_userns
 
 
 _flag = "auto"

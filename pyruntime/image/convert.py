@@ -15,6 +15,7 @@ Starts from :func:`pyruntime.defaults.default_config` (what ``pyruntime spec`` w
 from __future__ import annotations
 
 import copy
+import os
 
 from .errors import ImageError
 
@@ -165,4 +166,9 @@ def runtime_config(image_config: dict, root, uid_maps: list = (),
         linux["namespaces"] = nss
         linux["uidMappings"] = [r.to_json() for r in uid_maps]
         linux["gidMappings"] = [r.to_json() for r in gid_maps]
+    elif os.geteuid() != 0:
+        # an unprivileged caller: the rootfs is its own (owners kept as the user), so the container is
+        # what `spec --rootless` makes: a user namespace mapping the caller to root, no network ns
+        from ..rootless import to_rootless
+        to_rootless(spec)
     return spec

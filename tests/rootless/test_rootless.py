@@ -465,3 +465,37 @@ def test_spec_rootless_matches_runc_and_runs_in_both(rl, both):
                 json.dump(cfg, f)
             cp = r("run", "--bundle", bdir, _cid())
             assert cp.returncode == 0, f"{r.name} running {cfg_from.name}'s spec: {cp.stderr}"
+
+
+# ---------------------------------------------------------------- images
+
+
+def test_image_unpack_and_run_image_as_the_user(rl):
+    """`image unpack` and `run --image` by the user: files stay the user's (root inside), the bundle's
+    config is a rootless one, and the container runs."""
+    from image.image_helpers import d, f, simple_layout, tar
+    layout = os.path.join(rl.tmp, f"layout-{uuid.uuid4().hex[:6]}")     # readable by the user
+    simple_layout(layout, tar(d("etc/"), f("etc/hello", b"hi from the image\n"), d("bin/"),
+                              f("bin/busybox", open(os.path.join(rl.rootfs, "bin", "busybox"), "rb").read(),
+                                mode=0o755)),
+                  config={"config": {"Cmd": ["/bin/busybox", "sh", "-c", "cat /etc/hello; id -u"]}})
+    for top, dirs, files in os.walk(layout):
+        for n in dirs + files:
+            os.chmod(os.path.join(top, n), 0o755 if n in dirs else 0o644)
+    os.chmod(layout, 0o755)
+    bundle = os.path.join(rl.owner.work, "img-bundle")
+    cp = rl.owner.run([rl.pyruntime, "image", "unpack", f"{layout}:t", bundle])
+    assert cp.returncode == 0, cp.stderr
+    st = os.stat(os.path.join(bundle, "rootfs", "etc", "hello"))
+    assert (st.st_uid, st.st_gid) == (rl.owner.uid, rl.owner.gid)
+    with open(os.path.join(bundle, "config.json")) as fh:
+        cfg = json.load(fh)
+    assert {"type": "user"} in cfg["linux"]["namespaces"]
+    assert cfg["linux"]["uidMappings"] == [{"containerID": 0, "hostID": rl.owner.uid, "size": 1}]
+    r = rl.rt("pyruntime")
+    out = r.ok("run", "--bundle", bundle, _cid())
+    assert out.split() == ["hi", "from", "the", "image", "0"]
+    out = r.ok("run", "--image", f"{layout}:t", _cid())
+    assert out.split() == ["hi", "from", "the", "image", "0"]
+    assert not os.listdir(os.path.join(r.root, ".bundles")) if os.path.isdir(os.path.join(r.root, ".bundles")) \
+        else True
