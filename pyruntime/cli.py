@@ -62,11 +62,10 @@ def version_text() -> str:
     """runc's shape (podman shows it verbatim in `podman info`)."""
     from . import SPEC_VERSION, __version__
     text = f"pyruntime version {__version__}\nspec: {SPEC_VERSION}\npython: {sys.version.split()[0]}\n"
-    try:
-        from .seccomp import libseccomp_version
-        text += f"libseccomp: {libseccomp_version()}\n"
-    except Exception:      # a build without the seccomp module: say nothing rather than guess
-        pass
+    from .libversion import libseccomp_version   # without loading the C core (see there)
+    version = libseccomp_version()
+    if version:
+        text += f"libseccomp: {version}\n"
     return text
 
 

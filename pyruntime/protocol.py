@@ -177,10 +177,20 @@ def short_path(dirfd: int, name: str) -> str:
     return f"/proc/self/fd/{dirfd}/{name}"
 
 
+class _StartWire:
+    """What `start` needs of the wire format, without loading the C core (cffi + libseccomp cost `start`,
+    which shims call for every container, more than the rest of the call).  tests/test_imports.py checks
+    these against the core's own values, so they cannot drift apart unnoticed."""
+    size = 16                     # sizeof(struct pyrt_msg)
+    struct = struct.Struct("IiII")
+    GO = 1                        # PYRT_MSG_GO
+    err_max = 4096                # PYRT_ERR_MAX
+
+
 def release_init(cdir: str) -> None:
     """The start handshake: connect to exec.sock, send GO; EOF = the init exec'd (its end is
     CLOEXEC), an ERROR message = its failure (a startContainer hook, execve)."""
-    m = msg()
+    m = _StartWire
     dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
