@@ -225,6 +225,13 @@ def test_run_image_pulls_when_missing(plain, tmp_path, rt):
         cp = rt("run", "--image", f"{plain.host}/test/bb:v1", "reg2", "--", "/bin/sh", "-c", "echo again")
         assert cp.stdout.decode() == "again\n"
         assert f"{plain.host}/test/bb:v1" in rt.out("image", "ls")
+        # rm + prune: the store's layers and its layout's blobs go
+        rt("image", "rm", f"{plain.host}/test/bb:v1")
+        rt("image", "prune")
+        store = os.path.join(rt.root, ".images")
+        assert [n for n in os.listdir(os.path.join(store, "layers"))] == []
+        assert os.listdir(os.path.join(store, "oci", "blobs", "sha256")) == []
+        assert _index(os.path.join(store, "oci")) == []
     finally:
         remove_path(os.path.join(rt.root, ".images"))
 
