@@ -13,7 +13,7 @@ ROOTLESS_PYTEST_ARGS ?= -ra
 
 ROOTLESS_PODMAN_PKGS := podman conmon catatonit tmux
 .PHONY: rootless-deps test-rootless test-rootless-podman
-test-lanes: test-rootless-podman
+TEST_LANES += test-rootless-podman
 rootless-deps:
 	@missing=$$(for p in $(ROOTLESS_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "test-rootless: apt-get install $$missing"; \

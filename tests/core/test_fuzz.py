@@ -128,6 +128,15 @@ def leftovers(root: str, cid: str, rel_cg: str) -> list[str]:
         out.append("state dir")
     for d in cgroup_dirs(rel_cg):
         out.append(f"cgroup {d}")
+    for p in os.listdir("/proc"):      # an init (before its execve it carries the create's argv)
+        if p.isdigit():
+            try:
+                argv = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
+                stat = open(f"/proc/{p}/stat", "rb").read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if cid.encode() in argv and root.encode() in argv and stat[0] not in (b"Z", b"X"):
+                out.append(f"process {p}")
     return out
 
 
