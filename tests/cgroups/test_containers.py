@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import PY, ROOT, need
+from conftest import PY, ROOT, need, unique, v2_controllers  # module level: inside a test, "conftest" may be another suite's
 
 from pyruntime.cgroups import manager_from_state
 from pyruntime.cgroups.layout import V2
@@ -123,7 +123,6 @@ def test_cpu_cpuset_blkio_values_land(containers, layout):
 
 
 def _v2(layout) -> set[str]:
-    from conftest import v2_controllers
     return v2_controllers(layout)
 
 
@@ -318,7 +317,6 @@ def test_relative_path_below_a_populated_cgroup(containers, layout):
     lane runs from /ci.slice/runner.service) and the config's cgroupsPath is relative.  runc runs
     such a container (without controllers below the populated cgroup); so must we, instead of failing
     at clone (CLONE_INTO_CGROUP refused); a limit that needs a controller is a clear error naming it."""
-    from conftest import unique
     if layout.kind != V2 or layout.own.get("", "/") == "/":
         pytest.skip("needs a pure cgroup v2 host with this process in a non-root cgroup "
                     "(the cgroup v2 VM lane runs so; here the test process is in the root cgroup)")

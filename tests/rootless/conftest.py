@@ -193,7 +193,8 @@ class Env:
         self.owner.subgid = _add_subids(self.owner.name, "/etc/subgid")
         # the rootfs belongs to the user (as an unpacked image of theirs would)
         self.rootfs = os.path.join(self.owner.work, "rootfs")
-        _sh("cp", "-a", ROOTFS, self.rootfs)
+        os.mkdir(self.rootfs)
+        _sh("cp", "-a", ROOTFS + "/.", self.rootfs)     # the contents: never a link to the shared rootfs
         _sh("chown", "-R", f"{self.owner.uid}:{self.owner.gid}", self.rootfs)
         self.pyruntime = _launcher_for(self.owner, self.tmp)
         self.runc = shutil.which("runc")

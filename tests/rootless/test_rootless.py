@@ -412,11 +412,18 @@ def test_hostile_mount_destination_stays_inside(rl, both, bundle):
                 assert target not in f.read()
     finally:
         os.unlink(link)
-        for d in (os.path.join(rl.rootfs, target.lstrip("/")),):
-            if os.path.isdir(d):
-                import shutil
-                shutil.rmtree(os.path.join(rl.rootfs, target.lstrip("/").split("/")[0]), ignore_errors=True)
-        os.rmdir(target) if os.path.isdir(target) and not os.listdir(target) else None
+        # the runtimes made <rootfs><target>/sub inside the root: remove that chain (empty dirs only),
+        # never more than what was made
+        inside = os.path.join(rl.rootfs, target.lstrip("/"), "sub")
+        keep = os.path.join(rl.rootfs, target.lstrip("/").split("/")[0])     # the rootfs's own /tmp
+        while inside != keep and os.path.isdir(inside) and not os.path.islink(inside):
+            try:
+                os.rmdir(inside)
+            except OSError:
+                break
+            inside = os.path.dirname(inside)
+        if os.path.isdir(target) and not os.listdir(target):
+            os.rmdir(target)
 
 
 def test_bind_of_a_path_the_user_cannot_read_fails_cleanly(rl, both, bundle):
@@ -499,3 +506,23 @@ def test_image_unpack_and_run_image_as_the_user(rl):
     assert out.split() == ["hi", "from", "the", "image", "0"]
     assert not os.listdir(os.path.join(r.root, ".bundles")) if os.path.isdir(os.path.join(r.root, ".bundles")) \
         else True
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_created_init_exposes_no_host_executable(rl, bundle, mapping):
+    """The init stays dumpable only until its maps are written (an unprivileged parent cannot write
+    them otherwise).  Once create returns, either it is non-dumpable (its /proc files are root's) or it
+    is no longer an image of the runtime (/proc/PID/exe a sealed memfd): nobody, the user included, can
+    open the host's interpreter through /proc/PID/exe."""
+    r = rl.rt("pyruntime")
+    cid = _cid()
+    r.ok("create", "--bundle", bundle(["true"], mapping), cid)
+    pid = r.state(cid)["pid"]
+    non_dumpable = os.stat(f"/proc/{pid}/environ").st_uid == 0   # (the directory itself shows the euid)
+    exe = os.readlink(f"/proc/{pid}/exe")
+    assert non_dumpable or exe.startswith("/memfd:"), exe
+    with open(rl.pyruntime) as fh:
+        interpreter = os.path.realpath(fh.readline()[2:].split()[0])     # the launcher's #! line
+    probe = rl.owner.run(["sh", "-c", f"cmp -s /proc/{pid}/exe {interpreter} && echo SAME"])
+    assert "SAME" not in probe.stdout
+    r.ok("delete", "--force", cid)
