@@ -128,7 +128,13 @@ def warm_attach_lock() -> None:
     if not os.path.exists(procs):
         return
 
+    import _thread
+    done = _thread.allocate_lock()
+    done.acquire()
+    tid = [0]
+
     def touch() -> None:
+        tid[0] = _thread.get_native_id()
         try:
             fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -137,8 +143,32 @@ def warm_attach_lock() -> None:
                 os.close(fd)
         except OSError:
             pass
-    import _thread
+        finally:
+            done.release()
+    global _warmup
+    _warmup = (done, tid)
     _thread.start_new_thread(touch, ())
+
+
+_warmup = None
+
+
+def join_warmup() -> None:
+    """Wait until the warm-up thread is gone, also from the kernel's thread list.  Called before every
+    clone(): the CLI then has no thread alive at clone time (issue 10 item 8: glibc's set*id wrappers
+    in the child would wait for a thread it does not have; the C core also uses raw syscalls, which
+    keeps API users with threads of their own safe)."""
+    global _warmup
+    if _warmup is None:
+        return
+    done, tid = _warmup
+    _warmup = None
+    done.acquire()
+    import time
+    for _ in range(2000):            # the OS thread ends a moment after its Python part
+        if not tid[0] or not os.path.exists(f"/proc/self/task/{tid[0]}"):
+            return
+        time.sleep(0.0002)
 
 
 def frozen_from_state(d: dict) -> bool:
