@@ -120,3 +120,19 @@ def test_clamp_rlimits():
     assert proc["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": hard, "hard": hard},
                                {"type": "RLIMIT_NOFILE", "soft": 8, "hard": 16}]
     assert len(warned) == 1 and "rlimits[0]" in warned[0] and "RLIMIT_NOFILE" in warned[0]
+
+
+def test_root_with_rootless_true_keeps_its_cgroup_and_device_rules(rt, make_bundle):
+    """--rootless=true only makes cgroup refusals non-fatal: root still gets its cgroup, limits and
+    device rules (only an unprivileged caller skips the device rules it could never write)."""
+    import json
+    b = make_bundle(["sleep", "30"])
+    rt("--rootless", "true", "run", "-d", "--bundle", b, "rlt")
+    with open(os.path.join(rt.root, "rlt", "state.json")) as f:
+        cg = json.load(f)["cgroup"]
+    assert cg, "root lost its cgroup under --rootless=true"
+    devices = (cg.get("paths") or {}).get("devices")
+    if devices:
+        with open(os.path.join(devices, "devices.list")) as f:
+            assert "a *:* rwm" not in f.read()
+    rt("delete", "--force", "rlt")
