@@ -10,7 +10,7 @@ PREFIX ?= /usr/local
 PYTHON ?= $(shell p=$$(command -v python3) && "$$p" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
 APT_PKGS := gcc make libc6-dev libseccomp-dev libcap-dev pkg-config busybox-static runc iproute2 nftables \
             python3 python3-venv python3-dev
-PIP_PKGS := cffi pytest pyroute2 zstandard jeepney
+PIP_PKGS := cffi pytest pyroute2 zstandard jeepney urllib3
 CORE := build/.stamp-core
 NATIVE := $(wildcard _native/*.c _native/*.h _native/cdef/*.h) _native/build.py
 BUSYBOX_ROOTFS := bundles/busybox/rootfs

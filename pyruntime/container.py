@@ -100,6 +100,31 @@ def _pidns(pid: int) -> int:
         return 0
 
 
+NS_GET_PARENT = 0xB702      # _IO(0xb7, 0x2)
+
+
+def _in_pidns(pid: int, ns: int) -> bool:
+    """Is `pid` in pid namespace `ns` or in one nested below it (a container may make its own)?"""
+    try:
+        fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    import fcntl
+    try:
+        for _ in range(33):             # the kernel nests pid namespaces 32 deep at most
+            if os.fstat(fd).st_ino == ns:
+                return True
+            try:
+                parent = fcntl.ioctl(fd, NS_GET_PARENT)
+            except OSError:             # reached our own namespace: not below ns
+                return False
+            os.close(fd)
+            fd = parent
+        return False
+    finally:
+        os.close(fd)
+
+
 def _check_cgroup_unused(mgr) -> None:
     """runc (1.2+) refuses a cgroupsPath that already holds processes: two containers in one cgroup
     could not be told apart, and deleting one would kill the other."""
@@ -237,7 +262,7 @@ def _cgroup_split(root: str, st: state.State, mgr) -> tuple[list[int], list[int]
                 ns = 0
         else:
             ns = 0      # our own namespace died with the init, and every process in it
-        ours = [p for p in pids if ns and _pidns(p) == ns]
+        ours = [p for p in pids if ns and _in_pidns(p, ns)]
         return ours, [p for p in pids if p not in ours]
     others = [p for p in pids if p != st.pid]
     if others and _sibling_in_cgroup(root, st):

@@ -42,6 +42,47 @@ def configure(p: argparse.ArgumentParser) -> None:
     rm.add_argument("--force", "-f", action="store_true", help="even if containers use them")
     rm.add_argument("refs", nargs="+", metavar="NAME|DIGEST")
     sub.add_parser("prune", parents=[store], help="remove the layers no stored image and no container uses")
+    pl = sub.add_parser("pull", parents=[store], help="pull an image from a registry into LAYOUT or the store",
+                        description="REF: [docker://][REGISTRY[:PORT]/]REPO[:TAG][@DIGEST]; short names are "
+                                    "resolved with registries.conf as podman does (docker.io by default).")
+    add_pull_flags(pl)
+    pl.add_argument("--platform", default=None, help="os/arch[/variant] (default: this host)")
+    pl.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    pl.add_argument("ref", metavar="REF")
+    pl.add_argument("layout", metavar="LAYOUT", nargs="?",
+                    help="OCI layout to pull into (its ref name: the tag); default: the image store")
+
+
+def add_pull_flags(p) -> None:
+    p.add_argument("--tls-verify", default=None, choices=["true", "false"],
+                   help="false: accept any certificate and plain HTTP (default: verify; registries.conf "
+                        "insecure entries are not verified)")
+    p.add_argument("--cert-dir", default=None, help="CA (*.crt) and client (*.cert, *.key) files "
+                                                    "(default: certs.d/HOST[:PORT] of containers and docker)")
+    p.add_argument("--authfile", default=None, help="credentials file (auth.json or docker config.json)")
+    p.add_argument("--creds", default=None, metavar="USER:PASSWORD", help="credentials (never printed)")
+    p.add_argument("--registries-conf", default=None, help="registries.conf to use")
+
+
+def pull_opts(args: argparse.Namespace) -> dict:
+    tv = getattr(args, "tls_verify", None)
+    return {"tls_verify": None if tv is None else tv == "true", "cert_dir": getattr(args, "cert_dir", None),
+            "creds": getattr(args, "creds", None), "authfile": getattr(args, "authfile", None),
+            "registries_conf": getattr(args, "registries_conf", None)}
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from .. import log
+    if args.layout is None:
+        from ..image.runimage import pull_into_store
+        rec = pull_into_store(_store(args), args.ref, platform=args.platform, warn=log.warning, **pull_opts(args))
+        sys.stdout.write(rec["manifestDigest"] + "\n")
+        return 0
+    from ..image.pull import Progress, pull
+    p = pull(args.ref, args.layout, platform=args.platform, progress=Progress(False if args.quiet else None),
+             warn=log.warning, **pull_opts(args))
+    sys.stdout.write(p.manifest_digest + "\n")
+    return 0
 
 
 def _store(args: argparse.Namespace):
@@ -85,6 +126,8 @@ def _run(args: argparse.Namespace) -> int:
             rec = st.remove_image(ref, force=args.force)
             sys.stdout.write(rec["manifestDigest"] + "\n")
         return 0
+    if args.image_command == "pull":
+        return _pull(args)
     if args.image_command == "prune":
         removed, freed = _store(args).prune()
         for d in removed:

@@ -29,6 +29,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--platform", default=None, help="os/arch[/variant] (default: this host)")
     p.add_argument("--max-expansion", type=float, default=None,
                    help="a layer may unpack to RATIO x its compressed size (default 50, at least 64 MiB; 0: no limit)")
+    p.add_argument("--tls-verify", default=None, choices=["true", "false"],
+                   help="pulling a missing image: false accepts any certificate and plain HTTP")
+    p.add_argument("--authfile", default=None, help="pulling a missing image: credentials file")
     p.add_argument("process_args", nargs=argparse.REMAINDER, metavar="command",
                    help="with --image: the program and arguments to run instead of the image's")
 
@@ -36,6 +39,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 _IMAGE_ONLY = (("env", "--env"), ("workdir", "--workdir"), ("user", "--user"), ("mount", "--mount"),
                ("volume", "--volume"), ("read_only", "--read-only"), ("tty", "--tty"),
                ("image_store", "--image-store"), ("platform", "--platform"), ("max_expansion", "--max-expansion"),
+               ("tls_verify", "--tls-verify"), ("authfile", "--authfile"),
                ("process_args", "a command after the id"))
 
 
@@ -58,8 +62,10 @@ def _image_bundle(args: argparse.Namespace) -> str:
     o = Overrides(command=cmd, env=args.env, workdir=args.workdir, user=args.user,
                   mounts=list(args.mount) + list(args.volume), read_only=args.read_only, tty=args.tty)
     ratio = DEFAULT_MAX_EXPANSION if args.max_expansion is None else args.max_expansion
+    pull_opts = {"tls_verify": None if args.tls_verify is None else args.tls_verify == "true",
+                 "authfile": args.authfile}
     return prepare(args.root, args.id, args.image, o, store_path=args.image_store, platform=args.platform,
-                   max_expansion=ratio, progress=Progress(), warn=log.warning)
+                   max_expansion=ratio, progress=Progress(), warn=log.warning, pull_opts=pull_opts)
 
 
 def run(args: argparse.Namespace) -> int:

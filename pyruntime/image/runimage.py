@@ -84,8 +84,44 @@ def _open_source(source: str, ref: str | None, platform: str | None):
     return images, img
 
 
+def find_stored(store: Store, text: str) -> dict | None:
+    """A stored image by the name given, or by its normalized registry reference."""
+    rec = store.find(text)
+    if rec is not None:
+        return rec
+    from .reference import parse
+    try:
+        cands = parse(text)
+    except ImageError:
+        return None
+    for c in cands:
+        rec = store.find(str(c))
+        if rec is not None:
+            return rec
+    return None
+
+
+def pull_into_store(store: Store, text: str, *, platform: str | None = None, warn=None, **opts) -> dict:
+    """Pull ``text`` into the store's own layout (``STORE/oci``) and record it (layers are unpacked
+    when a container first uses them)."""
+    from .pull import Progress, pull
+    from .reference import RegistriesConf
+    layout = os.path.join(store.path, "oci")
+    conf = RegistriesConf(opts.get("registries_conf"))
+    name = str(conf.candidates(text)[0])
+    # the store's layout holds many images: each is named by its full reference, not just its tag
+    pulled = pull(text, layout, platform=platform, progress=Progress(), warn=warn, ref_name=name, **opts)
+    full = str(pulled.ref)
+    images, img = _open_source(layout, pulled.ref_name, platform)
+    try:
+        names = [full] + ([text] if text != full else [])
+        return store.add_image(_record(img, names, layout, pulled.ref_name))
+    finally:
+        images.close()
+
+
 def find_image(store: Store, image_ref: str, *, platform: str | None, need_layers: bool,
-               max_expansion: float | None, progress, warn) -> tuple[dict, object]:
+               max_expansion: float | None, progress, warn, pull_opts: dict | None = None) -> tuple[dict, object]:
     """(image record, open images or None).  The open images are returned when the caller may need
     the layer blobs again (the full-copy fallback); close them."""
     try:
@@ -113,12 +149,12 @@ def find_image(store: Store, image_ref: str, *, platform: str | None, need_layer
         except BaseException:
             images.close()
             raise
-    rec = store.find(image_ref)
+    rec = find_stored(store, image_ref)
     if rec is None:
-        hint = ""
-        if image_ref.startswith("docker://") or "/" in image_ref or ":" in image_ref:
-            hint = f"; pull it first: pyruntime image pull {image_ref}"
-        raise ImageError(f"no such image layout, archive or stored image{hint}", step="image", path=image_ref)
+        from .reference import is_registry_ref
+        if pull_opts is None or not is_registry_ref(image_ref):
+            raise ImageError("no such image layout, archive or stored image", step="image", path=image_ref)
+        rec = pull_into_store(store, image_ref, platform=platform, warn=warn, **pull_opts)
     missing = [d for d in rec.get("diffIDs") or [] if not store.has_layer(d)]
     if not missing and not need_layers:
         return rec, None
@@ -248,7 +284,7 @@ def _use_key(root: str, cid: str) -> str:
 
 def prepare(root: str, cid: str, image_ref: str, o: Overrides, *, store_path: str | None = None,
             platform: str | None = None, max_expansion: float | None = DEFAULT_MAX_EXPANSION,
-            progress=None, warn=None) -> str:
+            progress=None, warn=None, pull_opts: dict | None = None) -> str:
     """Make ``<root>/.bundles/<cid>`` for ``image_ref``; return its path."""
     from .. import state
     from ..errors import ContainerExists
@@ -272,7 +308,8 @@ def prepare(root: str, cid: str, image_ref: str, o: Overrides, *, store_path: st
         overlay = os.geteuid() == 0
         with store.shared():
             rec, images = find_image(store, image_ref, platform=platform, need_layers=overlay,
-                                     max_expansion=max_expansion, progress=progress, warn=warn)
+                                     max_expansion=max_expansion, progress=progress, warn=warn,
+                                     pull_opts=pull_opts)
             rootfs = os.path.join(bundle, "rootfs")
             os.mkdir(rootfs, 0o755)
             if overlay:

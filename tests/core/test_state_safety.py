@@ -430,3 +430,25 @@ def test_shared_cgroup_runc_control(rt, make_bundle, tmp_path):
         subprocess.run([RUNC, "--root", root, "delete", "--force", "R"], capture_output=True, timeout=30)
         rt("delete", "--force", "A")
     assert not cgroup_dirs(rel)
+
+
+def test_nested_pid_namespace_is_the_containers_own(rt, make_bundle):
+    """Processes in a pid namespace the container made itself are its own: delete kills them and
+    removes the cgroup (only a sibling's processes are spared)."""
+    def edit(c):
+        for s in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][s].append("CAP_SYS_ADMIN")
+    b = make_bundle(["sh", "-c", "unshare -p -f sleep 60 & sleep 60"], edit=edit)
+    rt("run", "-d", "-b", b, "nest")
+    rel = cg_of(b)
+    deadline = time.monotonic() + 10
+    while len(cg_pids(rel)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = cg_pids(rel)
+    # sh (exec'd into its last sleep), unshare, and the sleep in the nested namespace
+    assert len(pids) >= 3, [open(f"/proc/{p}/cmdline").read() for p in pids]
+    levels = [open(f"/proc/{p}/status").read().split("NSpid:")[1].split("\n")[0].split() for p in pids]
+    assert max(len(v) for v in levels) == 3, levels     # host, container, nested
+    rt("delete", "--force", "nest")
+    assert not [p for p in pids if alive(p)]
+    assert not cgroup_dirs(rel)
