@@ -157,6 +157,9 @@ struct pyrt_plan {
     uint32_t seccomp_len;
     uint32_t seccomp_flags;         /* SECCOMP_FILTER_FLAG_* */
     int seccomp_notify;             /* listener fd goes to the parent (PYRT_MSG_SECCOMP_FD) */
+    int seccomp_early;              /* load before CREATED, not right before execve: without no_new_privs
+                                       the init would wait holding CAP_SYS_ADMIN, and a container process
+                                       with CAP_SYS_PTRACE in the host user namespace could trace it */
 
     /* process attributes applied by procattrs.c before the user switch (-1 / NULL = leave) */
     long personality;

@@ -235,13 +235,17 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     if (lookup_exec(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
 
-    /* A notify listener must reach the parent before create returns: that filter is loaded now,
-     * and the rest of the handshake (sendmsg, accept4, recvmsg, the startContainer hooks) runs
-     * under it.  Every other filter is loaded right before execve. */
-    if (p->seccomp_len && p->seccomp_notify) {
+    /* A notify listener must reach the parent before create returns; and when a process of the
+     * container could ptrace this one (seccomp_early: CAP_SYS_PTRACE in the host user namespace),
+     * it must not wait for `start` holding CAP_SYS_ADMIN.  In both cases the filter is loaded now
+     * and the rest of the handshake (sendmsg, accept4, recvmsg, the startContainer hooks) runs under
+     * it, as with runc.  Every other filter is loaded right before execve. */
+    if (p->seccomp_len && (p->seccomp_notify || p->seccomp_early)) {
         if (pyrt_load_seccomp(p, &listener, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
         seccomp_done = 1;
+        if (p->cap_hold)
+            pyrt_drop_held_caps(p);     /* a filter denying capset: execve drops them all the same */
         if (listener >= 0) {
             if (pyrt_send_msg(fd, PYRT_MSG_SECCOMP_FD, 0, NULL, 0, listener) < 0)
                 pyrt_child_die(fd, errno, "send seccomp listener fd");
