@@ -46,6 +46,8 @@ class Plan:
         c.sched_policy = -1
         c.ioprio = -1
         c.mempolicy_mode = -1
+        for i in range(3):
+            c.stdio_fds[i] = -1
         c.home_slot = -1
 
     # -- allocation helpers (the struct only holds pointers; these keep the memory alive) --

@@ -322,3 +322,44 @@ def _add_to_index(layout: str, desc: dict, ref_name: str) -> None:
         _write_index(layout, doc)
     finally:
         os.close(lock)
+
+
+def remove_ref(layout: str, ref_name: str) -> None:
+    """Drop the index.json entries named ``ref_name`` (their blobs go with :func:`gc_layout`)."""
+    path = os.path.join(layout, "index.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        doc = json.load(f)
+    doc["manifests"] = [m for m in doc.get("manifests") or []
+                        if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") != ref_name]
+    _write_index(layout, doc)
+
+
+def gc_layout(layout: str) -> list[str]:
+    """Remove the blobs of ``layout`` that no index.json entry reaches (the caller excludes pulls)."""
+    blobs = os.path.join(layout, "blobs", "sha256")
+    if not os.path.isdir(blobs):
+        return []
+    with open(os.path.join(layout, "index.json")) as f:
+        todo = list(json.load(f).get("manifests") or [])
+    keep: set[str] = set()
+    while todo:
+        d = todo.pop()
+        dg = d.get("digest") if isinstance(d, dict) else None
+        if not isinstance(dg, str) or not dg.startswith("sha256:") or dg[7:] in keep:
+            continue
+        keep.add(dg[7:])
+        if d.get("mediaType") in mt.INDEXES | mt.MANIFESTS:
+            try:
+                with open(os.path.join(blobs, dg[7:])) as f:
+                    doc = json.load(f)
+            except (OSError, ValueError):
+                continue
+            todo += list(doc.get("manifests") or []) + [doc.get("config") or {}] + list(doc.get("layers") or [])
+    removed = []
+    for n in os.listdir(blobs):
+        if n not in keep:
+            os.unlink(os.path.join(blobs, n))
+            removed.append("sha256:" + n)
+    return removed
