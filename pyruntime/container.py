@@ -504,6 +504,18 @@ def _wait_gone(st: state.State, timeout: float = 10.0) -> bool:
     return True
 
 
+def _orphan_image_bundle(root: str, cid: str) -> None:
+    """A `run --image` killed before its container existed leaves ``<root>/.bundles/<id>`` (its rootfs
+    maybe still mounted): `delete --force ID` takes it away too."""
+    b = os.path.join(root, ".bundles", cid)
+    if os.path.isdir(b):
+        from .image.overlay import remove_bundle
+        try:
+            remove_bundle(b)
+        except OSError as e:
+            log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", b)))
+
+
 def delete(root: str, cid: str, force: bool = False) -> None:
     """Remove everything the container owned; refuse a running one without force (runc).
 
@@ -516,6 +528,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     except ContainerNotFound:
         if not os.path.lexists(cdir):
             if force:
+                _orphan_image_bundle(root, cid)
                 return      # the shim's second `delete --force` after a `delete`: succeed quietly
             raise
         st = None

@@ -169,3 +169,25 @@ def join_warmup() -> None:
         if not tid[0] or not os.path.exists(f"/proc/self/task/{tid[0]}"):
             return
         time.sleep(0.0002)
+
+
+def frozen_from_state(d: dict) -> bool:
+    """``manager_from_state(d).frozen()`` without importing the drivers: `state` asks this on every call
+    (is a running container paused?) and needs nothing else of them.  The same files the drivers read:
+    v1 freezer.state (FREEZING counts), else the unified cgroup's cgroup.freeze."""
+    def read(path: str) -> str | None:
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
+
+    drv = d.get("driver")
+    if drv == "v1":
+        fz = (d.get("paths") or {}).get("freezer")
+        if fz:
+            return read(os.path.join(fz, "freezer.state")) in ("FROZEN", "FREEZING")
+        d = d.get("unified") or {}
+    elif drv != "v2":
+        raise RuntimeFailure(f"unknown cgroup driver {drv!r} in state", step="cgroup")
+    return bool(d.get("path")) and read(os.path.join(d["path"], "cgroup.freeze")) == "1"
