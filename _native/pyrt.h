@@ -19,6 +19,11 @@
  *  | 3 | parent | PYRT_MSG_GO         | payload: state JSON (for startContainer)| child copies it to plan->state_buf        |
  *  | 4 | child  | PYRT_MSG_SECCOMP_FD | notify filter loaded (SCM_RIGHTS fd)   | parent sends fd + state to listenerPath    |
  *  | c | child  | PYRT_MSG_CONSOLE    | pty master sent (only if console_wait) | parent sizes the pty, then sends GO       |
+ *  | p | child  | PYRT_MSG_PID        | only with a pid namespace to join      | parent reaps the sender (the intermediate  |
+ *  |   |        |                     | (plan->pidns_fd): the intermediate     | process), and from now on talks to and     |
+ *  |   |        |                     | forked the final process into it;      | tracks the pid in the payload (int32,      |
+ *  |   |        |                     | exec: after joining the mount ns,      | the runtime's pid namespace)               |
+ *  |   |        |                     | create: after pivot_root and masks     |                                            |
  *  | 5 | child  | PYRT_MSG_CREATED    | all set up, about to wait on exec.sock | parent writes state.json, pid file, exits  |
  *  |   |        |                     | (exec mode: about to execve)           |                                            |
  *  | * | child  | PYRT_MSG_ERROR      | any failure; err=errno, payload=text   | parent raises RuntimeFailure, cleans up    |
@@ -36,6 +41,7 @@ enum {
     PYRT_MSG_SECCOMP_FD = 4,
     PYRT_MSG_CREATED = 5,
     PYRT_MSG_CONSOLE = 6,
+    PYRT_MSG_PID = 7,
 };
 
 enum {
@@ -193,6 +199,7 @@ struct pyrt_plan {
     int mempolicy_mode;             /* set_mempolicy mode | flags (linux.memoryPolicy), -1 = leave */
     uint64_t mempolicy_nodes[16];   /* nodemask, 1024 nodes */
     unsigned long mempolicy_maxnode;
+    int stdio_fds[3];               /* dup2 onto 0, 1, 2 first thing (pipes the runtime relays), -1 = inherit */
 
     /* fields added for one engine (issue 11) */
     int home_slot;                  /* envp[home_slot] = home_env ("HOME=" from /etc/passwd), -1 = env has HOME */

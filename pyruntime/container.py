@@ -18,7 +18,7 @@ import _socket as socket
 import time
 
 from . import fastjson as json
-from . import log, rootless, state
+from . import cgshare, log, rootless, state
 from .errors import ContainerExists, ContainerNotFound, NotRunning, RuntimeFailure
 
 from .protocol import (EXEC_SOCK, short_path, kill_and_reap as _kill_and_reap, release_init, spawn,  # noqa: F401
@@ -31,8 +31,10 @@ class CreateOptions:
 
     def __init__(self, pid_file: str | None = None, console_socket: str | None = None,
                  console_fd: int | None = None, no_pivot: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False, owned: dict | None = None, no_new_keyring: bool = False) -> None:
+                 systemd_cgroup: bool = False, owned: dict | None = None, no_new_keyring: bool = False,
+                 stdio: "list[int] | None" = None) -> None:
         self.pid_file, self.console_socket, self.console_fd = pid_file, console_socket, console_fd
+        self.stdio = stdio      # fds for the init's 0, 1, 2 (-1 = ours): the pipes a foreground `run` relays
         self.no_pivot, self.preserve_fds, self.systemd_cgroup = no_pivot, preserve_fds, systemd_cgroup
         self.owned = owned if owned is not None else {}
         self.no_new_keyring = no_new_keyring      # else the init joins a session keyring named after the id
@@ -92,63 +94,6 @@ class _Undo:
         self.actions.clear()
 
 
-def _pidns(pid: int) -> int:
-    """Inode of a process's pid namespace (0 if it is gone)."""
-    try:
-        return os.stat(f"/proc/{pid}/ns/pid").st_ino
-    except OSError:
-        return 0
-
-
-NS_GET_PARENT = 0xB702      # _IO(0xb7, 0x2)
-
-
-def _in_pidns(pid: int, ns: int) -> bool:
-    """Is `pid` in pid namespace `ns` or in one nested below it (a container may make its own)?"""
-    try:
-        fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    import fcntl
-    try:
-        for _ in range(33):             # the kernel nests pid namespaces 32 deep at most
-            if os.fstat(fd).st_ino == ns:
-                return True
-            try:
-                parent = fcntl.ioctl(fd, NS_GET_PARENT)
-            except OSError:             # reached our own namespace: not below ns
-                return False
-            os.close(fd)
-            fd = parent
-        return False
-    finally:
-        os.close(fd)
-
-
-def _check_cgroup_unused(mgr) -> None:
-    """runc (1.2+) refuses a cgroupsPath that already holds processes: two containers in one cgroup
-    could not be told apart, and deleting one would kill the other."""
-    try:
-        pids = mgr.pids()
-    except (OSError, RuntimeFailure):
-        return
-    if pids:
-        raise RuntimeFailure(f"container's cgroup is not empty: {len(pids)} process(es) found",
-                             step="linux.cgroupsPath")
-    try:
-        frozen = mgr.frozen()
-    except (OSError, RuntimeFailure):
-        frozen = False
-    if frozen:
-        raise RuntimeFailure("container's cgroup unexpectedly frozen", step="linux.cgroupsPath")
-
-
-def _release_cgroup(mgr) -> None:
-    """Undo of a failed create: our init is already killed and reaped; remove what is empty and
-    never signal anything else (another container may have joined the cgroup meanwhile)."""
-    mgr.destroy(kill=False)
-
-
 def _claim_dir(root: str, cid: str, keep_bundle: str = "") -> "state.locked":
     """mkdir <root>/<id> (0700) and hold its lock.  An existing directory is a container unless it is
     a dead half-made one (no state, or a record still marked creating whose create is dead): that one
@@ -205,8 +150,8 @@ def _clear_halfmade(root: str, cid: str, st: "state.State | None", keep_bundle: 
             try:
                 from .cgroups import manager_from_state
                 mgr = manager_from_state(st.cgroup)
-                own, foreign = _cgroup_split(root, st, mgr)
-                base_signal(own, signal.SIGKILL)
+                own, foreign = cgshare.split(root, st, mgr)
+                cgshare.signal_pids(own, signal.SIGKILL)
                 mgr.destroy(kill=False)
             except (OSError, RuntimeFailure, KeyError, TypeError) as e:
                 log.warning(f"cgroup: {e}")
@@ -214,73 +159,6 @@ def _clear_halfmade(root: str, cid: str, st: "state.State | None", keep_bundle: 
         if isinstance(b, str) and b and b != keep_bundle and os.path.lexists(b):
             _remove_image_bundle(b)
     _rmtree(os.path.join(root, cid))
-
-
-def base_signal(pids: list[int], sig: int) -> None:
-    for p in pids:
-        try:
-            os.kill(p, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _same_cgroup(a: dict, b: dict) -> bool:
-    def key(d: dict) -> set:
-        out = set()
-        if d.get("path"):
-            out.add(d["path"])
-        out.update(v for v in (d.get("paths") or {}).values() if isinstance(v, str))
-        if isinstance(d.get("unified"), dict) and d["unified"].get("path"):
-            out.add(d["unified"]["path"])
-        return out
-    return bool(key(a) & key(b))
-
-
-def _cgroup_split(root: str, st: state.State, mgr) -> tuple[list[int], list[int]]:
-    """(ours, not ours) among the processes in the container's cgroup.
-
-    With its own pid namespace (the usual case) a process is ours iff it is in that namespace.  In the
-    host's pid namespace processes cannot be told apart: they are all ours unless another living
-    container of this --root names the same cgroup, and then only the init is (runc refuses such
-    sharing at create; this covers a container created after the first one stopped)."""
-    try:
-        pids = mgr.pids()
-    except (OSError, RuntimeFailure):
-        return [], []
-    if not pids:
-        return [], []
-    pidns = [n for n in ((st.config.get("linux") or {}).get("namespaces") or [])
-             if isinstance(n, dict) and n.get("type") == "pid"]
-    if pidns:
-        # namespace inodes are reused once a namespace is freed: compare only with one that lives
-        if state.alive(st):
-            ns = _pidns(st.pid)
-        elif isinstance(pidns[0].get("path"), str) and pidns[0]["path"]:
-            try:
-                ns = os.stat(pidns[0]["path"]).st_ino     # joined: it outlives our init
-            except OSError:
-                ns = 0
-        else:
-            ns = 0      # our own namespace died with the init, and every process in it
-        ours = [p for p in pids if ns and _in_pidns(p, ns)]
-        return ours, [p for p in pids if p not in ours]
-    others = [p for p in pids if p != st.pid]
-    if others and _sibling_in_cgroup(root, st):
-        return [p for p in pids if p == st.pid and state.alive(st)], others
-    return pids, []
-
-
-def _sibling_in_cgroup(root: str, st: state.State) -> bool:
-    for other in state.list_ids(root):
-        if other == st.id:
-            continue
-        try:
-            o = state.load(root, other)
-        except RuntimeFailure:
-            continue
-        if o.cgroup and _same_cgroup(o.cgroup, st.cgroup) and (state.alive(o) or state.creator_alive(o)):
-            return True
-    return False
 
 
 def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, *,
@@ -339,16 +217,16 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         else:
             mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
                                annotations=cfg.get("annotations"))
-            _check_cgroup_unused(mgr)
+            cgshare.check_unused(mgr)
             st.cgroup = mgr.to_state()
             state.save(root, st)
             mgr.create()
-            undo.push(_release_cgroup, mgr)
+            undo.push(cgshare.release, mgr)
             mgr.apply(linux.get("resources", {}) or {})
         log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} "
                   f"{'created' if mgr is not None else 'none (rootless, not permitted, not needed)'}")
         if mgr is not None and rl_cgroups:
-            undo.push(_release_cgroup, mgr)
+            undo.push(cgshare.release, mgr)
         cg_state = mgr.to_state() if mgr is not None else {}
         p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=cg_state,
                                           seccomp_cache=root, keyring=None if opts.no_new_keyring else cid)
@@ -372,11 +250,13 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         lsock.listen(1)
         planmod.set_exec_sock(p, lsock.fileno())
         planmod.set_console(p, socket_path=opts.console_socket, fd=opts.console_fd)
+        planmod.set_stdio(p, opts.stdio)
         planmod.set_preserve_fds(p, opts.preserve_fds)
         planmod.set_hooks(p, hooks)
         pid, sync = spawn(p)
         log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
-        undo.push(_kill_and_reap, pid)
+        cur = [pid]          # the intermediate until PYRT_MSG_PID names the init (a pid namespace to join)
+        undo.push(lambda: _kill_and_reap(cur[0]))
         from ._core import ffi
         st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
         st.rootfs, st.cgroup = os.fsdecode(ffi.string(p.c.rootfs)), cg_state
@@ -405,8 +285,15 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         def on_listener(_payload: bytes, fds: list) -> None:
             forward_listener(p, fds, state.oci_state(root, st, "creating"))
 
+        def on_pid(payload: bytes, _fds: list) -> None:
+            nonlocal pid
+            pid = cur[0] = protocol.adopt_final(pid, payload)
+            st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+            state.save(root, st)
+
         sync.send(sync.m.GO)
-        protocol.drive(sync, {sync.m.HOOKS: on_hooks, sync.m.SECCOMP_FD: on_listener}, "create")
+        protocol.drive(sync, {sync.m.HOOKS: on_hooks, sync.m.SECCOMP_FD: on_listener, sync.m.PID: on_pid},
+                       "create")
         st.creating, st.creator = False, []
         if opts.pid_file:
             try:
@@ -560,9 +447,9 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
     if all_ and st.cgroup:
         from .cgroups import manager_from_state
         mgr = manager_from_state(st.cgroup)
-        own, foreign = _cgroup_split(root, st, mgr)
+        own, foreign = cgshare.split(root, st, mgr)
         if foreign:      # a shared cgroup: only our own processes
-            base_signal(own, sig)
+            cgshare.signal_pids(own, sig)
         else:
             mgr.kill_all(sig)
         return
@@ -605,6 +492,18 @@ def _wait_gone(st: state.State, timeout: float = 10.0) -> bool:
     return True
 
 
+def _orphan_image_bundle(root: str, cid: str) -> None:
+    """A `run --image` killed before its container existed leaves ``<root>/.bundles/<id>`` (its rootfs
+    maybe still mounted): `delete --force ID` takes it away too."""
+    b = os.path.join(root, ".bundles", cid)
+    if os.path.isdir(b):
+        from .image.overlay import remove_bundle
+        try:
+            remove_bundle(b)
+        except OSError as e:
+            log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", b)))
+
+
 def delete(root: str, cid: str, force: bool = False) -> None:
     """Remove everything the container owned; refuse a running one without force (runc).
 
@@ -617,6 +516,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     except ContainerNotFound:
         if not os.path.lexists(cdir):
             if force:
+                _orphan_image_bundle(root, cid)
                 return      # the shim's second `delete --force` after a `delete`: succeed quietly
             raise
         st = None
@@ -669,7 +569,7 @@ def _delete_locked(root: str, cid: str, cdir: str, st: state.State, force: bool)
         except (KeyError, TypeError) as e:
             raise RuntimeFailure(f"field 'cgroup' is malformed ({e})", step="state",
                                  path=os.path.join(cdir, "state.json")) from None
-        own, foreign = _cgroup_split(root, st, mgr)
+        own, foreign = cgshare.split(root, st, mgr)
     if status != "stopped" or own:
         if mgr is not None and not foreign:
             try:
@@ -684,7 +584,7 @@ def _delete_locked(root: str, cid: str, cdir: str, st: state.State, force: bool)
                     mgr.thaw()
                 except (OSError, RuntimeFailure):
                     pass
-            base_signal(own, signal.SIGKILL)
+            cgshare.signal_pids(own, signal.SIGKILL)
         if status != "stopped":
             try:
                 _signal(st, signal.SIGKILL)
@@ -700,7 +600,7 @@ def _delete_locked(root: str, cid: str, cdir: str, st: state.State, force: bool)
             log.warning(f"netDevices: {e}")
     if mgr is not None:
         if foreign:
-            _wait_pids_gone(own)
+            cgshare.wait_pids_gone(own)
             try:
                 mgr.destroy(kill=False)    # shared: remove only what is empty, signal nobody else
             except (OSError, RuntimeFailure) as e:
@@ -722,13 +622,6 @@ def _remove_image_bundle(bundle: str) -> None:
         remove_bundle(bundle)
     except OSError as e:     # the container goes anyway; a later run --image ID retries
         log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", bundle)))
-
-
-def _wait_pids_gone(pids: list[int], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    for p in pids:
-        while os.path.exists(f"/proc/{p}") and time.monotonic() < deadline:
-            time.sleep(0.005)
 
 
 def _destroy_cgroup(mgr) -> None:

@@ -46,6 +46,8 @@ class Plan:
         c.sched_policy = -1
         c.ioprio = -1
         c.mempolicy_mode = -1
+        for i in range(3):
+            c.stdio_fds[i] = -1
         c.home_slot = -1
 
     # -- allocation helpers (the struct only holds pointers; these keep the memory alive) --
@@ -502,6 +504,12 @@ def set_console(p: Plan, *, socket_path: str | None = None, fd: int | None = Non
     if fd is not None:
         p.c.console_fd = fd
         p.c.console_wait = int(wait)
+
+
+def set_stdio(p: Plan, fds) -> None:
+    """The pipes the runtime relays in place of a terminal on its own stdio (see stdiorelay.py)."""
+    for i, fd in enumerate(fds or ()):
+        p.c.stdio_fds[i] = fd
 
 
 def set_preserve_fds(p: Plan, n: int) -> None:
