@@ -294,13 +294,14 @@ def test_new_init_in_joined_pid_namespace_never_visible_with_host_root(rt, make_
         text = _stop_scanner(proc, ctl)
     hits = _hits(text, secret_dir)
     record_property(f"{rt.name}_hits", len(hits))
-    assert _seen(text) >= 5, text[-3000:]
+    if rt.name == "pyruntime":
+        assert not hits, f"pyruntime: the container reached the host through a new init: {hits[:10]}"
+    assert _seen(text) >= 3, text[-3000:]      # control: the scanner saw the new inits racing by
     if rt.name == "runc":
         with capsys.disabled():
             print(f"\n[control] runc 1.1.5, new init in a joined pid namespace: {len(hits)} host hits"
                   f" ({'vulnerable' if hits else 'none seen this run'})")
         return
-    assert not hits, f"pyruntime: the container reached the host through a new init: {hits[:10]}"
 
 
 # --------------------------------------------------------------------- item 3: the created init
@@ -500,7 +501,8 @@ def test_masks_follow_the_mounted_procfs(rt, make_bundle, rootfs_copy, record_pr
     record_property(f"{rt.name}_unsafe", unsafe)
     if rt.name == "runc":
         with capsys.disabled():
-            print(f"\n[control] runc 1.1.5, procfs moved after mount: {'UNSAFE' if unsafe else 'safe'}: {text.split()}")
+            print(f"\n[control] runc 1.1.5, procfs moved after mount: {'UNSAFE' if unsafe else 'safe'} "
+                  f"(exit {res.returncode}): {text.split()} {err(res).strip()[-300:]}")
         return
     if res.returncode != 0:           # refusing is safe too, but say why
         assert not unsafe, both(res)
