@@ -10,12 +10,12 @@ PREFIX ?= /usr/local
 PYTHON ?= $(shell p=$$(command -v python3) && "$$p" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
 APT_PKGS := gcc make libc6-dev libseccomp-dev libcap-dev pkg-config busybox-static runc iproute2 nftables \
             python3 python3-venv python3-dev
-PIP_PKGS := cffi pytest pyroute2 zstandard jeepney
+PIP_PKGS := cffi pytest pyroute2 zstandard jeepney urllib3
 CORE := build/.stamp-core
 NATIVE := $(wildcard _native/*.c _native/*.h _native/cdef/*.h) _native/build.py
 BUSYBOX_ROOTFS := bundles/busybox/rootfs
 
-.PHONY: all deps venv build rootfs demo test test-unit install uninstall bench clean lint
+.PHONY: all deps venv build rootfs demo test test-unit install uninstall bench bench-deps clean lint
 all: build rootfs bin/pyruntime
 
 # --- set-up -------------------------------------------------------------------------------
@@ -58,12 +58,20 @@ demo: all
 test-unit: all
 	$(PYTEST) -q -m "not e2e" tests
 
-# The whole suite: integration tests, the real-client lanes (podman, containerd), the cgroup v2 VM lane.
+# The whole suite, lane by lane: the integration tests here, then every lane a mk/*.mk file adds to
+# TEST_LANES (the cgroup v2 VM, the podman and containerd clients).  Every lane runs even when an earlier
+# one fails, each prints its verdict, and `make test` fails at the end if any lane failed (mk/lanes.sh).
+TEST_LANES := test-suite
+.PHONY: test-suite test-lanes
 test: all
-	$(PYTEST) -q -m "not e2e and not cgroup_vm" tests
-	$(MAKE) --no-print-directory test-lanes
+	@mk/lanes.sh "$(MAKE)" $(TEST_LANES)
 
+test-suite: all
+	$(PYTEST) -q -m "not e2e and not cgroup_vm" tests
+
+# the lanes without the suite (each lane's own target stays in its mk file)
 test-lanes:
+	@mk/lanes.sh "$(MAKE)" $(filter-out test-suite,$(TEST_LANES))
 
 # A pinned ruff from PyPI (config: [tool.ruff] in pyproject.toml); .ci/run runs it before the tests.
 RUFF_VERSION := 0.17.6
@@ -73,7 +81,14 @@ $(VENV)/.stamp-ruff-$(RUFF_VERSION): $(VENV)/.stamp-pip
 lint: $(VENV)/.stamp-ruff-$(RUFF_VERSION)
 	$(VENV)/bin/ruff check --no-cache $(ROOT)
 
-bench: all
+# crun (the figure to chase next), GNU time (peak RSS) and nsenter: only for the benchmark, only when missing.
+BENCH_APT_PKGS := crun time util-linux
+bench-deps:
+	@missing=$$(for p in $(BENCH_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "apt-get install $$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+bench: all bench-deps
 	$(PY) benchmarks/bench_runtime.py
 
 clean:

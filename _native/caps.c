@@ -141,6 +141,26 @@ int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen)
     return 0;
 }
 
+/* Give back the caps held for a seccomp load (cap_hold) once the filter is in; best effort, since the
+ * filter may deny capset: execve recomputes the sets from bounding/inheritable/ambient anyway. */
+void pyrt_drop_held_caps(struct pyrt_plan *p)
+{
+    uint64_t held = p->cap_hold;
+
+    p->cap_hold = 0;
+    if (p->set_caps) {
+        capset_all(p);
+    } else {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct d[2];
+        if (p->uid == 0 || syscall(SYS_capget, &h, d) < 0)
+            return;     /* root without process.capabilities keeps every cap anyway */
+        d[0].effective &= ~(uint32_t)held;
+        d[1].effective &= ~(uint32_t)(held >> 32);
+        syscall(SYS_capset, &h, d);
+    }
+}
+
 int pyrt_load_seccomp(const struct pyrt_plan *p, int *listener, char *err, size_t errlen)
 {
     struct sock_fprog prog = { .len = (unsigned short)p->seccomp_len,

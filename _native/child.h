@@ -3,7 +3,10 @@
 #define PYRT_CHILD_H
 #include "common.h"
 
-#define PYRT_ERRLEN 4096
+#define PYRT_ERRLEN PYRT_ERR_MAX
+
+/* mounts.c: procfs contexts made in the pid namespace to join (create with linux.namespaces pid path) */
+int pyrt_proc_contexts(const struct pyrt_plan *p, char *err, size_t errlen);
 
 int pyrt_send_msg(int fd, uint32_t type, int32_t errnum, const void *payload, uint32_t len, int pass_fd);
 int pyrt_recv_msg(int fd, struct pyrt_msg *hdr, char *payload, uint32_t cap);
@@ -22,6 +25,7 @@ int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_join_keyring(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_set_mempolicy(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_load_seccomp(const struct pyrt_plan *p, int *listener, char *err, size_t errlen);
+void pyrt_drop_held_caps(struct pyrt_plan *p);
 
 /* mountopts.c */
 int pyrt_mount_idmapped(const struct pyrt_mount *m, int destfd, char *err, size_t errlen);

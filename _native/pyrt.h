@@ -19,6 +19,11 @@
  *  | 3 | parent | PYRT_MSG_GO         | payload: state JSON (for startContainer)| child copies it to plan->state_buf        |
  *  | 4 | child  | PYRT_MSG_SECCOMP_FD | notify filter loaded (SCM_RIGHTS fd)   | parent sends fd + state to listenerPath    |
  *  | c | child  | PYRT_MSG_CONSOLE    | pty master sent (only if console_wait) | parent sizes the pty, then sends GO       |
+ *  | p | child  | PYRT_MSG_PID        | only with a pid namespace to join      | parent reaps the sender (the intermediate  |
+ *  |   |        |                     | (plan->pidns_fd): the intermediate     | process), and from now on talks to and     |
+ *  |   |        |                     | forked the final process into it;      | tracks the pid in the payload (int32,      |
+ *  |   |        |                     | exec: after joining the mount ns,      | the runtime's pid namespace)               |
+ *  |   |        |                     | create: after pivot_root and masks     |                                            |
  *  | 5 | child  | PYRT_MSG_CREATED    | all set up, about to wait on exec.sock | parent writes state.json, pid file, exits  |
  *  |   |        |                     | (exec mode: about to execve)           |                                            |
  *  | * | child  | PYRT_MSG_ERROR      | any failure; err=errno, payload=text   | parent raises RuntimeFailure, cleans up    |
@@ -36,10 +41,11 @@ enum {
     PYRT_MSG_SECCOMP_FD = 4,
     PYRT_MSG_CREATED = 5,
     PYRT_MSG_CONSOLE = 6,
+    PYRT_MSG_PID = 7,
 };
 
 enum {
-    PYRT_MODE_CREATE = 0,   /* new container init: namespaces, rootfs, pivot_root, exec fifo */
+    PYRT_MODE_CREATE = 0,   /* new container init: namespaces, rootfs, pivot_root, waits on exec.sock */
     PYRT_MODE_EXEC = 1,     /* join an existing container: setns everything, no rootfs work */
 };
 
@@ -49,7 +55,8 @@ enum {
 };
 
 enum {
-    PYRT_ERR_MAX = 4096,    /* longest error text sent back */
+    PYRT_ERR_MAX = 4096,    /* longest error text sent back (and the size of every error buffer) */
+    PYRT_STATE_MAX = 1048576, /* room for the state JSON of msg #3 (plan->state_buf) */
 };
 
 struct pyrt_msg {
@@ -156,6 +163,9 @@ struct pyrt_plan {
     uint32_t seccomp_len;
     uint32_t seccomp_flags;         /* SECCOMP_FILTER_FLAG_* */
     int seccomp_notify;             /* listener fd goes to the parent (PYRT_MSG_SECCOMP_FD) */
+    int seccomp_early;              /* load before CREATED, not right before execve: without no_new_privs
+                                       the init would wait holding CAP_SYS_ADMIN, and a container process
+                                       with CAP_SYS_PTRACE in the host user namespace could trace it */
 
     /* process attributes applied by procattrs.c before the user switch (-1 / NULL = leave) */
     long personality;
@@ -174,7 +184,7 @@ struct pyrt_plan {
     int terminal;                   /* create a pty; master goes to console_fd */
     int console_fd;                 /* connected unix socket for the pty master, -1 */
     int sync_fd;                    /* child's end of the sync socket (set by pyrt_spawn) */
-    int fifo_fd;                    /* exec.fifo opened O_RDWR by the parent (create), -1 */
+    int fifo_fd;                    /* exec.sock: the listening socket `start` connects to (create), -1 */
     int preserve_fds;               /* fds 3 .. 3+preserve_fds-1 survive into the container */
     int sync_hooks;                 /* send PYRT_MSG_HOOKS before pivot_root and wait */
     struct pyrt_hook *start_hooks;  /* startContainer hooks, run in the container before execve */
@@ -189,15 +199,19 @@ struct pyrt_plan {
     int mempolicy_mode;             /* set_mempolicy mode | flags (linux.memoryPolicy), -1 = leave */
     uint64_t mempolicy_nodes[16];   /* nodemask, 1024 nodes */
     unsigned long mempolicy_maxnode;
+    int stdio_fds[3];               /* dup2 onto 0, 1, 2 first thing (pipes the runtime relays), -1 = inherit */
 
     /* fields added for one engine (issue 11) */
     int home_slot;                  /* envp[home_slot] = home_env ("HOME=" from /etc/passwd), -1 = env has HOME */
     char home_env[4104];
     int create_cwd;                 /* create process.cwd inside the rootfs if missing (0755, as runc) */
     int no_mountns;                 /* no mount namespace: chroot into the rootfs, mount nothing */
+    uint32_t console_rows, console_cols; /* process.consoleSize: the pty's initial size, 0 = leave */
     uint64_t cap_hold;              /* set by the child: caps kept in permitted+effective after the user
                                        switch until execve recomputes them (CAP_SYS_ADMIN to load a
                                        seccomp filter without no_new_privs right before execve) */
+    int userns_dumpable;            /* unprivileged caller, new user ns: stay dumpable until GO so the
+                                       parent (or newuidmap) may write the maps; non-dumpable after */
 };
 
 /* Clone the container process and run the plan in it.  Returns the child's pid (> 0) and stores the

@@ -41,6 +41,15 @@ int pyrt_setup_console(const struct pyrt_plan *p, char *err, size_t errlen)
     }
     close(master);
     close(p->console_fd);
+    if (p->console_rows || p->console_cols) {
+        /* process.consoleSize: the size the program sees first (a later resize by the caller wins) */
+        struct winsize ws;
+        memset(&ws, 0, sizeof ws);
+        ws.ws_row = (unsigned short)p->console_rows;
+        ws.ws_col = (unsigned short)p->console_cols;
+        if (ioctl(slave, TIOCSWINSZ, &ws) < 0)
+            return pyrt_fail(err, errlen, errno, "set the terminal size (process.consoleSize)");
+    }
     if (fchown(slave, p->uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM)
         return pyrt_fail(err, errlen, errno, "chown %s", name);
     if (getsid(0) != getpid() && setsid() < 0)

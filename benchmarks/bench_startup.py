@@ -19,12 +19,16 @@ N = int(os.environ.get("BENCH_N", "50"))
 def main() -> int:
     installed = sys.argv[1]
     checkout = os.path.join(ROOT, "bin", "pyruntime")
-    interp = open(installed).readline()[2:].split()[0]
+    with open(installed) as f:
+        interp = f.readline()[2:].split()[0]
+    with open(checkout) as f:
+        dev_interp = f.readline()[2:].split()[0]
     root = tempfile.mkdtemp(prefix="pyrt-bench-startup-")
     cases = {
         f"{interp} -I -S -c pass": [interp, "-I", "-S", "-c", "pass"],
         "installed --version": [installed, "--version"],
         "installed state x (no such container)": [installed, "--root", root, "state", "x"],
+        f"{dev_interp} -I -S -c pass": [dev_interp, "-I", "-S", "-c", "pass"],
         "checkout bin/pyruntime --version": [checkout, "--version"],
         "checkout bin/pyruntime state x": [checkout, "--root", root, "state", "x"],
     }
@@ -40,7 +44,7 @@ def main() -> int:
         os.rmdir(root)
     print(f"start-up, median of {N} (ms)")
     for k, v in times.items():
-        print(f"  {k:45s} {statistics.median(v) * 1000:7.1f}")
+        print(f"  {k:60s} {statistics.median(v) * 1000:7.1f}")
     return 0
 
 

@@ -16,7 +16,7 @@ CGROUP2_REQUIRED ?= 0
 CGROUP2_APT_PKGS := qemu-system-x86 linux-image-amd64 cpio xz-utils zstd busybox-static
 
 .PHONY: test-cgroup2 cgroup2-vm-deps
-test-lanes: test-cgroup2
+TEST_LANES += test-cgroup2
 
 # Installs the VM's packages when qemu, a kernel or a static busybox is missing. Never fails here:
 # if the install fails, the lane reports itself skipped and why.

@@ -12,7 +12,7 @@ E2E_TIMEOUT ?= 900
 E2E_APT_PKGS := podman conmon catatonit containerd tmux busybox-static runc util-linux
 
 .PHONY: test-e2e e2e-deps test-e2e-podman test-e2e-containerd
-test-lanes: test-e2e
+TEST_LANES += test-e2e
 
 # Client packages from Debian, installed only when a binary is missing (no recommends: no
 # slirp/netavark/CNI -- the lanes run with --network none).

@@ -52,6 +52,9 @@ $(INSTALL_BUILD)/.stamp-lib: $(PKG_SOURCES) $(NATIVE) setup.py pyproject.toml MA
 	umask 022 && $(SYSVENV)/bin/python -m pip install -q --disable-pip-version-check --no-warn-script-location \
 	  --target $(STAGE) $(INSTALL_BUILD)/wheel/pyruntime-*.whl $(INSTALL_PIP_PKGS)
 	rm -rf $(STAGE)/bin
+	@# pip's record of where the wheel came from (a path in the checkout): not part of the install
+	rm -f $(STAGE)/*.dist-info/direct_url.json && sed -i '/direct_url.json/d' $(STAGE)/*.dist-info/RECORD
+	strip --strip-debug $(STAGE)/pyruntime/_core*.so      # no build paths, a smaller file
 	@so=$$(ls $(STAGE)/pyruntime/_core*.so); [ "$$(echo $$so | wc -w)" = 1 ] || { echo "install: expected one core, got: $$so" >&2; exit 1; }
 	$(SYS_PYTHON) -I -S -c 'import sys; sys.path.insert(0, "$(STAGE)"); from pyruntime._core import lib'
 	@touch $@
@@ -62,6 +65,8 @@ install: $(INSTALL_BUILD)/.stamp-lib docs install-hooks
 	rm -rf $(DESTDIR)$(LIBDIR)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR)
 	cp -a $(STAGE)/. $(DESTDIR)$(LIBDIR)/ && chmod -R u+w,go-w,a+rX $(DESTDIR)$(LIBDIR)
+	@# byte-code for every user (nobody else can write __pycache__ there), naming the installed files
+	umask 022 && $(SYS_PYTHON) -I -m compileall -q -f -j 0 -d $(LIBDIR) $(DESTDIR)$(LIBDIR) >/dev/null
 	$(SYS_PYTHON) _native/mklauncher.py --python $(SYS_PYTHON) --path $(LIBDIR) $(DESTDIR)$(PREFIX)/bin/pyruntime
 	install -m 644 build/man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 644 build/completion/pyruntime $(DESTDIR)$(BASHCOMPDIR)/pyruntime

@@ -15,7 +15,7 @@ SYSTEMD_REQUIRED ?= 0
 SYSTEMD_APT_PKGS := systemd dbus
 
 .PHONY: test-systemd systemd-vm-deps
-test-lanes: test-systemd
+TEST_LANES += test-systemd
 
 systemd-vm-deps: cgroup2-vm-deps e2e-deps
 	@missing=$$(for p in $(SYSTEMD_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -29,6 +29,8 @@ UNSUPPORTED: dict[str, str] = {
 }
 
 DEFAULT_ROOT = "/run/pyruntime"
+# commands that never touch the state directory (no --root check for them)
+STATELESS = ("spec", "features", "image", "checkpoint", "restore")
 
 
 def _global_parser() -> argparse.ArgumentParser:
@@ -36,8 +38,9 @@ def _global_parser() -> argparse.ArgumentParser:
                                 description="daemonless, runc-compatible OCI container runtime")
     p.add_argument("-h", "--help", action="store_true", help="show help")
     p.add_argument("-v", "--version", action="store_true", help="print the version")
-    p.add_argument("--root", default=DEFAULT_ROOT, metavar="DIR",
-                   help="directory for the containers' state; keep it on a tmpfs (default: %(default)s)")
+    p.add_argument("--root", default=None, metavar="DIR",
+                   help="directory for the containers' state; keep it on a tmpfs (default: "
+                        f"{DEFAULT_ROOT}, or $XDG_RUNTIME_DIR/pyruntime for a non-root user)")
     p.add_argument("--log", default=None, metavar="FILE",
                    help="also write log lines (errors, warnings, --debug steps) to FILE (default: stderr only)")
     p.add_argument("--log-format", default="text", choices=["text", "json"], metavar="FORMAT",
@@ -46,7 +49,8 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("--systemd-cgroup", action="store_true",
                    help="use the systemd cgroup driver (cgroupsPath is slice:prefix:name)")
     p.add_argument("--rootless", default="auto", metavar="VALUE",
-                   help="'true', 'false' or 'auto': accepted for runc compatibility (default: %(default)s)")
+                   help="ignore cgroup permission errors: 'true', 'false' or 'auto' = when not root "
+                        "(default: %(default)s)")
     p.add_argument("--criu", default=None, metavar="PATH",
                    help="accepted for runc compatibility; unused (no checkpoint/restore)")
     p.add_argument("command", nargs="?")
@@ -58,11 +62,10 @@ def version_text() -> str:
     """runc's shape (podman shows it verbatim in `podman info`)."""
     from . import SPEC_VERSION, __version__
     text = f"pyruntime version {__version__}\nspec: {SPEC_VERSION}\npython: {sys.version.split()[0]}\n"
-    try:
-        from .seccomp import libseccomp_version
-        text += f"libseccomp: {libseccomp_version()}\n"
-    except Exception:      # a build without the seccomp module: say nothing rather than guess
-        pass
+    from .libversion import libseccomp_version   # without loading the C core (see there)
+    version = libseccomp_version()
+    if version:
+        text += f"libseccomp: {version}\n"
     return text
 
 
@@ -162,7 +165,8 @@ def _main(argv: list[str] | None) -> int:
         return _help(g.command if g.command not in (None, "help", "h") else None)
     if g.command in ("help", "h"):
         return _help(g.rest[0] if g.rest else None)
-    if g.command in ("create", "run", "exec") and not any(a.startswith("--preserve-fds") for a in g.rest):
+    if g.command in ("create", "run", "exec") and not any(a.startswith("--preserve-fds") for a in g.rest) \
+            and os.geteuid() == 0:     # a non-root caller may not write its cgroup.procs: no warm-up
         # as early as possible: the first cgroup migration's kernel wait overlaps imports and planning.
         # Not with --preserve-fds: the warm-up briefly holds an fd, which could sit where a preserved fd
         # is expected to be missing and fool the check that they are all open.
@@ -181,10 +185,21 @@ def _main(argv: list[str] | None) -> int:
         return 2
     if g.debug:
         log.debug(f"{g.command}: {' '.join(g.rest)} (root {g.root})")
-    args.root, args.systemd_cgroup, args.debug = g.root, g.systemd_cgroup, g.debug
+    args.systemd_cgroup, args.debug = g.systemd_cgroup, g.debug
     args.log, args.log_format, args.command = g.log, g.log_format, g.command
     from .errors import RuntimeFailure
+    from . import rootless
     try:
+        cid = getattr(args, "id", None)
+        if isinstance(cid, str):
+            # one rule on every path (run --image makes a bundle dir named after the id), before
+            # anything touches the file system
+            from .state import validate_id
+            validate_id(cid)
+        args.root = g.root or rootless.default_root()
+        rootless.set_flag(g.rootless)
+        if g.command not in STATELESS:
+            rootless.check_root(args.root, given=g.root is not None)
         return int(mod.run(args) or 0)
     except RuntimeFailure as e:
         if g.command == "exec":      # runc: any failure of exec itself is status 255, "exec failed: ..."
@@ -194,6 +209,14 @@ def _main(argv: list[str] | None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as e:
+        # a host condition no step wrapped (full disk, a file where a directory should be): still
+        # one line naming the file and the cause, never a traceback
+        log.error(str(RuntimeFailure.from_os(e, g.command)))
+        return 1
+    except RecursionError:
+        log.error(f"{g.command}: input nested too deeply")
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The lifecycle API: create, start, kill, delete (and the parent side of the sync protocol).
+"""The lifecycle API: create, start, kill, delete (the sync protocol itself is protocol.py).
 
 The CLI is this module's first user; Python programs can call it directly::
 
@@ -11,21 +11,18 @@ devices, hooks' side effects (poststop) and state directory are undone in revers
 """
 from __future__ import annotations
 
-import errno
 import os
 # The C-level modules, not socket/signal/shutil: those add enum conversions and ~10 ms to every call.
 import _signal as signal
 import _socket as socket
-import struct
 import time
 
 from . import fastjson as json
-from . import log, state
+from . import cgshare, log, rootless, state
 from .errors import ContainerExists, ContainerNotFound, NotRunning, RuntimeFailure
 
-MSG = struct.Struct("IiII")      # struct pyrt_msg
-MSG_GO, MSG_ERROR, MSG_HOOKS, MSG_SECCOMP_FD, MSG_CREATED, MSG_CONSOLE = 1, 2, 3, 4, 5, 6
-EXEC_SOCK = "exec.sock"
+from .protocol import (EXEC_SOCK, connect_console, short_path, kill_and_reap as _kill_and_reap, release_init, spawn,  # noqa: F401
+                       write_pid_file)
 
 
 class CreateOptions:
@@ -34,8 +31,10 @@ class CreateOptions:
 
     def __init__(self, pid_file: str | None = None, console_socket: str | None = None,
                  console_fd: int | None = None, no_pivot: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False, owned: dict | None = None, no_new_keyring: bool = False) -> None:
+                 systemd_cgroup: bool = False, owned: dict | None = None, no_new_keyring: bool = False,
+                 stdio: "list[int] | None" = None) -> None:
         self.pid_file, self.console_socket, self.console_fd = pid_file, console_socket, console_fd
+        self.stdio = stdio      # fds for the init's 0, 1, 2 (-1 = ours): the pipes a foreground `run` relays
         self.no_pivot, self.preserve_fds, self.systemd_cgroup = no_pivot, preserve_fds, systemd_cgroup
         self.owned = owned if owned is not None else {}
         self.no_new_keyring = no_new_keyring      # else the init joins a session keyring named after the id
@@ -43,7 +42,13 @@ class CreateOptions:
 
 def _rmtree(path: str) -> None:
     """Remove a container dir (a handful of files).  Not shutil: importing it (with bz2, lzma, fnmatch)
-    costs ~10 ms on every delete."""
+    costs ~10 ms on every delete.  A symlink in the place of the dir is removed, never followed."""
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return
     for top, dirs, files in os.walk(path, topdown=False):
         for name in files:
             try:
@@ -66,101 +71,9 @@ def _now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
 
 
-def _short_path(dirfd: int, name: str) -> str:
-    """Unix socket paths are limited to 108 bytes; reach deep state dirs through /proc/self/fd."""
-    return f"/proc/self/fd/{dirfd}/{name}"
-
-
-def write_pid_file(path: str, pid: int) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
-
-
-class Sync:
-    """The parent's end of the sync socket (see the table in _native/pyrt.h)."""
-
-    def __init__(self, fd: int) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=fd)
-
-    def send(self, mtype: int, payload: bytes = b"") -> None:
-        self.sock.sendmsg([MSG.pack(mtype, 0, len(payload), 0), payload])
-
-    def recv(self) -> tuple[int, int, bytes, list[int]]:
-        """(type, errno, payload, passed fds); type 0 means the child went away."""
-        data, anc, _flags, _addr = self.sock.recvmsg(1 << 16, socket.CMSG_SPACE(4))
-        fds = []
-        for level, typ, cdata in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.extend(struct.unpack(f"{len(cdata) // 4}i", cdata[:len(cdata) // 4 * 4]))
-        if len(data) < MSG.size:
-            return 0, 0, b"", fds
-        mtype, err, length, _ = MSG.unpack_from(data)
-        return mtype, err, data[MSG.size:MSG.size + length], fds
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def connect_console(p, path: str) -> None:
-    """--console-socket: connect, and give the C core the fd to send the pty master over."""
-    csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    p.keep.append(csock)
-    try:
-        csock.connect(path)
-    except OSError as e:
-        raise RuntimeFailure.from_os(e, "connect console socket", path) from None
-    p.c.console_fd = csock.fileno()
-
-
-def spawn(p) -> tuple[int, "Sync"]:
-    """Clone the container process for plan `p`: (pid, the parent's end of the sync socket)."""
-    from ._core import ffi, lib
-    pfd = ffi.new("int *")
-    err = ffi.new("char[]", 4096)
-    rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
-    if rc in (-errno.EOPNOTSUPP, -errno.EBUSY) and p.c.cgroup_fd >= 0:
-        # CLONE_INTO_CGROUP refused (a cgroup the kernel will not give processes to directly, e.g.
-        # below a populated one): clone normally; the caller then writes cgroup.procs (add_pid),
-        # which says clearly why if that is refused too
-        p.c.cgroup_fd = -1
-        rc = lib.pyrt_spawn(p.c, pfd, err, 4096)
-    if rc < 0:
-        raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
-    return rc, Sync(pfd[0])
-
-
-def _child_error(err: int, payload: bytes) -> RuntimeFailure:
-    text = payload.decode(errors="replace")
-    if text.startswith(("sched_setattr: policy 1 ", "sched_setattr: policy 2 ")) and \
-            "not permitted" in text:
-        text = ("process.scheduler: " + text + " (a real-time policy needs a real-time budget in the "
-                "container's cpu cgroup: set linux.resources.cpu.realtimeRuntime)")
-    return RuntimeFailure(text, errno=0 if (err and os.strerror(err).lower() in text.lower()) else err)
-
-
 def _write_id_maps(pid: int, linux: dict) -> None:
-    for key, fname in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
-        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(key, []))
-        if not lines:
-            continue
-        try:
-            with open(f"/proc/{pid}/{fname}", "w") as f:
-                f.write(lines)
-        except OSError as e:
-            raise RuntimeFailure.from_os(e, f"write linux.{key}", f"/proc/{pid}/{fname}") from None
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
+    from .rootless import write_id_maps      # direct writes, or newuidmap/newgidmap for a non-root caller
+    write_id_maps(pid, linux)
 
 
 class _Undo:
@@ -179,6 +92,73 @@ class _Undo:
             except Exception as e:    # cleanup must go on; say what could not be undone
                 log.warning(f"cleanup: {e}")
         self.actions.clear()
+
+
+def _claim_dir(root: str, cid: str, keep_bundle: str = "") -> "state.locked":
+    """mkdir <root>/<id> (0700) and hold its lock.  An existing directory is a container unless it is
+    a dead half-made one (no state, or a record still marked creating whose create is dead): that one
+    is cleared first, as delete --force would."""
+    cdir = os.path.join(root, cid)
+    for _ in range(3):
+        try:
+            os.mkdir(cdir, 0o700)
+        except FileExistsError:
+            if os.path.islink(cdir) or not os.path.isdir(cdir):
+                raise ContainerExists(cid) from None
+            lk = state.locked(root, cid)
+            try:
+                if not lk.acquire(blocking=False):
+                    raise ContainerExists(cid)
+            except ContainerNotFound:
+                continue
+            try:
+                try:
+                    st = state.load(root, cid)
+                except ContainerNotFound:
+                    st = None
+                except RuntimeFailure:
+                    raise ContainerExists(cid) from None
+                if st is not None and not st.creating:
+                    raise ContainerExists(cid)
+                log.warning(f"container {cid}: clearing what a killed create left behind")
+                _clear_halfmade(root, cid, st, keep_bundle)
+            finally:
+                lk.release()
+            continue
+        except OSError as e:
+            raise RuntimeFailure.from_os(e, "create state directory", cdir) from None
+        lk = state.locked(root, cid)
+        try:
+            lk.acquire()
+        except ContainerNotFound:
+            raise ContainerExists(cid) from None
+        return lk
+    raise ContainerExists(cid)
+
+
+def _clear_halfmade(root: str, cid: str, st: "state.State | None", keep_bundle: str = "") -> None:
+    """Clear a container whose create was killed (caller holds its lock): its init (checked by start
+    time), its cgroup (never signalling processes that are not its own), its image bundle, its dir."""
+    if st is not None:
+        if st.pid > 0 and state.alive(st):
+            try:
+                _signal(st, signal.SIGKILL)
+            except RuntimeFailure:
+                pass
+            _wait_gone(st)
+        if st.cgroup:
+            try:
+                from .cgroups import manager_from_state
+                mgr = manager_from_state(st.cgroup)
+                own, foreign = cgshare.split(root, st, mgr)
+                cgshare.signal_pids(own, signal.SIGKILL)
+                mgr.destroy(kill=False)
+            except (OSError, RuntimeFailure, KeyError, TypeError) as e:
+                log.warning(f"cgroup: {e}")
+        b = st.owned.get("bundle")
+        if isinstance(b, str) and b and b != keep_bundle and os.path.lexists(b):
+            _remove_image_bundle(b)
+    _rmtree(os.path.join(root, cid))
 
 
 def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, *,
@@ -205,116 +185,162 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     if not proc.get("terminal") and (opts.console_socket or opts.console_fd is not None):
         raise RuntimeFailure("cannot use console socket if pyruntime will not allocate tty")
 
-    os.makedirs(root, mode=0o711, exist_ok=True)
+    state.ensure_root(root)
     cdir = state.container_dir(root, cid)
-    try:
-        os.mkdir(cdir, 0o711)
-    except FileExistsError:
-        raise ContainerExists(cid) from None
+    lk = _claim_dir(root, cid, keep_bundle=opts.owned.get("bundle", ""))
     undo = _Undo()
     undo.push(_rmtree, cdir)
     p = None
     pid = 0
     sync = None
     hooks_ran = False
+    me = [os.getpid(), state.proc_start_time(os.getpid()) or 0]
     try:
-        with state.locked(root, cid):
-            if os.environ.get("NOTIFY_SOCKET"):
-                from . import notify          # sd_notify: the socket's dir is bound into the container
-                notify.setup_spec(cfg, cdir)
-            linux = cfg.get("linux", {})
-            hooks = cfg.get("hooks", {}) or {}
-            # cgroup first: the init is placed in it before it runs anything of the user's
+        if os.environ.get("NOTIFY_SOCKET"):
+            from . import notify          # sd_notify: the socket's dir is bound into the container
+            notify.setup_spec(cfg, cdir)
+        linux = cfg.get("linux", {})
+        hooks = cfg.get("hooks", {}) or {}
+        # cgroup first: the init is placed in it before it runs anything of the user's
+        unpriv, rl_cgroups = rootless.euid_rootless(), rootless.rootless_cgroups()
+        if unpriv:
+            rootless.check_config(cfg, spec.namespaces(cfg))
+            rootless.clamp_rlimits(proc, log.warning)
+        # the first record, before anything is made: a create killed from here on leaves a
+        # directory that delete --force (and the next create) can clear
+        st = state.State(id=cid, pid=0, start_time=0, bundle=bundle, created=_now_rfc3339(),
+                         annotations=cfg.get("annotations", {}) or {}, owner="root", owned=dict(opts.owned),
+                         config=cfg, ocispec=cfg.get("ociVersion", ""), creating=True, creator=me)
+        if rl_cgroups:      # may be None: no cgroup for a caller that may not have one, needs none
+            state.save(root, st)
+            mgr = rootless.open_cgroup(linux, cid, opts.systemd_cgroup)
+        else:
             mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
                                annotations=cfg.get("annotations"))
-            mgr.create()
-            log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} created")
-            undo.push(mgr.destroy)
-            mgr.apply(linux.get("resources", {}) or {})
-            p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=mgr.to_state(),
-                                              seccomp_cache=root)
-            for w in warnings:
-                log.warning(w)
-            cgfd = mgr.clone_fd()
-            if cgfd is not None:
-                p.fds.append(cgfd)
-                p.c.cgroup_fd = cgfd
-            # exec.sock: start connects to it to release the init
-            dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            p.fds.append(dirfd)
-            lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            p.keep.append(lsock)
-            lsock.bind(_short_path(dirfd, EXEC_SOCK))
-            lsock.listen(1)
-            p.c.fifo_fd = lsock.fileno()
-            if opts.console_socket:
-                connect_console(p, opts.console_socket)
-            elif opts.console_fd is not None:
-                p.c.console_fd = opts.console_fd
-            p.c.preserve_fds = opts.preserve_fds
-            if not opts.no_new_keyring:
-                p.c.session_keyring = p.str(cid)
-            if hooks.get("startContainer"):
-                planmod.set_start_hooks(p, hooks["startContainer"])
-            p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
-                                                             "startContainer")))
-            if p.c.sync_hooks:
-                planmod.set_state_buffer(p)
-            pid, sync = spawn(p)
-            log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
-            undo.push(_kill_and_reap, pid)
-            from ._core import ffi
-            start_time = state.proc_start_time(pid) or 0
-            st = state.State(id=cid, pid=pid, start_time=start_time, bundle=bundle, created=_now_rfc3339(),
-                             annotations=cfg.get("annotations", {}) or {}, owner="root", rootfs=
-                             os.fsdecode(ffi.string(p.c.rootfs)), cgroup=mgr.to_state(), owned=dict(opts.owned),
-                             config=cfg, ocispec=cfg.get("ociVersion", ""))
-            if p.c.clone_flags & planmod.NS_FLAGS["user"]:
-                _write_id_maps(pid, linux)
-            if p.c.cgroup_fd < 0:
-                mgr.add_pid(pid)
-            if linux.get("netDevices"):
-                from . import netdevices
-                st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)
-                undo.push(netdevices.detach, st.owned["netdevices"], None)
-            sync.send(MSG_GO)
-            while True:
-                mtype, errno_, payload, fds = sync.recv()
-                if mtype == MSG_HOOKS:
-                    log.debug(f"create {cid}: init asks for the prestart/createRuntime/createContainer hooks")
-                    hooks_ran = True
-                    _create_hooks(root, st, hooks, pid)
-                    sync.send(MSG_GO, json.dumps(hook_state(root, st, "created")).encode())
-                elif mtype == MSG_SECCOMP_FD:
-                    from . import seccomp as sc
-                    comp = p.seccomp
-                    try:
-                        sc.send_listener(fds[0], comp.listener_path, comp.listener_metadata,
-                                         state.oci_state(root, st, "creating"))
-                    finally:
-                        for fd in fds:
-                            os.close(fd)
-                elif mtype == MSG_CREATED:
-                    break
-                elif mtype == MSG_ERROR:
-                    raise _child_error(errno_, payload)
-                else:
-                    raise RuntimeFailure("container init exited unexpectedly during create")
+            cgshare.check_unused(mgr)
+            st.cgroup = mgr.to_state()
             state.save(root, st)
-            if opts.pid_file:
+            mgr.create()
+            undo.push(cgshare.release, mgr)
+            mgr.apply(linux.get("resources", {}) or {})
+        log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} "
+                  f"{'created' if mgr is not None else 'none (rootless, not permitted, not needed)'}")
+        if mgr is not None and rl_cgroups:
+            undo.push(cgshare.release, mgr)
+        cg_state = mgr.to_state() if mgr is not None else {}
+        p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=cg_state,
+                                          seccomp_cache=root, keyring=None if opts.no_new_keyring else cid)
+        for w in warnings:
+            log.warning(w)
+        cgfd = mgr.clone_fd() if mgr is not None and not rl_cgroups else None
+        if unpriv and p.c.clone_flags & planmod.NS_FLAGS["user"]:
+            # the child stays dumpable until GO, else its /proc files are root's and we (and
+            # newuidmap) may not write its maps; it has no container yet for anyone to see
+            p.c.userns_dumpable = 1
+        if rootless.setgroups_denied(linux):
+            p.c.set_groups = 0
+        if cgfd is not None:
+            p.fds.append(cgfd)
+            p.c.cgroup_fd = cgfd
+        # exec.sock: start connects to it to release the init
+        dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        p.fds.append(dirfd)
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        p.keep.append(lsock)
+        lsock.bind(short_path(dirfd, EXEC_SOCK))
+        os.chmod(short_path(dirfd, EXEC_SOCK), 0o600)
+        lsock.listen(1)
+        p.c.fifo_fd = lsock.fileno()
+        if opts.console_socket:
+            connect_console(p, opts.console_socket)
+        elif opts.console_fd is not None:
+            p.c.console_fd = opts.console_fd
+        p.c.preserve_fds = opts.preserve_fds
+        if hooks.get("startContainer"):
+            planmod.set_start_hooks(p, hooks["startContainer"])
+        p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
+                                                         "startContainer")))
+        if p.c.sync_hooks:
+            planmod.set_state_buffer(p)
+        if opts.stdio:
+            for i, fd in enumerate(opts.stdio):
+                p.c.stdio_fds[i] = fd
+        pid, sync = spawn(p)
+        log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
+        cur = [pid]          # the intermediate until PYRT_MSG_PID names the init (a pid namespace to join)
+        undo.push(lambda: _kill_and_reap(cur[0]))
+        from ._core import ffi
+        st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+        st.rootfs, st.cgroup = os.fsdecode(ffi.string(p.c.rootfs)), cg_state
+        if opts.no_new_keyring:
+            st.owned["no_new_keyring"] = True     # exec's processes then keep the caller's keyring too
+        state.save(root, st)
+        if p.c.clone_flags & planmod.NS_FLAGS["user"]:
+            _write_id_maps(pid, linux)
+        if mgr is not None and p.c.cgroup_fd < 0:
+            if not rl_cgroups:
+                mgr.add_pid(pid)
+            elif not rootless.place(mgr, pid, linux):
+                mgr, st.cgroup = None, {}
+        if linux.get("netDevices"):
+            from . import netdevices
+            st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)
+            undo.push(netdevices.detach, st.owned["netdevices"], None)
+        from . import protocol
+
+        def on_hooks(_payload: bytes, _fds: list) -> None:
+            nonlocal hooks_ran
+            hooks_ran = True
+            _create_hooks(root, st, hooks, pid)
+            sync.send(sync.m.GO, json.dumps(hook_state(root, st, "created")).encode())
+
+        def on_listener(_payload: bytes, fds: list) -> None:
+            forward_listener(p, fds, state.oci_state(root, st, "creating"))
+
+        def on_pid(payload: bytes, _fds: list) -> None:
+            nonlocal pid
+            pid = cur[0] = protocol.adopt_final(pid, payload)
+            st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+            state.save(root, st)
+
+        sync.send(sync.m.GO)
+        protocol.drive(sync, {sync.m.HOOKS: on_hooks, sync.m.SECCOMP_FD: on_listener, sync.m.PID: on_pid},
+                       "create")
+        st.creating, st.creator = False, []
+        if opts.pid_file:
+            try:
                 write_pid_file(opts.pid_file, pid)
-            log.debug(f"create {cid}: init pid {pid} set up, waiting for start")
-            return st
+            except OSError as e:
+                raise RuntimeFailure.from_os(e, "--pid-file", opts.pid_file) from None
+        state.save(root, st)
+        log.debug(f"create {cid}: init pid {pid} set up, waiting for start")
+        return st
     except BaseException:
         if hooks_ran and (cfg.get("hooks") or {}).get("poststop"):
             _poststop(root, cid, bundle, cfg)
         undo.run()
         raise
     finally:
+        lk.release()
         if sync is not None:
             sync.close()
         if p is not None:
             p.close()
+
+
+def forward_listener(p, fds: list, st: dict) -> None:
+    """PYRT_MSG_SECCOMP_FD: the notify listener goes to seccomp.listenerPath with the state (create
+    and exec alike).  The fd is taken from `fds` (closed here once sent)."""
+    from . import seccomp as sc
+    comp = p.seccomp
+    fd = fds.pop(0) if fds else -1
+    if fd < 0:
+        return
+    try:
+        if comp is not None and comp.listener_path:
+            sc.send_listener(fd, comp.listener_path, comp.listener_metadata, st)
+    finally:
+        os.close(fd)
 
 
 def hook_state(root: str, st: state.State, status: str) -> dict:
@@ -377,32 +403,21 @@ def _start(root: str, cid: str, notify_socks: list | None) -> state.State:
         if status != "created":
             if status == "stopped":
                 raise RuntimeFailure("cannot start a container that has stopped")
+            if status == "creating":
+                raise RuntimeFailure("cannot start a container that is still being created")
             raise RuntimeFailure(f"cannot start an already {status} container")
         if notify_socks is not None:
             from . import notify
             ns = notify.bind(cdir)          # before the init runs: its READY must find the socket
             if ns is not None:
                 notify_socks.append(ns)
-        dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-            try:
-                s.connect(_short_path(dirfd, EXEC_SOCK))
-                s.sendmsg([MSG.pack(MSG_GO, 0, 0, 0)])
-                data = s.recv(1 << 16)
-            except OSError as e:
-                raise RuntimeFailure.from_os(e, "start: container init is gone", "") from None
-            finally:
-                s.close()
+            release_init(cdir)
         finally:
-            os.close(dirfd)
-        try:
-            os.unlink(os.path.join(cdir, EXEC_SOCK))
-        except FileNotFoundError:
-            pass
-        if data:
-            mtype, err, length, _ = MSG.unpack_from(data)
-            raise _child_error(err, data[MSG.size:MSG.size + length])
+            try:
+                os.unlink(os.path.join(cdir, EXEC_SOCK))
+            except FileNotFoundError:
+                pass
         log.debug(f"start {cid}: init pid {st.pid} released")
         poststart = (st.config.get("hooks") or {}).get("poststart") or []
         if poststart:
@@ -443,7 +458,12 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
     status = state.status(root, st)
     if all_ and st.cgroup:
         from .cgroups import manager_from_state
-        manager_from_state(st.cgroup).kill_all(sig)
+        mgr = manager_from_state(st.cgroup)
+        own, foreign = cgshare.split(root, st, mgr)
+        if foreign:      # a shared cgroup: only our own processes
+            cgshare.signal_pids(own, sig)
+        else:
+            mgr.kill_all(sig)
         return
     if status == "stopped":
         raise NotRunning(cid)
@@ -484,55 +504,136 @@ def _wait_gone(st: state.State, timeout: float = 10.0) -> bool:
     return True
 
 
+def _orphan_image_bundle(root: str, cid: str) -> None:
+    """A `run --image` killed before its container existed leaves ``<root>/.bundles/<id>`` (its rootfs
+    maybe still mounted): `delete --force ID` takes it away too."""
+    b = os.path.join(root, ".bundles", cid)
+    if os.path.isdir(b):
+        from .image.overlay import remove_bundle
+        try:
+            remove_bundle(b)
+        except OSError as e:
+            log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", b)))
+
+
 def delete(root: str, cid: str, force: bool = False) -> None:
-    """Remove everything the container owned; refuse a running one without force (runc)."""
+    """Remove everything the container owned; refuse a running one without force (runc).
+
+    A half-made container (its create was killed) is cleared whatever its state says.  A state file
+    that cannot be trusted (broken, a symlink, another container's) is never acted on: --force removes
+    the directory and nothing else."""
+    cdir = state.container_dir(root, cid)
     try:
-        st = state.load(root, cid)
+        st: state.State | None = state.load(root, cid)
     except ContainerNotFound:
-        if force and not os.path.isdir(os.path.join(root, cid)):
-            return      # the shim's second `delete --force` after a `delete`: succeed quietly
-        raise
-    with state.locked(root, cid) as cdir:
-        status = state.status(root, st)
-        if status in ("running", "paused") and not force:
-            raise RuntimeFailure(f"cannot delete container {cid} that is not stopped: {status}")
-        mgr = None
-        if st.cgroup:
-            from .cgroups import manager_from_state
-            mgr = manager_from_state(st.cgroup)
-        if status != "stopped":
-            if mgr is not None:
+        if not os.path.lexists(cdir):
+            if force:
+                _orphan_image_bundle(root, cid)
+                return      # the shim's second `delete --force` after a `delete`: succeed quietly
+            raise
+        st = None
+    except RuntimeFailure as e:
+        if not force or not os.path.lexists(cdir):
+            raise
+        log.warning(f"{e}; removing only the directory {cdir}")
+        _rmtree(cdir)
+        return
+    lk = state.locked(root, cid)
+    try:
+        if not lk.acquire(blocking=False):
+            if st is not None and st.creating and not state.creator_alive(st) and state.alive(st):
+                # the create was killed while its init still held the (inherited) lock fd
                 try:
-                    mgr.kill_all(signal.SIGKILL)
-                    if status == "paused":
-                        mgr.thaw()
+                    _signal(st, signal.SIGKILL)
+                except RuntimeFailure:
+                    pass
+                _wait_gone(st)
+            lk.acquire()
+    except ContainerNotFound:
+        if force:
+            return
+        raise
+    try:
+        if st is None or st.creating:
+            try:
+                st = state.load(root, cid)     # again, now that no create can be running
+            except ContainerNotFound:
+                st = None
+            if st is None or st.creating:
+                _clear_halfmade(root, cid, st)
+                return
+        _delete_locked(root, cid, cdir, st, force)
+    finally:
+        lk.release()
+
+
+def _delete_locked(root: str, cid: str, cdir: str, st: state.State, force: bool) -> None:
+    status = state.status(root, st)
+    if status in ("running", "paused") and not force:
+        raise RuntimeFailure(f"cannot delete container {cid} that is not stopped: {status}")
+    mgr = None
+    own: list[int] = []
+    foreign: list[int] = []
+    if st.cgroup:
+        from .cgroups import manager_from_state
+        try:
+            mgr = manager_from_state(st.cgroup)
+        except (KeyError, TypeError) as e:
+            raise RuntimeFailure(f"field 'cgroup' is malformed ({e})", step="state",
+                                 path=os.path.join(cdir, "state.json")) from None
+        own, foreign = cgshare.split(root, st, mgr)
+    if status != "stopped" or own:
+        if mgr is not None and not foreign:
+            try:
+                mgr.kill_all(signal.SIGKILL)
+                if status == "paused":
+                    mgr.thaw()
+            except (OSError, RuntimeFailure):
+                pass
+        elif own:
+            if status == "paused" and mgr is not None:
+                try:
+                    mgr.thaw()
                 except (OSError, RuntimeFailure):
                     pass
+            cgshare.signal_pids(own, signal.SIGKILL)
+        if status != "stopped":
             try:
                 _signal(st, signal.SIGKILL)
             except RuntimeFailure:
                 pass
             if not _wait_gone(st):
                 raise RuntimeFailure(f"container {cid} did not die after SIGKILL", step="delete")
-        if st.owned.get("netdevices"):
-            from . import netdevices
+    if st.owned.get("netdevices"):
+        from . import netdevices
+        try:
+            netdevices.detach(st.owned["netdevices"], None)
+        except RuntimeFailure as e:
+            log.warning(f"netDevices: {e}")
+    if mgr is not None:
+        if foreign:
+            cgshare.wait_pids_gone(own)
             try:
-                netdevices.detach(st.owned["netdevices"], None)
-            except RuntimeFailure as e:
-                log.warning(f"netDevices: {e}")
-        if mgr is not None:
+                mgr.destroy(kill=False)    # shared: remove only what is empty, signal nobody else
+            except (OSError, RuntimeFailure) as e:
+                log.warning(f"cgroup: {e}")
+        else:
             _destroy_cgroup(mgr)
-        if (st.config.get("hooks") or {}).get("poststop"):
-            _poststop(root, cid, st.bundle, st.config)
-        if st.owned.get("bundle"):
-            # a run --image bundle: an overlay to unmount, a tree of any depth (iterative, by fd)
-            from .image.overlay import remove_bundle
-            try:
-                remove_bundle(st.owned["bundle"])
-            except OSError as e:     # the container goes anyway; a later run --image ID retries
-                log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", st.owned["bundle"])))
-        _rmtree(cdir)
-        log.debug(f"delete {cid}: was {status}, state and cgroup removed")
+    if (st.config.get("hooks") or {}).get("poststop"):
+        _poststop(root, cid, st.bundle, st.config)
+    if st.owned.get("bundle"):
+        _remove_image_bundle(st.owned["bundle"])
+    _rmtree(cdir)
+    log.debug(f"delete {cid}: was {status}, state and cgroup removed")
+
+
+def _remove_image_bundle(bundle: str) -> None:
+    """A run --image bundle: an overlay to unmount, a tree of any depth (iterative, by fd)."""
+    from .image.overlay import remove_bundle
+    try:
+        remove_bundle(bundle)
+    except OSError as e:     # the container goes anyway; a later run --image ID retries
+        log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", bundle)))
 
 
 def _destroy_cgroup(mgr) -> None:

@@ -22,7 +22,6 @@ import errno
 import importlib
 import os
 import platform
-import shutil
 from types import ModuleType
 from typing import Any
 
@@ -402,8 +401,6 @@ def _annotations() -> dict[str, str]:
     ver = libseccomp_version()
     if ver:
         notes["io.github.seccomp.libseccomp.version"] = ver
-    if _optional("pyruntime.commands.checkpoint") is not None:
-        notes["org.pyruntime.checkpoint.enabled"] = "true" if shutil.which("criu") else "false"
     return notes
 
 

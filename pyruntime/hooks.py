@@ -24,14 +24,16 @@ Semantics (runtime-spec "POSIX-platform Hooks", with runc's choices where the sp
 """
 from __future__ import annotations
 
-import json
+# Lean on purpose (no json, subprocess, selectors, signal, typing): podman adds OCI hooks from its hooks
+# directories to every create, so this module runs on the lifecycle path.  subprocess alone imports
+# signal, selectors, threading and contextlib (~12 ms); the fork/exec below is what it would do for us.
 import os
-import selectors
-import signal
-import subprocess
+import select
 import time
-from typing import Any
 
+import _signal
+
+from . import fastjson as json
 from . import log
 from .errors import ConfigError, RuntimeFailure
 
@@ -44,7 +46,7 @@ _TAIL_CHARS = 1500
 
 # --- validation ------------------------------------------------------------------------------------
 
-def _validate_one(hook: Any, where: str) -> None:
+def _validate_one(hook: object, where: str) -> None:
     if not isinstance(hook, dict):
         raise ConfigError(where, "must be an object")
     path = hook.get("path")
@@ -70,7 +72,7 @@ def _validate_one(hook: Any, where: str) -> None:
             raise ConfigError(f"{where}.timeout", f"must be an integer greater than zero, got {t!r}")
 
 
-def validate_hooks(hooks_section: Any) -> None:
+def validate_hooks(hooks_section: object) -> None:
     """Check the ``hooks`` object of config.json; ConfigError names the JSON path of the bad field.
 
     Unknown hook kinds are ignored, as runc ignores unknown fields (a newer spec may add kinds).
@@ -144,13 +146,15 @@ def _resolve(path: str, where: str) -> str:
     return real
 
 
+# canonical names (signal.Signals would give these; its enum costs milliseconds to import)
+_SIGNAL_NAMES = {v: k for k, v in sorted(vars(_signal).items(), reverse=True)
+                 if k.startswith("SIG") and not k.startswith("SIG_") and isinstance(v, int)
+                 and k not in ("SIGIOT", "SIGCLD", "SIGPOLL", "SIGRTMIN", "SIGRTMAX")}
+
+
 def _describe_status(rc: int) -> str:
     if rc < 0:
-        try:
-            name = signal.Signals(-rc).name
-        except ValueError:
-            name = f"signal {-rc}"
-        return f"killed by {name}"
+        return f"killed by {_SIGNAL_NAMES.get(-rc, f'signal {-rc}')}"
     return f"exit status {rc}"
 
 
@@ -191,13 +195,89 @@ class _Output:
         return text[-_TAIL_CHARS:]
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(pid: int) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, _signal.SIGKILL)
     except ProcessLookupError:
         pass
     except PermissionError:
-        proc.kill()
+        os.kill(pid, _signal.SIGKILL)
+
+
+class _ExecFailed(Exception):
+    """The hook could not be started: what the child reported before exec."""
+
+    def __init__(self, errno_: int, text: str) -> None:
+        super().__init__(text)
+        self.errno = errno_
+
+
+def _child(real: str, argv: list[str], env: dict | None, cwd: str, bundle: str, mntns_fd: int | None,
+           stdin_fd: int, out_w: int, err_w: int, status_w: int) -> None:
+    """Between fork and exec (never returns): new session, stdio, the container's mount namespace for
+    createContainer hooks, the working directory, default SIGPIPE/SIGXFSZ (Python ignores them), exec."""
+    what = "exec"
+    try:
+        os.setsid()
+        os.dup2(stdin_fd, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        if mntns_fd is not None:
+            what = "cannot enter the container's mount namespace"
+            _setns(mntns_fd, CLONE_NEWNS)
+            what = "exec"
+            try:                             # setns reset the cwd to the namespace's root
+                os.chdir(bundle or "/")
+            except OSError:
+                os.chdir("/")
+        else:
+            os.chdir(cwd)
+        # no runtime fd (a preserved one, the state lock, mntns_fd) leaks into the hook; status_w closes on exec
+        os.closerange(3, status_w)
+        os.closerange(status_w + 1, max(os.sysconf("SC_OPEN_MAX"), 1 << 20))
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+        _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
+        os.execve(real, argv, os.environ if env is None else env)
+    except BaseException as e:   # report to the parent through the CLOEXEC pipe, then die quietly
+        try:
+            err = getattr(e, "errno", 0) or 0
+            os.write(status_w, f"{err}:{what}".encode(errors="replace")[:4000])
+        finally:
+            os._exit(127)
+
+
+def _spawn(real: str, argv: list[str], env: dict | None, cwd: str, bundle: str, mntns_fd: int | None,
+           stdin_fd: int) -> tuple[int, int, int]:
+    """Start the hook: (pid, stdout read end, stderr read end); _ExecFailed if it could not start."""
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _child(real, argv, env, cwd, bundle, mntns_fd, stdin_fd, out_w, err_w, status_w)
+    except OSError:
+        for fd in (out_r, out_w, err_r, err_w, status_r, status_w):
+            os.close(fd)
+        raise
+    for fd in (out_w, err_w, status_w):
+        os.close(fd)
+    try:
+        chunks = []
+        while True:                          # EOF once the child exec'd (CLOEXEC) or died
+            chunk = os.read(status_r, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(status_r)
+    if chunks:
+        os.waitpid(pid, 0)
+        os.close(out_r)
+        os.close(err_r)
+        err, _, what = b"".join(chunks).decode(errors="replace").partition(":")
+        raise _ExecFailed(int(err) if err.isdigit() else 0, what)
+    return pid, out_r, err_r
 
 
 def _run_one(kind: str, index: int, hook: dict, state: dict, mntns_fd: int | None) -> None:
@@ -211,26 +291,15 @@ def _run_one(kind: str, index: int, hook: dict, state: dict, mntns_fd: int | Non
     bundle = state.get("bundle") or ""
     cwd = bundle if bundle and os.path.isdir(bundle) else "/"
 
-    def in_child() -> None:
-        # Runs between fork and exec, single-threaded: join the container's mount namespace (setns
-        # resets the cwd to its root), then go to the bundle if it is visible there.
-        if mntns_fd is not None:
-            _setns(mntns_fd, CLONE_NEWNS)
-            try:
-                os.chdir(bundle or "/")
-            except OSError:
-                os.chdir("/")
-
     label = f"{where} {path}"
     stdin_fd = _state_stdin(state)
     try:
-        proc = subprocess.Popen(
-            argv, executable=real, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=None if mntns_fd is not None else cwd, close_fds=True,
-            start_new_session=True, preexec_fn=in_child if mntns_fd is not None else None)
-    except subprocess.SubprocessError as e:  # preexec_fn failed (setns)
-        raise RuntimeFailure(f"cannot enter the container's mount namespace: {e}", step=where,
-                             path=path) from None
+        pid, out_r, err_r = _spawn(real, argv, env, cwd, bundle, mntns_fd, stdin_fd)
+    except _ExecFailed as e:
+        if e.errno and str(e) == "exec":
+            raise RuntimeFailure.from_os(OSError(e.errno, os.strerror(e.errno)), step=where, path=path) from None
+        text = f"{e}: {os.strerror(e.errno).lower()}" if e.errno else str(e)
+        raise RuntimeFailure(text, step=where, path=path) from None
     except OSError as e:
         raise RuntimeFailure.from_os(e, step=where, path=path) from None
     finally:
@@ -240,56 +309,64 @@ def _run_one(kind: str, index: int, hook: dict, state: dict, mntns_fd: int | Non
     deadline = time.monotonic() + timeout if timeout else None
     timed_out = False
     exited_at: float | None = None
-    sel = selectors.DefaultSelector()
-    assert proc.stdout is not None and proc.stderr is not None
-    for stream, f in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-        os.set_blocking(f.fileno(), False)
-        sel.register(f, selectors.EVENT_READ, stream)
-    pidfd = os.pidfd_open(proc.pid)
-    sel.register(pidfd, selectors.EVENT_READ, "exit")
+    rc: int | None = None
+    streams = {out_r: "stdout", err_r: "stderr"}
+    poller = select.poll()
+    for fd in streams:
+        os.set_blocking(fd, False)
+        poller.register(fd, select.POLLIN)
+    pidfd = os.pidfd_open(pid)
+    poller.register(pidfd, select.POLLIN)
+    watching = {out_r, err_r, pidfd}
+
+    def reap() -> int:
+        _, status = os.waitpid(pid, 0)
+        return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
     try:
         while True:
             now = time.monotonic()
             if exited_at is None and deadline is not None and now >= deadline:
                 timed_out = True
-                _kill_group(proc)
-                proc.wait()
+                _kill_group(pid)
+                rc = reap()
+                watching.discard(pidfd)
+                poller.unregister(pidfd)
                 exited_at = now
-            if exited_at is not None and (now - exited_at >= _GRACE or len(sel.get_map()) == 0):
+            if exited_at is not None and (now - exited_at >= _GRACE or not (watching - {pidfd})):
                 break
             wait = 0.2
             if deadline is not None and exited_at is None:
                 wait = min(wait, max(deadline - now, 0))
             if exited_at is not None:
                 wait = min(wait, max(_GRACE - (now - exited_at), 0))
-            for key, _ in sel.select(wait):
-                if key.data == "exit":
-                    sel.unregister(key.fileobj)
-                    proc.wait()
+            for fd, _ in poller.poll(wait * 1000):
+                if fd == pidfd:
+                    poller.unregister(pidfd)
+                    watching.discard(pidfd)
+                    rc = reap()
                     exited_at = time.monotonic()
                     continue
                 try:
-                    data = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
+                    data = os.read(fd, 65536)
                 except BlockingIOError:
                     continue
                 if data:
-                    out.feed(key.data, data)
+                    out.feed(streams[fd], data)
                 else:
-                    sel.unregister(key.fileobj)
-            if exited_at is not None and not any(k.data in ("stdout", "stderr")
-                                                 for k in sel.get_map().values()):
+                    poller.unregister(fd)
+                    watching.discard(fd)
+            if exited_at is not None and not (watching - {pidfd}):
                 break
     finally:
-        sel.close()
         os.close(pidfd)
-        if proc.returncode is None:  # we are unwinding from an exception: never leave a hook behind
-            _kill_group(proc)
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        if rc is None:  # we are unwinding from an exception: never leave a hook behind
+            _kill_group(pid)
+            rc = reap()
+        os.close(out_r)
+        os.close(err_r)
         out.flush()
 
-    rc = proc.returncode
     if timed_out:
         what = f"timed out after {timeout}s (killed)"
     elif rc != 0:

@@ -36,11 +36,11 @@ def fill(plan, policy: dict, field: str = "linux.memoryPolicy") -> None:
     if not isinstance(policy, dict):
         raise ConfigError(field, "must be an object")
     mode = policy.get("mode")
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ConfigError(f"{field}.mode", f'unknown memory policy mode "{mode}"')
     flags = 0
     for i, name in enumerate(policy.get("flags") or []):
-        if name not in FLAGS:
+        if not isinstance(name, str) or name not in FLAGS:
             raise ConfigError(f"{field}.flags[{i}]", f'unknown memory policy flag "{name}"')
         flags |= FLAGS[name]
     if flags & FLAGS["MPOL_F_STATIC_NODES"] and flags & FLAGS["MPOL_F_RELATIVE_NODES"]:

@@ -12,6 +12,7 @@ import stat
 from . import capabilities
 from ._core import ffi, lib
 from .errors import ConfigError, RuntimeFailure
+from .rootless import in_user_namespace
 from .spec import RLIMITS
 
 # CLONE_NEW* numbers (linux/sched.h)
@@ -35,6 +36,7 @@ class Plan:
     def __init__(self) -> None:
         self.keep: list[object] = []
         self.fds: list[int] = []
+        self.initial_cpus: str | None = None     # execCPUAffinity.initial, applied around the clone
         self.c = ffi.new("struct pyrt_plan *")
         c = self.c
         for name in ("pidns_fd", "timens_fd", "cgroup_fd", "console_fd", "sync_fd", "fifo_fd"):
@@ -44,6 +46,8 @@ class Plan:
         c.sched_policy = -1
         c.ioprio = -1
         c.mempolicy_mode = -1
+        for i in range(3):
+            c.stdio_fds[i] = -1
         c.home_slot = -1
 
     # -- allocation helpers (the struct only holds pointers; these keep the memory alive) --
@@ -168,8 +172,8 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
         userns = -1
         if o.idmap:
             umap, gmap = _idmap_maps(m, linux, field, in_userns)
-            err = ffi.new("char[]", 4096)
-            userns = lib.pyrt_idmap_userns(umap.encode(), gmap.encode(), err, 4096)
+            err = ffi.new("char[]", lib.PYRT_ERR_MAX)
+            userns = lib.pyrt_idmap_userns(umap.encode(), gmap.encode(), err, lib.PYRT_ERR_MAX)
             if userns < 0:
                 raise RuntimeFailure(ffi.string(err).decode(errors="replace"), step=f"{field}.options")
             p.fds.append(userns)
@@ -184,10 +188,10 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
         elif mtype == "cgroup":
             for t in _cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None, cg):
                 mounts.append((*t, o, -1))
-        elif mtype == "sysfs" and in_userns and "network" not in nss:
+        elif mtype == "sysfs" and (in_userns or in_user_namespace()) and "network" not in nss:
             # sysfs cannot be mounted in a user namespace that does not own the network namespace
             mounts.append(("/sys", dest, None, flags | MS["bind"] | MS["rec"], "", prop, o, -1))
-        elif mtype == "mqueue" and in_userns and "ipc" not in nss:
+        elif mtype == "mqueue" and (in_userns or in_user_namespace()) and "ipc" not in nss:
             mounts.append(("/dev/mqueue", dest, None, flags | MS["bind"] | MS["rec"], "", prop, o, -1))
         else:
             if not mtype:
@@ -272,6 +276,9 @@ def fill_process(p: Plan, proc: dict, field: str = "process") -> list[str]:
                                                          c.cap_last, warnings))
     c.no_new_privs = int(bool(proc.get("noNewPrivileges", False)))
     c.terminal = int(bool(proc.get("terminal", False)))
+    size = proc.get("consoleSize")
+    if size:
+        c.console_rows, c.console_cols = size.get("height", 0), size.get("width", 0)
     return warnings
 
 
@@ -291,6 +298,47 @@ def fill_seccomp(p: Plan, seccomp: dict | None, cache_root: str | None = None) -
     return comp
 
 
+def _may_ptrace(proc: dict) -> bool:
+    """Can this process have CAP_SYS_PTRACE (no capabilities given: root keeps them all)?"""
+    caps = proc.get("capabilities")
+    return caps is None or "CAP_SYS_PTRACE" in (caps.get("bounding") or [])
+
+
+def fill_container_process(p: Plan, cfg: dict, proc: dict, *, joining: bool = False,
+                           seccomp_cache: str | None = None, keyring: str | None = None) -> list[str]:
+    """Everything about the process, for create's init and for exec alike (one builder, so the two
+    cannot drift): argv/env/user/caps/rlimits/NNP, the process attributes (scheduler, ioPriority,
+    execCPUAffinity, AppArmor, SELinux), linux.personality and memoryPolicy, the container's seccomp
+    program, the session keyring.  ``cfg`` is the container's config; ``proc`` the process to run
+    (cfg["process"] for create, exec's process); ``joining`` (exec) leaves out what only a new
+    container sets up (time namespace offsets).  Returns warnings."""
+    linux = cfg.get("linux", {}) or {}
+    warnings = fill_process(p, proc)
+    view_linux = {k: v for k, v in linux.items() if k != "timeOffsets"} if joining else linux
+    fill_procattrs(p, {"process": proc, "linux": view_linux})
+    if linux.get("memoryPolicy") is not None:
+        from . import mempolicy
+        mempolicy.fill(p.c, linux["memoryPolicy"])
+    p.seccomp = fill_seccomp(p, linux.get("seccomp"), seccomp_cache)
+    if p.c.seccomp_len and not p.c.no_new_privs and not p.c.in_userns and \
+            (_may_ptrace(proc) or _may_ptrace(cfg.get("process") or {})):
+        # the init holds CAP_SYS_ADMIN from the user switch to the filter load (no_new_privs is off);
+        # a container process with CAP_SYS_PTRACE in this (host) user namespace could trace it while
+        # it waits for start, so the filter is loaded before CREATED instead (as runc does)
+        p.c.seccomp_early = 1
+    aff = proc.get("execCPUAffinity") or {}
+    if aff.get("initial") is not None:
+        # the process starts on these CPUs, inherited from the runtime at clone (protocol.spawn), until
+        # it is in the container: then `final`, or every CPU the cgroup allows
+        from .procattrs import cpu_list
+        p.initial_cpus = cpu_list(aff["initial"], "process.execCPUAffinity.initial")
+        if not aff.get("final"):
+            p.c.cpu_affinity = p.str(f"0-{(os.cpu_count() or 1) - 1}")
+    if keyring:
+        p.c.session_keyring = p.str(keyring)
+    return warnings
+
+
 def fill_procattrs(p: Plan, cfg: dict) -> None:
     proc, linux = cfg.get("process", {}), cfg.get("linux", {})
     if not any(k in proc for k in ("scheduler", "ioPriority", "execCPUAffinity", "apparmorProfile",
@@ -302,7 +350,7 @@ def fill_procattrs(p: Plan, cfg: dict) -> None:
 
 
 def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict | None = None,
-                 seccomp_cache: str | None = None) -> tuple[Plan, list[str]]:
+                 seccomp_cache: str | None = None, keyring: str | None = None) -> tuple[Plan, list[str]]:
     """The plan for a new container (namespaces, rootfs, process)."""
     from . import spec
     p = Plan()
@@ -329,8 +377,17 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
             _check_no_mountns(cfg)
             c.no_mountns = 1
         c.create_cwd = 1
+        if linux.get("mountLabel"):
+            from .procattrs import selinux_enabled
+            if selinux_enabled():
+                raise ConfigError("linux.mountLabel", "SELinux mount labels are not supported by this runtime")
+            warnings_pre = ["linux.mountLabel: SELinux is not enabled on this host, label ignored"]
+        else:
+            warnings_pre = []
         fill_mounts(p, cfg, bundle, nss, in_userns, cgroup or {})
-        fill_devices(p, cfg, in_userns)
+        # runc: device nodes are bound from the host in a new user namespace, and also when the runtime
+        # itself runs in one (root of rootless podman's namespace cannot mknod either)
+        fill_devices(p, cfg, in_userns or in_user_namespace())
         masked = linux.get("maskedPaths", []) or []
         ro = linux.get("readonlyPaths", []) or []
         c.masked, c.n_masked = p.strv(masked), len(masked)
@@ -340,12 +397,36 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
         sysctl = linux.get("sysctl", {}) or {}
         c.sysctl_keys, c.sysctl_values = p.strv(list(sysctl)), p.strv(list(sysctl.values()))
         c.n_sysctl = len(sysctl)
-        warnings = fill_process(p, cfg["process"])
-        fill_procattrs(p, cfg)
-        if linux.get("memoryPolicy") is not None:
-            from . import mempolicy
-            mempolicy.fill(c, linux["memoryPolicy"])
-        p.seccomp = fill_seccomp(p, linux.get("seccomp"), seccomp_cache)
+        warnings = fill_container_process(p, cfg, cfg["process"], seccomp_cache=seccomp_cache, keyring=keyring)
+        return p, warnings_pre + warnings
+    except BaseException:
+        p.close()
+        raise
+
+
+def build_exec(cfg: dict, pid: int, proc: dict, *, seccomp_cache: str | None = None,
+               keyring: str | None = None) -> tuple[Plan, list[str]]:
+    """The plan for a process joining the running container whose init is `pid`: every namespace the
+    config gave it (user first; pid and time through the parent, since they apply to children), then
+    the same process builder as create."""
+    from . import spec
+    p = Plan()
+    try:
+        p.c.mode = lib.PYRT_MODE_EXEC
+        nss = spec.namespaces(cfg)
+        joins = []
+        for t in nss:
+            path = f"/proc/{pid}/ns/{NS_PROC[t]}"
+            if t == "pid":
+                p.c.pidns_fd = p.open_fd(path, "join pid namespace")
+            elif t == "time":
+                p.c.timens_fd = p.open_fd(path, "join time namespace")
+            else:
+                joins.append((JOIN_ORDER.index(t), p.open_fd(path, f"join {t} namespace"), NS_FLAGS[t]))
+        set_joins(p, [(fd, fl) for _, fd, fl in sorted(joins)])
+        p.c.in_userns = int("user" in nss)
+        warnings = fill_container_process(p, cfg, proc, joining=True, seccomp_cache=seccomp_cache,
+                                          keyring=keyring)
         return p, warnings
     except BaseException:
         p.close()
@@ -409,7 +490,8 @@ def set_start_hooks(p: Plan, hooks: list[dict]) -> None:
     p.c.start_hooks, p.c.n_start_hooks = arr, len(hooks)
 
 
-def set_state_buffer(p: Plan, cap: int = 1 << 20) -> None:
+def set_state_buffer(p: Plan, cap: int | None = None) -> None:
     """Room for the state JSON the parent sends with the second GO (read by startContainer hooks)."""
+    cap = cap or lib.PYRT_STATE_MAX
     p.c.state_buf = p.array("char", cap)
     p.c.state_cap = cap

@@ -66,14 +66,14 @@ def personality(spec: object, field: str = "linux.personality") -> int:
     """linux.personality -> the value for personality(2)."""
     spec = _dict(spec, field)
     domain = spec.get("domain")
-    if domain not in PERSONALITY_DOMAINS:
+    if not isinstance(domain, str) or domain not in PERSONALITY_DOMAINS:
         raise ConfigError(f"{field}.domain", f'must be "LINUX" or "LINUX32", not {domain!r}')
     value = PERSONALITY_DOMAINS[domain]
     flags = spec.get("flags") or []
     if not isinstance(flags, list):
         raise ConfigError(f"{field}.flags", "must be an array of strings")
     for i, name in enumerate(flags):
-        if name not in PERSONALITY_FLAGS:
+        if not isinstance(name, str) or name not in PERSONALITY_FLAGS:
             raise ConfigError(f"{field}.flags[{i}]", f"unknown personality flag {name!r}")
         value |= PERSONALITY_FLAGS[name]
     return value
@@ -83,7 +83,7 @@ def scheduler(spec: object, field: str = "process.scheduler") -> dict[str, int]:
     """process.scheduler -> the sched_setattr(2) fields (policy, nice, priority, flags, runtime, ...)."""
     spec = _dict(spec, field)
     policy = spec.get("policy")
-    if policy not in SCHED_POLICIES:
+    if not isinstance(policy, str) or policy not in SCHED_POLICIES:
         raise ConfigError(f"{field}.policy", f"unknown policy {policy!r}")
     if policy == "SCHED_ISO":
         raise ConfigError(f"{field}.policy", "SCHED_ISO is not implemented by Linux")
@@ -97,7 +97,7 @@ def scheduler(spec: object, field: str = "process.scheduler") -> dict[str, int]:
     if not isinstance(names, list):
         raise ConfigError(f"{field}.flags", "must be an array of strings")
     for i, name in enumerate(names):
-        if name not in SCHED_FLAGS:
+        if not isinstance(name, str) or name not in SCHED_FLAGS:
             raise ConfigError(f"{field}.flags[{i}]", f"unknown flag {name!r}")
         flags |= SCHED_FLAGS[name]
     times = {k: _int(spec.get(k, 0), f"{field}.{k}", 0, (1 << 64) - 1) for k in ("runtime", "deadline", "period")}
@@ -118,7 +118,7 @@ def io_priority(spec: object, field: str = "process.ioPriority") -> int:
     """process.ioPriority -> IOPRIO_PRIO_VALUE(class, priority)."""
     spec = _dict(spec, field)
     cls = spec.get("class")
-    if cls not in IOPRIO_CLASSES:
+    if not isinstance(cls, str) or cls not in IOPRIO_CLASSES:
         raise ConfigError(f"{field}.class", f"unknown class {cls!r}")
     prio = _int(spec.get("priority", 0), f"{field}.priority", 0, 7)
     return IOPRIO_CLASSES[cls] << IOPRIO_CLASS_SHIFT | prio

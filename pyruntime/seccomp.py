@@ -197,7 +197,7 @@ def _args(args: object, field: str) -> list[tuple[int, int, int, int]]:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= 5:
             raise ConfigError(f + ".index", "must be an integer between 0 and 5 (syscalls have six arguments)")
         op = arg.get("op")
-        if op not in OPERATORS:
+        if not isinstance(op, str) or op not in OPERATORS:
             raise ConfigError(f + ".op", f"unknown operator {json.dumps(op)}")
         value = _uint(arg.get("value", 0), f + ".value", 64)
         value_two = _uint(arg.get("valueTwo", 0), f + ".valueTwo", 64)
@@ -213,7 +213,7 @@ def _flags(flags: object, field: str, notify: bool) -> tuple[int, list[str]]:
         raise ConfigError(field, "must be an array of strings")
     value, dropped = 0, []
     for i, name in enumerate(flags):
-        if name not in FLAGS:
+        if not isinstance(name, str) or name not in FLAGS:
             raise ConfigError(f"{field}[{i}]", f"unknown flag {json.dumps(name)}")
         bit = FLAGS[name]
         if bit == FLAG_WAIT_KILLABLE_RECV and not notify:
@@ -255,7 +255,7 @@ def compile(seccomp: dict, field: str = "linux.seccomp") -> Compiled:  # noqa: A
         raise ConfigError(f"{field}.architectures", "must be an array of strings")
     for i, arch in enumerate(archs):
         f = f"{field}.architectures[{i}]"
-        if arch not in ARCHS:
+        if not isinstance(arch, str) or arch not in ARCHS:
             raise ConfigError(f, f"unknown architecture {json.dumps(arch)}")
         token = lib.pyrt_sc_arch_resolve(ARCHS[arch].encode())
         if token == 0:

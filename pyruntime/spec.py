@@ -51,6 +51,46 @@ def _abspath(value: object, field: str) -> str:
     return value
 
 
+MAX_DEPTH = 64          # far deeper than any real config; bounds every recursive walk after this one
+
+
+def _path(parent: str, key: object) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else str(key)
+
+
+def check_tree(doc: object, top: str = "") -> None:
+    """One iterative pass over the whole document before anything reads it: strings the kernel and C
+    cannot carry (NUL bytes cut an argument short; lone surrogates cannot be encoded), numbers JSON
+    cannot write back (NaN, Infinity) and nesting no config needs.  Each error names the JSON path."""
+    stack: list = [(doc, top, 0)]
+    while stack:
+        v, where, depth = stack.pop()
+        if isinstance(v, str):
+            _check_str(v, where or "(document)")
+        elif isinstance(v, float):
+            if v != v or v in (float("inf"), float("-inf")):
+                raise ConfigError(where or "(document)", "number out of range")
+        elif isinstance(v, (dict, list)):
+            if depth >= MAX_DEPTH:
+                raise ConfigError(where or "(document)", f"nested more than {MAX_DEPTH} levels deep")
+            items = v.items() if isinstance(v, dict) else enumerate(v)
+            for k, x in items:
+                if isinstance(k, str):
+                    _check_str(k, _path(where, "<key>"))
+                stack.append((x, _path(where, k), depth + 1))
+
+
+def _check_str(v: str, where: str) -> None:
+    if "\0" in v:
+        raise ConfigError(where, "contains a NUL byte")
+    try:
+        v.encode()
+    except UnicodeEncodeError:
+        raise ConfigError(where, "contains an invalid unicode code point (a lone surrogate)") from None
+
+
 def load(bundle: str) -> dict:
     """Read and validate ``<bundle>/config.json``."""
     path = os.path.join(bundle, "config.json")
@@ -71,6 +111,8 @@ def load(bundle: str) -> dict:
             e: Exception = ValueError("malformed")
         except ValueError as err:
             e = err
+        except RecursionError:
+            e = ValueError("nested too deeply")
         raise ConfigError("(document)", f"invalid JSON: {e}") from None
     validate(cfg)
     return cfg
@@ -83,6 +125,7 @@ def namespaces(cfg: dict) -> dict[str, str | None]:
 
 def validate(cfg: object) -> None:
     _type(cfg, dict, "(document)", "a JSON object")
+    check_tree(cfg)
     _type(cfg.get("ociVersion", ""), str, "ociVersion", "a string")
     root = cfg.get("root")
     if root is None:
@@ -117,7 +160,8 @@ def validate(cfg: object) -> None:
         for i, p in enumerate(_strlist(linux.get(key, []), f"linux.{key}")):
             _abspath(p, f"linux.{key}[{i}]")
     _validate_sysctl(_type(linux.get("sysctl", {}), dict, "linux.sysctl", "an object"), ns, cfg)
-    if "rootfsPropagation" in linux and linux["rootfsPropagation"] not in PROPAGATION:
+    if "rootfsPropagation" in linux and (not isinstance(linux["rootfsPropagation"], str)
+            or linux["rootfsPropagation"] not in PROPAGATION):
         raise ConfigError("linux.rootfsPropagation", f'unknown propagation "{linux["rootfsPropagation"]}"')
     if "cgroupsPath" in linux:
         _type(linux["cgroupsPath"], str, "linux.cgroupsPath", "a string")
@@ -151,6 +195,7 @@ def validate_id_mappings(maps: object, field: str) -> None:
 def validate_process(proc: object, f: str) -> None:
     """Also used for ``exec --process`` files."""
     _type(proc, dict, f, "an object")
+    check_tree(proc, f)
     args = proc.get("args")
     if not args:
         raise ConfigError(f"{f}.args", "is required and must not be empty")
@@ -173,7 +218,7 @@ def validate_process(proc: object, f: str) -> None:
         rf = f"{f}.rlimits[{i}]"
         _type(rl, dict, rf, "an object")
         t = rl.get("type")
-        if t not in RLIMITS:
+        if not isinstance(t, str) or t not in RLIMITS:
             raise ConfigError(f"{rf}.type", f'unknown rlimit "{t}"')
         if t in seen:
             raise ConfigError(f"{rf}.type", f'duplicate rlimit "{t}"')
@@ -187,6 +232,15 @@ def validate_process(proc: object, f: str) -> None:
     if "oomScoreAdj" in proc:
         _int(proc["oomScoreAdj"], f"{f}.oomScoreAdj", -1000, 1000)
     _type(proc.get("noNewPrivileges", False), bool, f"{f}.noNewPrivileges", "a boolean")
+    if proc.get("consoleSize") is not None:
+        size = _type(proc["consoleSize"], dict, f"{f}.consoleSize", "an object")
+        for k in ("height", "width"):
+            _int(size.get(k), f"{f}.consoleSize.{k}", 0, 65535)
+    # Windows-only fields of the process schema: never silently ignored on Linux
+    if proc.get("commandLine") is not None:
+        raise ConfigError(f"{f}.commandLine", "is Windows-only; use process.args on Linux")
+    if user.get("username") is not None:
+        raise ConfigError(f"{f}.user.username", "is Windows-only; use process.user.uid/gid on Linux")
 
 
 PROPAGATION = {"shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable"}
@@ -214,7 +268,7 @@ def _validate_namespaces(nss: object) -> dict[str, str | None]:
         f = f"linux.namespaces[{i}]"
         _type(ns, dict, f, "an object")
         t = ns.get("type")
-        if t not in NAMESPACES:
+        if not isinstance(t, str) or t not in NAMESPACES:
             raise ConfigError(f"{f}.type", f'unknown namespace "{t}"')
         if t in out:
             raise ConfigError(f"{f}.type", f'duplicate namespace "{t}"')

@@ -1,24 +1,40 @@
-"""Container state on disk: ``<root>/<id>/state.json`` (+ ``exec.fifo`` while created, ``lock``).
+"""Container state on disk: ``<root>/<id>/state.json`` (+ ``exec.sock`` while created, ``lock``).
 
 Written atomically (temp file + rename), read without the lock (a reader sees the old or the new file,
 never half of one).  Liveness is derived, never stored: the init pid must exist, not be a zombie, and
 have the start time recorded at create, so a reused pid is never taken for the container.
+
+The state holds the whole config (process.env secrets): directories are 0700 and files 0600, as runc's.
+It is read without following symlinks and must name its own directory's id: a state.json copied or
+linked from another container must never make a command act on that other container.
+
+A create writes a first record (``creating``, with the creating process's pid and start time) before it
+makes anything, and updates it as it goes: if the runtime is killed halfway, ``delete --force`` and the
+next ``create`` of the id find what was made (init, cgroup) and clear it.
 """
 from __future__ import annotations
 
 import fcntl
 import os
+import stat as _stat   # already imported by os
 
 from . import fastjson as json
 from .errors import ContainerNotFound, RuntimeFailure
 
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ID_CHARS = _ID_FIRST | frozenset("_.+-")
+ID_MAX = 255        # one path component (NAME_MAX): the id names the state dir and the default cgroup
 FIFO = "exec.sock"   # see container.EXEC_SOCK
+STATE_MAX = 64 << 20
 
 
 _FIELDS = ("id", "pid", "start_time", "bundle", "created", "annotations", "owner", "rootfs", "cgroup", "owned",
-           "config", "ocispec")
+           "config", "ocispec", "creating", "creator")
+# field -> JSON type it must have in a state file we accept
+_TYPES = {"id": str, "pid": int, "start_time": int, "bundle": str, "created": str, "annotations": dict,
+          "owner": str, "rootfs": str, "cgroup": dict, "owned": dict, "config": dict, "ocispec": str,
+          "creating": bool, "creator": list}
+_REQUIRED = ("id", "pid", "start_time", "bundle", "created")
 
 
 class State:
@@ -29,22 +45,28 @@ class State:
 
     def __init__(self, id: str, pid: int, start_time: int, bundle: str, created: str,
                  annotations: dict | None = None, owner: str = "", rootfs: str = "", cgroup: dict | None = None,
-                 owned: dict | None = None, config: dict | None = None, ocispec: str = "") -> None:
+                 owned: dict | None = None, config: dict | None = None, ocispec: str = "",
+                 creating: bool = False, creator: list | None = None) -> None:
         self.id, self.pid, self.start_time, self.bundle, self.created = id, pid, start_time, bundle, created
         self.annotations = annotations or {}     # config.json annotations
         self.owner, self.rootfs, self.ocispec = owner, rootfs, ocispec
         self.cgroup = cgroup or {}               # the cgroup manager's own description (to_state)
         self.owned = owned or {}                 # extra things to undo on delete (image bundle, netdevices)
         self.config = config or {}               # config.json, for exec and the hooks of later commands
+        self.creating = creating                 # a create is (or was, if `creator` is dead) under way
+        self.creator = creator or []             # [pid, start time] of that create
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in _FIELDS}
 
 
-def validate_id(cid: str) -> None:
-    if not cid:
+def validate_id(cid: object) -> None:
+    """runc's rule, checked on every command before anything touches the file system."""
+    if not isinstance(cid, str) or not cid:
         raise RuntimeFailure("container id cannot be empty")
-    if len(cid) > 1024 or cid[0] not in _ID_FIRST or not _ID_CHARS.issuperset(cid):
+    if len(cid) > ID_MAX:
+        raise RuntimeFailure(f"invalid container id: {len(cid)} characters (at most {ID_MAX})")
+    if cid[0] not in _ID_FIRST or not _ID_CHARS.issuperset(cid):
         raise RuntimeFailure(f"invalid container id format: {cid!r} (letters, digits and _.+- only, "
                              "not starting with a punctuation mark)")
 
@@ -54,55 +76,213 @@ def container_dir(root: str, cid: str) -> str:
     return os.path.join(root, cid)
 
 
-def load(root: str, cid: str) -> State:
-    path = os.path.join(container_dir(root, cid), "state.json")
+def ensure_root(root: str) -> None:
+    """Create the state root (0700) or check that the given one is a directory."""
     try:
-        with open(path) as f:
-            data = json.loads(f.read())
+        os.makedirs(root, mode=0o700, exist_ok=True)
+    except FileExistsError:
+        raise RuntimeFailure("not a directory", step="--root", path=root) from None
+    except OSError as e:
+        raise RuntimeFailure.from_os(e, "--root", root) from None
+
+
+def _bad(path: str, cause: str) -> RuntimeFailure:
+    return RuntimeFailure(cause, step="state", path=path)
+
+
+def _read_state_file(root: str, cid: str) -> tuple[str, bytes]:
+    """(path, bytes) of state.json, reached without following any symlink in <root>/<id>/state.json."""
+    cdir = container_dir(root, cid)
+    path = os.path.join(cdir, "state.json")
+    try:
+        dfd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ContainerNotFound(cid) from None
-    except (OSError, ValueError) as e:
-        raise RuntimeFailure(f"cannot read state: {e}", step="state", path=path) from None
-    return State(**{k: v for k, v in data.items() if k in _FIELDS})
+    except OSError as e:
+        if os.path.lexists(root) and not os.path.isdir(root):
+            raise _root_error(root) from None
+        if os.path.islink(cdir):
+            raise _bad(cdir, "the container directory is a symlink (refused)") from None
+        raise RuntimeFailure.from_os(e, "state", cdir) from None
+    try:
+        try:
+            fd = os.open("state.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+        except FileNotFoundError:
+            raise ContainerNotFound(cid) from None
+        except OSError as e:
+            if os.path.islink(path):
+                raise _bad(path, "is a symlink (refused: a state file is never followed)") from None
+            raise RuntimeFailure.from_os(e, "state", path) from None
+    finally:
+        os.close(dfd)
+    try:
+        st = os.fstat(fd)
+        if not _stat.S_ISREG(st.st_mode):
+            raise _bad(path, "not a regular file")
+        if st.st_size > STATE_MAX:
+            raise _bad(path, f"too large ({st.st_size} bytes)")
+        chunks = []
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+        return path, b"".join(chunks)
+    except OSError as e:
+        raise RuntimeFailure.from_os(e, "state", path) from None
+    finally:
+        os.close(fd)
+
+
+def _root_error(root: str) -> RuntimeFailure:
+    if os.path.lexists(root):
+        return RuntimeFailure("not a directory", step="--root", path=root)
+    return RuntimeFailure("no such file or directory", step="--root", path=root)
+
+
+def parse(path: str, cid: str, raw: bytes) -> State:
+    """Check a state file's shape field by field; every refusal names the file and the cause."""
+    if not raw.strip():
+        raise _bad(path, "empty file")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise _bad(path, f"not valid JSON (truncated?): {str(e)[:120]}") from None
+    if not isinstance(data, dict):
+        raise _bad(path, f"not a JSON object (found {type(data).__name__.replace('NoneType', 'null')})")
+    for k in _REQUIRED:
+        if k not in data:
+            raise _bad(path, f"field {k!r} is missing")
+    for k, t in _TYPES.items():
+        v = data.get(k)
+        if k in data and v is not None and (not isinstance(v, t) or (t is int and isinstance(v, bool))):
+            raise _bad(path, f"field {k!r} must be {t.__name__.replace('str', 'a string')}")
+    if data["id"] != cid:
+        raise _bad(path, f"belongs to container {str(data['id'])[:ID_MAX]!r}, not {cid!r} (copied or linked "
+                         "from another container: refused)")
+    return State(**{k: v for k, v in data.items() if k in _FIELDS and v is not None})
+
+
+def load(root: str, cid: str) -> State:
+    path, raw = _read_state_file(root, cid)
+    return parse(path, cid, raw)
 
 
 def save(root: str, st: State) -> None:
+    """Atomic replace; a full disk or any write error is a RuntimeFailure naming the file."""
     d = container_dir(root, st.id)
     tmp = os.path.join(d, ".state.json.tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(st.to_dict()))
-    os.rename(tmp, os.path.join(d, "state.json"))
+    path = os.path.join(d, "state.json")
+    try:
+        data = json.dumps(st.to_dict()).encode()
+    except (TypeError, ValueError, RecursionError, UnicodeEncodeError) as e:
+        raise RuntimeFailure(f"cannot encode the state: {e}", step="state", path=path) from None
+    try:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise RuntimeFailure.from_os(e, "write state", path) from None
 
 
 def list_ids(root: str) -> list[str]:
+    """Every container directory (valid id, a real directory), with or without a state file."""
     try:
-        return sorted(n for n in os.listdir(root)
-                      if os.path.exists(os.path.join(root, n, "state.json")))
+        names = os.listdir(root)
     except FileNotFoundError:
         return []
+    except OSError as e:
+        if not os.path.isdir(root):
+            raise _root_error(root) from None
+        raise RuntimeFailure.from_os(e, "--root", root) from None
+    out = []
+    for n in names:
+        try:
+            validate_id(n)
+        except RuntimeFailure:
+            continue
+        p = os.path.join(root, n)
+        if os.path.isdir(p) or os.path.islink(p):
+            out.append(n)
+    return sorted(out)
 
 
 class locked:
     """``with locked(root, cid) as d:`` serialises commands on one container (flock on
-    ``<dir>/lock``) and gives the container dir.  A class, not @contextmanager: contextlib is ~5 ms."""
+    ``<dir>/lock``) and gives the container dir.  A class, not @contextmanager: contextlib is ~5 ms.
+
+    After the flock, the lock file must still be the one in the directory: a dead half-made dir is
+    removed by whoever clears it, and a waiter must then not go on in a directory that is gone."""
 
     def __init__(self, root: str, cid: str, create: bool = False) -> None:
         self.dir = container_dir(root, cid)
         self.cid = cid
         if create:
-            os.makedirs(root, mode=0o711, exist_ok=True)
+            ensure_root(root)
         self.fd = -1
 
-    def __enter__(self) -> str:
+    def acquire(self, blocking: bool = True) -> bool:
+        path = os.path.join(self.dir, "lock")
         try:
-            self.fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:
             raise ContainerNotFound(self.cid) from None
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except OSError as e:
+            raise RuntimeFailure.from_os(e, "lock", path) from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            self.release()
+            return False
+        try:
+            same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(self.fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            self.release()
+            raise ContainerNotFound(self.cid)
+        return True
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> str:
+        self.acquire()
         return self.dir
 
     def __exit__(self, *exc) -> None:
-        os.close(self.fd)
+        self.release()
+
+
+def lock_busy(root: str, cid: str) -> bool:
+    """Is a command (a create under way, say) holding this container's lock right now?"""
+    try:
+        fd = os.open(os.path.join(root, cid, "lock"), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -122,18 +302,26 @@ def alive(st: State) -> bool:
     return st.pid > 0 and proc_start_time(st.pid) == st.start_time
 
 
+def creator_alive(st: State) -> bool:
+    c = st.creator
+    return len(c) == 2 and isinstance(c[0], int) and c[0] > 0 and proc_start_time(c[0]) == c[1]
+
+
 def status(root: str, st: State) -> str:
-    """created | running | paused | stopped, derived from the process and the cgroup freezer."""
+    """creating | created | running | paused | stopped, derived from the processes and the freezer.
+    A record still marked creating whose create process is dead is a half-made container: stopped."""
+    if st.creating:
+        return "creating" if creator_alive(st) else "stopped"
     if not alive(st):
         return "stopped"
     if os.path.exists(os.path.join(root, st.id, FIFO)):
         return "created"
     if st.cgroup:
-        from .cgroups import manager_from_state
+        from .cgroups import frozen_from_state     # not the drivers: see there
         try:
-            if manager_from_state(st.cgroup).frozen():
+            if frozen_from_state(st.cgroup):
                 return "paused"
-        except (OSError, RuntimeFailure):
+        except (OSError, RuntimeFailure, KeyError, TypeError):
             pass
     return "running"
 

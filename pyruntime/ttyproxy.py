@@ -10,6 +10,15 @@ import select
 import sys
 
 
+def need_terminal() -> None:
+    """process.terminal with neither --console-socket nor a terminal on our stdin: nothing could ever
+    read the pty, and a shell on it would wait forever.  Fail at once, as runc does (its words)."""
+    if not os.isatty(0):
+        from .errors import RuntimeFailure
+        raise RuntimeFailure("open /dev/tty: no such device or address (process.terminal is true, stdin is "
+                             "not a terminal and no --console-socket was given)", step="terminal")
+
+
 def console_pair() -> "tuple[socket.socket, socket.socket]":
     """(ours, theirs): theirs is handed to the C core as the console socket."""
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

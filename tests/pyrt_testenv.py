@@ -2,7 +2,11 @@
 several conftest.py files in the tree, `from conftest import` picks whichever pytest loaded last."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(ROOT, "bin", "pyruntime")
@@ -35,3 +39,42 @@ def _rm_cgroup_tree(d: str) -> None:
             os.rmdir(sub)
         except OSError:
             pass
+
+
+class Runtime:
+    """Runs the pyruntime command with a private --root."""
+
+    def __init__(self, root: str, binary: str = LAUNCHER) -> None:
+        self.root = root
+        self.binary = binary
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 60, input: bytes | None = None,
+                 log: str | None = None, **kw) -> subprocess.CompletedProcess:
+        glob = ["--root", self.root]
+        if log:
+            glob += ["--log", log, "--log-format", "json"]
+        # Files, not pipes: a created container's init inherits our stdio and may outlive this call.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            cp = subprocess.run([self.binary, *glob, *args], stdout=kw.pop("stdout", out), stderr=err,
+                                timeout=timeout, input=input, **kw)
+            out.seek(0)
+            err.seek(0)
+            cp.stdout, cp.stderr = out.read(), err.read()
+        if check and cp.returncode != 0:
+            raise AssertionError(f"pyruntime {' '.join(args)} -> {cp.returncode}\nstdout: {cp.stdout.decode()}\n"
+                                 f"stderr: {cp.stderr.decode()}")
+        return cp
+
+    def out(self, *args: str, **kw) -> str:
+        return self(*args, **kw).stdout.decode()
+
+    def state(self, cid: str) -> dict:
+        return json.loads(self.out("state", cid))
+
+    def cleanup(self) -> None:
+        if not os.path.isdir(self.root):
+            return
+        for cid in os.listdir(self.root):
+            if not cid.startswith("."):     # every container dir, half-made ones too
+                subprocess.run([self.binary, "--root", self.root, "delete", "--force", cid], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)

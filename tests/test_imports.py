@@ -64,10 +64,7 @@ def _check(call: str, mods: set[str]) -> None:
     bad = sorted(mods & FORBIDDEN)
     assert not bad, f"`{call}` imported {bad}"
     if call in SMALL:
-        # --version prints the linked libseccomp's version (as runc does): the core and the (import-light)
-        # seccomp module are allowed there, nothing else
-        allowed = {"_cffi_backend", "pyruntime._core", "pyruntime.seccomp"} if call == "--version" else set()
-        core = sorted(mods & NO_CORE - allowed)
+        core = sorted(mods & NO_CORE)
         assert not core, f"`{call}` loaded {core}, which it does not need"
 
 
@@ -87,8 +84,12 @@ def world(tmp_path):
                 pass
 
 
-def _bundle(tmp_path, client: str, name: str, args: list[str]) -> str:
+def _bundle(tmp_path, client: str, name: str, args: list[str], hooks: bool = False) -> str:
     cfg = client_configs.create_config(client, ROOTFS, f"{CG_PARENT}/imports/{name}", args)
+    if hooks:   # what podman adds from its OCI hooks directories: every kind the runtime runs itself
+        true = shutil.which("true") or "/bin/true"
+        cfg["hooks"] = {k: [{"path": true, "args": ["true", k], "timeout": 10}]
+                        for k in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")}
     return client_configs.write_bundle(str(tmp_path / name), cfg)
 
 
@@ -102,11 +103,12 @@ def _pid_exited(pidfile: str) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
-@pytest.mark.parametrize("client", client_configs.CLIENTS)
-def test_lifecycle_imports_with_client_configs(world, client):
+@pytest.mark.parametrize("variant", [*client_configs.CLIENTS, "podman+hooks"])
+def test_lifecycle_imports_with_client_configs(world, variant):
     root, tmp, made = world
+    client, hooks = variant.split("+")[0], variant.endswith("+hooks")
     cid = f"imp-{client}-{uuid.uuid4().hex[:6]}"
-    bundle = _bundle(tmp, client, cid, ["sleep", "100"])
+    bundle = _bundle(tmp, client, cid, ["sleep", "100"], hooks)
     log = str(tmp / "oci-log")
     # the global flags each client puts in front (podman: JSON log on create/exec; containerd: on every call)
     if client == "podman":
@@ -134,13 +136,17 @@ def test_lifecycle_imports_with_client_configs(world, client):
     seen["state-unknown"] = imports(g_log + ["state", cid], check=False)  # an error, logged as JSON
     rid = f"imp-run-{client}-{uuid.uuid4().hex[:6]}"
     made.append(rid)
-    seen["run"] = imports(g_log + ["run", "--bundle", _bundle(tmp, client, rid, ["/bin/true"]), rid])
+    seen["run"] = imports(g_log + ["run", "--bundle", _bundle(tmp, client, rid, ["/bin/true"], hooks), rid])
     seen["--version"] = imports(["--version"])
 
     assert "pyruntime.container" in seen["create"] and "pyruntime.commands.exec_" in seen["exec"]
     if client == "podman":   # its profile went through the (cached) compiler, the lean way
         assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["create"]
         assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["exec"]
+    # `state` of a running container asks only whether it is paused: a file read, not the cgroup drivers
+    assert not {"pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.container"} & seen["state"]
+    if hooks:
+        assert {"pyruntime.hooks"} <= seen["create"] and "pyruntime.hooks" in seen["start"]
     for call, mods in seen.items():
         _check(call, mods)
 
@@ -154,3 +160,25 @@ def test_forbidden_modules_are_detected():
     finally:
         shutil.rmtree(out, ignore_errors=True)
     assert "json" in mods
+
+
+def test_version_names_the_library_it_would_load():
+    """`--version` reads libseccomp's version from the file name ld.so would pick: it must agree with
+    what the loaded library itself reports (and fall back to asking it when the name says nothing)."""
+    sys.path.insert(0, ROOT)
+    from pyruntime import libversion, seccomp
+    real = seccomp.libseccomp_version()
+    assert libversion.libseccomp_version() == real
+    fast = libversion.from_file_name()
+    assert fast in (None, real)
+    out = subprocess.run([LAUNCHER, "--version"], capture_output=True, text=True, timeout=30).stdout
+    assert f"libseccomp: {real}\n" in out
+
+
+def test_start_wire_constants_match_the_core():
+    """`start` speaks the sync protocol without loading the C core: its constants must be the core's."""
+    sys.path.insert(0, ROOT)
+    from pyruntime import protocol
+    m = protocol.msg()                        # read from the core through cffi
+    w = protocol._StartWire
+    assert (w.size, w.GO, w.err_max, w.struct.format) == (m.size, m.GO, m.err_max, m.struct.format)

@@ -167,6 +167,26 @@ def rmdir_tree(d: str, timeout: float = 5.0) -> None:
                 time.sleep(0.02)
 
 
+def rmdir_unused(d: str, timeout: float = 1.0) -> None:
+    """Remove cgroup ``d`` and its sub-cgroups if no process is in them; never signal anyone.  A
+    cgroup that keeps processes (another container's) stays.  Retries briefly for tasks that are
+    already dying (an empty cgroup.procs can still refuse rmdir for a moment)."""
+    deadline = time.monotonic() + timeout
+    for sub in subdirs_deepest_first(d) + [d]:
+        while True:
+            try:
+                os.rmdir(sub)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                    raise RuntimeFailure.from_os(e, "cgroup: rmdir", sub) from None
+                if procs(sub) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+
+
 def remove_created(created: list[str]) -> None:
     """Remove the intermediate dirs this manager made, deepest first; ones still used by another
     container (EBUSY/ENOTEMPTY) stay."""

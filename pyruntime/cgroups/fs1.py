@@ -76,7 +76,16 @@ class V1Manager:
                 if not base.read(cur, f):
                     base.write(cur, f, base.read(parent, f))
 
-    def destroy(self) -> None:
+    def destroy(self, kill: bool = True) -> None:
+        """See V2Manager.destroy: kill=False signals nobody and removes only what is empty."""
+        if not kill:
+            for d in self._dirs():
+                base.rmdir_unused(d)
+            leaves = set(self._dirs())
+            base.remove_created([d for d in self.created if d not in leaves])
+            if self.unified is not None:
+                self.unified.destroy(kill=False)
+            return
         fz = self._p("freezer")
         if fz and os.path.isdir(fz):
             try:

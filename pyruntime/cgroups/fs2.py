@@ -19,6 +19,9 @@ P = "linux.resources"
 
 class V2Manager:
     driver = "v2"
+    # False for a rootless container that asks for no limits: its delegated parent may hold the
+    # caller's own processes, where enabling controllers is refused (no internal processes)
+    enable_controllers = True
 
     def __init__(self, mount: str, path: str, created: list[str] | None = None,
                  layout: str = "v2") -> None:
@@ -33,6 +36,8 @@ class V2Manager:
         """mkdir the leaf, then enable in each ancestor every controller it offers, so the leaf gets
         the controllers' files (cgroup v2 only shows a controller's files where the parent enabled it)."""
         base.mkdirs(self.path, self.mount, self.created)
+        if not self.enable_controllers:
+            return
         cur = self.mount
         rel = os.path.relpath(self.path, self.mount)
         parts = [] if rel == "." else rel.split("/")
@@ -85,8 +90,12 @@ class V2Manager:
             except (OSError, RuntimeFailure):
                 pass
 
-    def destroy(self) -> None:
-        if os.path.isdir(self.path):
+    def destroy(self, kill: bool = True) -> None:
+        """Remove the container's cgroup.  kill=False (a shared or foreign-populated cgroup): signal
+        nobody, remove only what is empty."""
+        if not kill:
+            base.rmdir_unused(self.path)
+        elif os.path.isdir(self.path):
             try:
                 base.write(self.path, "cgroup.freeze", "0")
             except (RuntimeFailure, OSError):

@@ -29,6 +29,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--apparmor", default=None, metavar="PROFILE", help="AppArmor profile of the process")
     p.add_argument("--preserve-fds", type=int, default=0, metavar="N",
                    help="pass N more open file descriptors (3 .. 3+N-1) to the process")
+    p.add_argument("--pidfd-socket", default=None, metavar="PATH",
+                   help="AF_UNIX socket that receives a pidfd of the new process (SCM_RIGHTS)")
     p.add_argument("--cgroup", default=None, metavar="[CONTROLLER:]PATH",
                    help="run the process in this existing sub-cgroup of the container")
     p.add_argument("--ignore-paused", action="store_true", help="allow exec into a paused container")
@@ -102,4 +104,5 @@ def run(args: argparse.Namespace) -> int:
     proc = build_process(args, st.config.get("process", {}))
     return exec_process(args.root, args.id, proc, detach=args.detach, pid_file=args.pid_file,
                         console_socket=args.console_socket, preserve_fds=args.preserve_fds,
-                        ignore_paused=args.ignore_paused, cgroup_sub=args.cgroup)
+                        ignore_paused=args.ignore_paused, cgroup_sub=args.cgroup,
+                        pidfd_socket=args.pidfd_socket)

@@ -1,8 +1,11 @@
-"""pyruntime list [--format table|json] [-q]."""
+"""pyruntime list [--format table|json] [-q].
+
+Healthy containers are listed whatever else the root holds: a container directory whose state file is
+broken (or a symlink, or another container's) is reported on stderr, one line naming the file and the
+cause, and left out of the table; a half-made one (its create was killed) is listed as stopped."""
 from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
-import json
 import sys
 
 HELP = "list containers"
@@ -15,18 +18,26 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import state
-    from ..errors import RuntimeFailure
+    from .. import log, state
+    from ..errors import ContainerNotFound, RuntimeFailure
     rows = []
     for cid in state.list_ids(args.root):
         try:
             st = state.load(args.root, cid)
-        except RuntimeFailure:
+        except ContainerNotFound:
+            # no state file: a create under way (it holds the lock) or one that was killed early
+            busy = state.lock_busy(args.root, cid)
+            rows.append({"ociVersion": "", "id": cid, "status": "creating" if busy else "stopped", "pid": 0,
+                         "bundle": "", "rootfs": "", "created": "", "owner": ""})
+            continue
+        except RuntimeFailure as e:
+            log.warning(f"container {cid}: {e} (delete --force {cid} removes it)")
             continue
         rows.append(state.oci_state(args.root, st))
     if args.quiet:
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
     elif args.format == "json":
+        import json
         sys.stdout.write((json.dumps(rows) if rows else "null") + "\n")    # runc prints null for none
     else:
         sys.stdout.write(format_table(rows))

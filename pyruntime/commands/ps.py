@@ -44,9 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from ..cgroups import manager_from_state
     from ..errors import NotRunning, RuntimeFailure
     st = state.load(args.root, args.id)
-    if state.status(args.root, st) == "stopped" or not st.cgroup:
+    if state.status(args.root, st) == "stopped":
         raise NotRunning(args.id)
-    pids = manager_from_state(st.cgroup).pids()
+    if st.cgroup:
+        pids = manager_from_state(st.cgroup).pids()
+    else:       # a rootless container without a cgroup: the members of its pid namespace
+        from ..rootless import pidns_pids
+        pids = pidns_pids(st.pid)
     if args.format == "json":
         sys.stdout.write(json.dumps(pids) + "\n")
         return 0

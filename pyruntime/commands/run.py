@@ -5,14 +5,11 @@ from __future__ import annotations
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
 import os
 
-import _signal as signal   # not `signal`: its enum conversion costs milliseconds per call
 
 from .create import add_create_flags
 
 HELP = "create and run a container"
-FORWARD = sorted(s for s in signal.valid_signals() if s not in (
-    signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU) and s < 32)
-
+from ..protocol import FORWARD, Forwarder, exit_status  # noqa: F401,E402  (kept importable from here)
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_create_flags(p)
@@ -32,48 +29,17 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--platform", default=None, help="os/arch[/variant] (default: this host)")
     p.add_argument("--max-expansion", type=float, default=None,
                    help="a layer may unpack to RATIO x its compressed size (default 50, at least 64 MiB; 0: no limit)")
+    p.add_argument("--tls-verify", default=None, choices=["true", "false"],
+                   help="pulling a missing image: false accepts any certificate and plain HTTP")
+    p.add_argument("--authfile", default=None, help="pulling a missing image: credentials file")
     p.add_argument("process_args", nargs=argparse.REMAINDER, metavar="command",
                    help="with --image: the program and arguments to run instead of the image's")
-
-
-def exit_status(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
-
-
-class Forwarder:
-    """Forward the signals we receive to our child `pid` (through a pidfd) from now on.
-
-    Installed as soon as the pid exists, before the process is released: a signal that arrives
-    while `start` is still returning must reach the container, not kill us (runc does the same)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.pidfd = os.pidfd_open(pid)
-        self.old = {s: signal.signal(s, self._forward) for s in FORWARD}
-
-    def _forward(self, sig: int, _frame) -> None:
-        try:
-            signal.pidfd_send_signal(self.pidfd, sig)
-        except ProcessLookupError:
-            pass
-
-    def wait(self) -> int:
-        """The child's exit status (128+signal when killed)."""
-        _, status = os.waitpid(self.pid, 0)
-        return exit_status(status)
-
-    def close(self) -> None:
-        for s, h in self.old.items():
-            signal.signal(s, h)
-        self.old = {}
-        os.close(self.pidfd)
 
 
 _IMAGE_ONLY = (("env", "--env"), ("workdir", "--workdir"), ("user", "--user"), ("mount", "--mount"),
                ("volume", "--volume"), ("read_only", "--read-only"), ("tty", "--tty"),
                ("image_store", "--image-store"), ("platform", "--platform"), ("max_expansion", "--max-expansion"),
+               ("tls_verify", "--tls-verify"), ("authfile", "--authfile"),
                ("process_args", "a command after the id"))
 
 
@@ -87,7 +53,7 @@ def _no_image_flags(args: argparse.Namespace) -> None:
 def _image_bundle(args: argparse.Namespace) -> str:
     """Make the bundle of ``run --image`` (see pyruntime/image/runimage.py)."""
     from .. import log
-    from ..image.layerstream import DEFAULT_MAX_EXPANSION
+    from ..image import DEFAULT_MAX_EXPANSION
     from ..image.progress import Progress
     from ..image.runimage import Overrides, prepare
     cmd = list(args.process_args or [])
@@ -96,8 +62,10 @@ def _image_bundle(args: argparse.Namespace) -> str:
     o = Overrides(command=cmd, env=args.env, workdir=args.workdir, user=args.user,
                   mounts=list(args.mount) + list(args.volume), read_only=args.read_only, tty=args.tty)
     ratio = DEFAULT_MAX_EXPANSION if args.max_expansion is None else args.max_expansion
+    pull_opts = {"tls_verify": None if args.tls_verify is None else args.tls_verify == "true",
+                 "authfile": args.authfile}
     return prepare(args.root, args.id, args.image, o, store_path=args.image_store, platform=args.platform,
-                   max_expansion=ratio, progress=Progress(), warn=log.warning)
+                   max_expansion=ratio, progress=Progress(), warn=log.warning, pull_opts=pull_opts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,10 +79,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         _no_image_flags(args)
     ours = None
+    relay = None
     try:
         terminal = bool(spec.load(bundle)["process"].get("terminal"))
+        if not terminal and not args.detach:
+            from ..stdiorelay import Relay
+            relay = Relay()          # our terminal fds become pipes for the container (TIOCSTI)
+            if relay.active:
+                opts.stdio = relay.child
+            else:
+                relay = None
         if terminal and not args.console_socket and not args.detach:
-            from ..ttyproxy import console_pair
+            from ..ttyproxy import console_pair, need_terminal
+            need_terminal()
             ours, theirs = console_pair()
             opts.console_fd = theirs.fileno()
             try:
@@ -123,7 +100,11 @@ def run(args: argparse.Namespace) -> int:
                 theirs.close()
         else:
             st = container.create(args.root, args.id, bundle, opts)
+        if relay is not None:
+            relay.close_child_ends()
     except BaseException:
+        if relay is not None:
+            relay.close()
         if opts.owned.get("bundle"):
             from ..image.overlay import remove_bundle
             remove_bundle(opts.owned["bundle"])
@@ -141,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         if master is not None:
             os.close(master)
+        if relay is not None:
+            relay.close()
         if fwd is not None:
             fwd.close()
         container.delete(args.root, args.id, force=True)
@@ -156,11 +139,15 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 os.close(pidfd)
                 os.close(master)
+        elif relay is not None:
+            relay.run(fwd.pidfd)
         status = fwd.wait()
         from .. import log
         log.debug(f"run {args.id}: process pid {st.pid} exited, status {status}")
         return status
     finally:
+        if relay is not None:
+            relay.close()
         fwd.close()
         if not args.keep:
             container.delete(args.root, args.id, force=True)

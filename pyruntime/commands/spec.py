@@ -24,9 +24,8 @@ def run(args: argparse.Namespace) -> int:
         raise RuntimeFailure("File config.json exists. Remove it first.")
     cfg = default_config()
     if args.rootless:
-        cfg["linux"]["namespaces"].append({"type": "user"})
-        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
-        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
+        from ..rootless import to_rootless
+        to_rootless(cfg)        # what `runc spec --rootless` writes
     with open(path, "w") as f:
         json.dump(cfg, f, indent="\t")
     return 0

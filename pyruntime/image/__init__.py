@@ -12,6 +12,9 @@ Modules (one idea each):
 """
 from __future__ import annotations
 
+#: default expansion limit of a layer: RATIO x its compressed size (at least layerstream.EXPANSION_FLOOR)
+DEFAULT_MAX_EXPANSION = 50
+
 
 def make_bundle(image_ref: str, bundle_dir: str) -> str:
     """Unpack ``LAYOUT[:REF]`` or ``ARCHIVE[:REF]`` into ``bundle_dir`` (rootfs + config.json).

@@ -368,7 +368,7 @@ class Applier:
         pfd = self.root.dir(parent, create=True)
         self._note_parent(parent, pfd)
         if name is None:
-            os.setxattr(f"/proc/self/fd/{pfd}", OVL_OPAQUE, b"y", follow_symlinks=False)
+            os.setxattr(f"/proc/self/fd/{pfd}", OVL_OPAQUE, b"y")    # the fd itself (a magic link)
             return
         target = f"{parent}/{name}" if parent else name
         if target in self.upper:

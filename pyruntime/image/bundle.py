@@ -15,22 +15,9 @@ from .errors import ImageError
 from .fsops import Root, remove_path, remove_tree
 from .layerstream import DEFAULT_MAX_EXPANSION, LayerStream, expansion_limit
 from .progress import Progress
+from .refs import split_image_ref
 from .resolve import Image, open_images
 from .tarstream import StreamSource, TarReader
-
-
-def split_image_ref(image_ref: str) -> tuple[str, str | None]:
-    """``LAYOUT``, ``LAYOUT:REF``, ``ARCHIVE.tar[:REF]`` -> (path, ref).  The path is the shortest
-    prefix before a ':' that exists (a ref may contain ':' itself: ``img.tar:busybox:latest``)."""
-    if os.path.exists(image_ref):
-        return image_ref, None
-    i = image_ref.find(":")
-    while i != -1:
-        path = image_ref[:i]
-        if path and os.path.exists(path):
-            return path, image_ref[i + 1:] or None
-        i = image_ref.find(":", i + 1)
-    raise ImageError("no such image layout or archive", step="image", path=image_ref)
 
 
 class _Created:

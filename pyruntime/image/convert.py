@@ -15,10 +15,9 @@ Starts from :func:`pyruntime.defaults.default_config` (what ``pyruntime spec`` w
 from __future__ import annotations
 
 import copy
+import os
 
 from .errors import ImageError
-from .fsops import Root
-from .idmap import IdRange
 
 
 def _defaults() -> dict:
@@ -49,7 +48,7 @@ def _num(s: str) -> int | None:
     return int(s) if s.isdigit() else None
 
 
-def resolve_user(spec: str, root: Root | None) -> tuple[int, int, list[int] | None, str | None]:
+def resolve_user(spec: str, root) -> tuple[int, int, list[int] | None, str | None]:
     """``User`` -> (uid, gid, additional gids or None to leave alone, home or None)."""
     spec = spec.strip()
     user, _, group = spec.partition(":")
@@ -94,8 +93,8 @@ def _merge_env(env: list[str], name: str, value: str, replace: bool = True) -> N
     env.append(f"{name}={value}")
 
 
-def runtime_config(image_config: dict, root: Root | None, uid_maps: list[IdRange] = (),
-                   gid_maps: list[IdRange] = (), warn=None) -> dict:
+def runtime_config(image_config: dict, root, uid_maps: list = (),
+                   gid_maps: list = (), warn=None) -> dict:
     spec = _defaults()
     cfg = image_config.get("config") or {}
     proc = spec.setdefault("process", {})
@@ -167,4 +166,9 @@ def runtime_config(image_config: dict, root: Root | None, uid_maps: list[IdRange
         linux["namespaces"] = nss
         linux["uidMappings"] = [r.to_json() for r in uid_maps]
         linux["gidMappings"] = [r.to_json() for r in gid_maps]
+    elif os.geteuid() != 0:
+        # an unprivileged caller: the rootfs is its own (owners kept as the user), so the container is
+        # what `spec --rootless` makes: a user namespace mapping the caller to root, no network ns
+        from ..rootless import to_rootless
+        to_rootless(spec)
     return spec

@@ -6,13 +6,12 @@ followed but an absolute target or a ``..`` that would climb out is clamped at t
 is always handled with ``*at`` calls and ``O_NOFOLLOW``/``AT_SYMLINK_NOFOLLOW`` relative to its
 resolved parent, so an existing symlink is replaced, never written through.
 
-``openat2`` is called through ctypes (Python has no binding).  Where the kernel lacks it (before 5.6,
+``openat2`` is called through the C core (ctypes if it is not built).  Where the kernel lacks it (before 5.6,
 or a seccomp profile returning ENOSYS/EPERM) :meth:`Root._walk` emulates RESOLVE_IN_ROOT with one
 ``openat(O_PATH|O_NOFOLLOW)`` per component and ``readlinkat`` for symlinks.
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
@@ -30,8 +29,18 @@ MAX_SYMLINKS = 40
 LONG_PATH = 4000
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+try:
+    from .._core import lib as _core_lib
+except ImportError:      # the unpacker also works without the C core (e.g. on a machine without gcc)
+    _core_lib = None
+
+
+def _OpenHow(*a):        # noqa: N802 - the ctypes struct, made on first use
+    import ctypes
+
+    class OpenHow(ctypes.Structure):
+        _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+    return OpenHow(*a)
 
 
 _libc = None
@@ -40,6 +49,7 @@ _openat2_ok: bool | None = None
 
 def _syscall():
     global _libc
+    import ctypes
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
@@ -60,6 +70,17 @@ def openat2_available() -> bool:
 
 
 def _openat2(dirfd: int, path: str, flags: int, close_dirfd: bool = False) -> int:
+    """openat2 RESOLVE_IN_ROOT: through the C core when it is built (no ctypes import), else ctypes."""
+    if _core_lib is not None:
+        try:
+            fd = _core_lib.pyrt_openat2_in_root(dirfd, os.fsencode(path), flags)
+        finally:
+            if close_dirfd:
+                os.close(dirfd)
+        if fd < 0:
+            raise OSError(-fd, os.strerror(-fd), path)
+        return fd
+    import ctypes
     how = _OpenHow(flags | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
     try:
         while True:

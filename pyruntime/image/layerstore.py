@@ -19,10 +19,10 @@ the middle leaves at most a ``tmp/`` entry, removed by ``image prune``.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 
+from .. import fastjson as json
 from .errors import ImageError
 from .rmtree import remove_path
 
@@ -43,15 +43,14 @@ def _hex(digest: str) -> str:
 def _write_json(path: str, obj: object) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
+        f.write(json.dumps(obj, indent=1) + "\n")
     os.rename(tmp, path)
 
 
 def _read_json(path: str) -> dict | None:
     try:
         with open(path) as f:
-            obj = json.load(f)
+            obj = json.loads(f.read())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
@@ -82,7 +81,7 @@ class Store:
         self.path = os.path.abspath(path)
         try:
             os.makedirs(self.path, 0o700, exist_ok=True)
-            for d in ("locks", "tmp", "layers", "images", "uses"):
+            for d in ("locks", "tmp", "layers", "images", "uses", "refs"):
                 os.makedirs(os.path.join(self.path, d), 0o700, exist_ok=True)
         except OSError as e:
             raise ImageError.from_os(e, "image store", self.path) from None
@@ -183,6 +182,30 @@ class Store:
                 raise ImageError(f"digest prefix {ref!r} is ambiguous", step="image")
         return None
 
+    # -- source fingerprints: LAYOUT:REF -> manifest digest without reading the layout ----------------
+    def _ref_path(self, key: str) -> str:
+        return os.path.join(self.path, "refs", key + ".json")
+
+    def cached_ref(self, key: str, fingerprint: list) -> dict | None:
+        """The image recorded for source ``key`` if the source is unchanged since (same fingerprint)
+        and all its layers are here."""
+        try:
+            hit = _read_json(self._ref_path(key))
+        except ImageError:
+            return None
+        if not hit or hit.get("fingerprint") != fingerprint:
+            return None
+        try:
+            rec = _read_json(self._image_path(str(hit.get("manifestDigest"))))
+        except ImageError:
+            return None
+        if rec is None or not all(self.has_layer(d) for d in rec.get("diffIDs") or []):
+            return None
+        return rec
+
+    def remember_ref(self, key: str, fingerprint: list, manifest_digest: str) -> None:
+        _write_json(self._ref_path(key), {"fingerprint": fingerprint, "manifestDigest": manifest_digest})
+
     # -- containers using the store --------------------------------------------------------------
     def add_use(self, key: str, rec: dict) -> str:
         path = os.path.join(self.path, "uses", key + ".json")
@@ -220,6 +243,16 @@ class Store:
                                  "; delete them first (or --force: their layers stay until they are gone)",
                                  step="image rm", path=ref)
             os.unlink(self._image_path(rec["manifestDigest"]))
+            if rec.get("source") == os.path.join(self.path, "oci") and rec.get("sourceRef"):
+                from .pull import remove_ref
+                remove_ref(rec["source"], rec["sourceRef"])
+            for n in os.listdir(os.path.join(self.path, "refs")):
+                try:
+                    hit = _read_json(os.path.join(self.path, "refs", n))
+                except ImageError:
+                    hit = None
+                if hit is None or hit.get("manifestDigest") == rec["manifestDigest"]:
+                    os.unlink(os.path.join(self.path, "refs", n))
             return rec
 
     def prune(self) -> tuple[list[str], int]:
@@ -247,6 +280,9 @@ class Store:
                 remove_path(gone)
                 removed.append(diff_id)
                 freed += int(meta.get("size") or 0)
+            if os.path.isdir(os.path.join(self.path, "oci")):
+                from .pull import gc_layout
+                gc_layout(os.path.join(self.path, "oci"))
             tmpd = os.path.join(self.path, "tmp")
             for n in os.listdir(tmpd):
                 parts = n.split(".")

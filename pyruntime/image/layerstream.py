@@ -28,8 +28,7 @@ from .errors import BlobError, ImageError
 
 IN_CHUNK = 1 << 20
 OUT_CHUNK = 1 << 20
-#: default expansion limit: a layer may unpack to this many times its compressed size ...
-DEFAULT_MAX_EXPANSION = 50
+from . import DEFAULT_MAX_EXPANSION  # noqa: E402,F401 - a layer may unpack to this many times its size ...
 #: ... but always to at least this much (small layers of zeros compress very well)
 EXPANSION_FLOOR = 64 << 20
 

@@ -7,7 +7,7 @@ that as the working directory), so about 60 layers fit.  Beyond that, or where o
 full copy.
 
 :func:`remove_bundle` is what ``delete`` calls for a ``run --image`` bundle: it is imported on the
-lifecycle path, so it loads ctypes only when there is something mounted to take away.
+lifecycle path, so it loads the C core only when there is something mounted to take away.
 """
 from __future__ import annotations
 
@@ -16,17 +16,8 @@ import os
 
 from .rmtree import remove_path
 
-MNT_DETACH = 2
 _PAGE = 4096
 USE_FILE = "image-use"       # in the bundle: the store's record of this container, removed with it
-
-
-def _libc():
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    return libc
 
 
 class OverlayUnavailable(Exception):
@@ -36,20 +27,18 @@ class OverlayUnavailable(Exception):
 def mount(layers_dir: str, lowers: list[str], upper: str, work: str, target: str) -> None:
     """Mount ``target`` as an overlay: ``lowers`` (names in ``layers_dir``, topmost first) under
     ``upper``.  Raises OverlayUnavailable when overlayfs cannot do it here."""
-    import ctypes
+    from .._core import lib
     opts = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
     if len(opts) >= _PAGE:
         raise OverlayUnavailable(f"{len(lowers)} layers do not fit in one overlay mount")
-    libc = _libc()
     cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.chdir(layers_dir)
-        rc = libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, opts.encode())
-        err = ctypes.get_errno()
+        err = -lib.pyrt_mount_overlay(os.fsencode(target), opts.encode())
     finally:
         os.fchdir(cwd)
         os.close(cwd)
-    if rc != 0:
+    if err:
         if err in (errno.ENODEV, errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV):
             raise OverlayUnavailable(f"overlayfs: {os.strerror(err).lower()}")
         raise OSError(err, os.strerror(err), target)
@@ -67,12 +56,11 @@ def is_mountpoint(path: str) -> bool:
 def unmount(path: str) -> None:
     """Detach whatever is mounted on ``path`` (nothing: no error)."""
     while is_mountpoint(path):
-        libc = _libc()
-        import ctypes
-        if libc.umount2(os.fsencode(path), MNT_DETACH) != 0:
-            err = ctypes.get_errno()
-            if err == errno.EINVAL:
-                return
+        from .._core import lib
+        err = -lib.pyrt_umount_detach(os.fsencode(path))
+        if err == errno.EINVAL:
+            return
+        if err:
             raise OSError(err, os.strerror(err), path)
 
 

@@ -132,7 +132,10 @@ def remove_tree(dirfd: int, name: str) -> None:
 def remove_path(path: str) -> None:
     """Remove a host path created by us (a bundle), safely and whatever its contents' modes."""
     parent, name = os.path.split(os.path.abspath(path))
-    pfd = os.open(parent or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        pfd = os.open(parent or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
     try:
         remove_tree(pfd, name)
     finally:

@@ -12,19 +12,19 @@ On any error everything made for the bundle is removed again (the store keeps th
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
+import zlib
 
-from . import convert
-from . import platform as plat
-from .bundle import apply_layer, split_image_ref, _unpack_layers
+from .. import fastjson as json
+from . import DEFAULT_MAX_EXPANSION, convert
 from .errors import ImageError
 from .fsops import Root
 from .layerstore import Store, default_path
-from .layerstream import DEFAULT_MAX_EXPANSION
 from .overlay import USE_FILE, OverlayUnavailable, mount, remove_bundle
-from .resolve import Image, open_images
+from .refs import split_image_ref
+
+# The unpacker (bundle, resolve, apply, layerstream, tarstream) is imported only when a layer must be
+# unpacked or the source read: a cached image starts from its store record alone.
 
 BUNDLES = ".bundles"
 
@@ -45,16 +45,17 @@ class Overrides:
 
 
 # -- finding the image -----------------------------------------------------------------------------
-def _record(img: Image, names: list[str], source: str, source_ref: str | None) -> dict:
+def _record(img, names: list[str], source: str, source_ref: str | None) -> dict:
     return {"manifestDigest": img.manifest_desc.digest if img.manifest_desc else img.config_desc.digest,
             "configDigest": img.config_desc.digest, "config": img.config,
             "diffIDs": [la.diff_id for la in img.layers], "names": names, "source": source,
             "sourceRef": source_ref, "platform": str(img.platform) if img.platform else None}
 
 
-def _import_layers(store: Store, img: Image, max_expansion: float | None, progress, warn) -> None:
+def _import_layers(store: Store, img, max_expansion: float | None, progress, warn) -> None:
     """Unpack into the store every layer of ``img`` it does not have yet."""
     from .apply import Applier
+    from .bundle import apply_layer
     from .idmap import IdMapper
     for layer in img.layers:
         if store.has_layer(layer.diff_id):
@@ -71,6 +72,8 @@ def _import_layers(store: Store, img: Image, max_expansion: float | None, progre
 
 
 def _open_source(source: str, ref: str | None, platform: str | None):
+    from . import platform as plat
+    from .resolve import open_images
     images = open_images(source)
     try:
         want = plat.parse(platform) if platform else plat.host()
@@ -81,8 +84,45 @@ def _open_source(source: str, ref: str | None, platform: str | None):
     return images, img
 
 
+def find_stored(store: Store, text: str) -> dict | None:
+    """A stored image by the name given, or by its normalized registry reference."""
+    rec = store.find(text)
+    if rec is not None:
+        return rec
+    from .reference import parse
+    try:
+        cands = parse(text)
+    except ImageError:
+        return None
+    for c in cands:
+        rec = store.find(str(c))
+        if rec is not None:
+            return rec
+    return None
+
+
+def pull_into_store(store: Store, text: str, *, platform: str | None = None, warn=None, **opts) -> dict:
+    """Pull ``text`` into the store's own layout (``STORE/oci``) and record it (layers are unpacked
+    when a container first uses them)."""
+    from .pull import Progress, pull
+    from .reference import RegistriesConf
+    layout = os.path.join(store.path, "oci")
+    conf = RegistriesConf(opts.get("registries_conf"))
+    name = str(conf.candidates(text)[0])
+    with store.shared():                      # `image prune` collects the layout's blobs: not meanwhile
+        # the store's layout holds many images: each is named by its full reference, not just its tag
+        pulled = pull(text, layout, platform=platform, progress=Progress(), warn=warn, ref_name=name, **opts)
+        full = str(pulled.ref)
+        images, img = _open_source(layout, pulled.ref_name, platform)
+        try:
+            names = [full] + ([text] if text != full else [])
+            return store.add_image(_record(img, names, layout, pulled.ref_name))
+        finally:
+            images.close()
+
+
 def find_image(store: Store, image_ref: str, *, platform: str | None, need_layers: bool,
-               max_expansion: float | None, progress, warn) -> tuple[dict, object]:
+               max_expansion: float | None, progress, warn, pull_opts: dict | None = None) -> tuple[dict, object]:
     """(image record, open images or None).  The open images are returned when the caller may need
     the layer blobs again (the full-copy fallback); close them."""
     try:
@@ -90,25 +130,32 @@ def find_image(store: Store, image_ref: str, *, platform: str | None, need_layer
     except ImageError:
         path = ref = None
     if path is not None:
+        name = os.path.abspath(path) + (f":{ref}" if ref else "")
+        key = f"{zlib.crc32(name.encode()):08x}{zlib.adler32(name.encode()):08x}-{platform or 'host'}".replace("/", "_")
+        fp = _fingerprint(path)
+        if need_layers:
+            rec = store.cached_ref(key, fp)
+            if rec is not None:
+                return rec, None
         images, img = _open_source(path, ref, platform)
         try:
             for w in img.warnings:
                 warn(w)
-            name = os.path.abspath(path) + (f":{ref}" if ref else "")
             if need_layers:
                 _import_layers(store, img, max_expansion, progress, warn)
             rec = store.add_image(_record(img, [name], os.path.abspath(path), ref))
+            store.remember_ref(key, fp, rec["manifestDigest"])
             rec["_image"] = img
             return rec, images
         except BaseException:
             images.close()
             raise
-    rec = store.find(image_ref)
+    rec = find_stored(store, image_ref)
     if rec is None:
-        hint = ""
-        if image_ref.startswith("docker://") or "/" in image_ref or ":" in image_ref:
-            hint = f"; pull it first: pyruntime image pull {image_ref}"
-        raise ImageError(f"no such image layout, archive or stored image{hint}", step="image", path=image_ref)
+        from .reference import is_registry_ref
+        if pull_opts is None or not is_registry_ref(image_ref):
+            raise ImageError("no such image layout, archive or stored image", step="image", path=image_ref)
+        rec = pull_into_store(store, image_ref, platform=platform, warn=warn, **pull_opts)
     missing = [d for d in rec.get("diffIDs") or [] if not store.has_layer(d)]
     if not missing and not need_layers:
         return rec, None
@@ -123,6 +170,17 @@ def find_image(store: Store, image_ref: str, *, platform: str | None, need_layer
     except BaseException:
         images.close()
         raise
+
+
+def _fingerprint(path: str) -> list:
+    """What changes when a layout or archive gets another content for its refs: index.json of a
+    layout (rewritten, or renamed into place), the archive file itself.  Blobs are content-addressed."""
+    p = os.path.join(path, "index.json") if os.path.isdir(path) else path
+    try:
+        st = os.stat(p)
+    except OSError:
+        return []
+    return [os.path.realpath(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 # -- overrides -------------------------------------------------------------------------------------
@@ -221,12 +279,13 @@ def make_workdir(root: Root, cwd: str, uid: int, gid: int) -> None:
 
 # -- the bundle ------------------------------------------------------------------------------------
 def _use_key(root: str, cid: str) -> str:
-    return hashlib.sha256(f"{os.path.abspath(root)}\0{cid}".encode()).hexdigest()[:32]
+    r = f"{os.path.abspath(root)}\0{cid}".encode()
+    return f"{cid[:100]}-{zlib.crc32(r):08x}{zlib.adler32(r):08x}"
 
 
 def prepare(root: str, cid: str, image_ref: str, o: Overrides, *, store_path: str | None = None,
             platform: str | None = None, max_expansion: float | None = DEFAULT_MAX_EXPANSION,
-            progress=None, warn=None) -> str:
+            progress=None, warn=None, pull_opts: dict | None = None) -> str:
     """Make ``<root>/.bundles/<cid>`` for ``image_ref``; return its path."""
     from .. import state
     from ..errors import ContainerExists
@@ -250,7 +309,8 @@ def prepare(root: str, cid: str, image_ref: str, o: Overrides, *, store_path: st
         overlay = os.geteuid() == 0
         with store.shared():
             rec, images = find_image(store, image_ref, platform=platform, need_layers=overlay,
-                                     max_expansion=max_expansion, progress=progress, warn=warn)
+                                     max_expansion=max_expansion, progress=progress, warn=warn,
+                                     pull_opts=pull_opts)
             rootfs = os.path.join(bundle, "rootfs")
             os.mkdir(rootfs, 0o755)
             if overlay:
@@ -262,6 +322,7 @@ def prepare(root: str, cid: str, image_ref: str, o: Overrides, *, store_path: st
             if not overlay:
                 if images is None:
                     images, rec["_image"] = _open_source(rec["source"], rec.get("sourceRef"), rec.get("platform"))
+                from .bundle import _unpack_layers
                 _unpack_layers(rec["_image"], rootfs, uid_ranges=[], gid_ranges=[], rootless=os.geteuid() != 0,
                                warn=warn, progress=progress, use_openat2=None, max_expansion=max_expansion).close()
             use = store.add_use(_use_key(root, cid), {
@@ -277,7 +338,7 @@ def prepare(root: str, cid: str, image_ref: str, o: Overrides, *, store_path: st
         spec["root"]["path"] = "rootfs"
         tmp = os.path.join(bundle, "config.json.tmp")
         with open(tmp, "w") as f:
-            json.dump(spec, f, indent="\t")
+            f.write(json.dumps(spec, indent=1))
         os.rename(tmp, os.path.join(bundle, "config.json"))
         return bundle
     except BaseException as exc:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import PY, ROOT, need
+from conftest import PY, ROOT, need, unique, v2_controllers  # module level: inside a test, "conftest" may be another suite's
 
 from pyruntime.cgroups import manager_from_state
 from pyruntime.cgroups.layout import V2
@@ -123,7 +123,6 @@ def test_cpu_cpuset_blkio_values_land(containers, layout):
 
 
 def _v2(layout) -> set[str]:
-    from conftest import v2_controllers
     return v2_controllers(layout)
 
 
@@ -253,29 +252,46 @@ def test_events_stats_and_ps(containers, layout):
     assert res.returncode != 0 and "does not exist" in res.stderr
 
 
+def _hog_done(mgr) -> bool:
+    """The container's shell has moved past the hog (it runs `sleep 1000` once the hog is over)."""
+    for pid in mgr.pids():
+        try:
+            if open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:2] == [b"sleep", b"1000"]:
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def test_events_reports_oom(containers, layout):
+    """Deterministic: wait for the cgroup's own OOM counter (memory.events oom_kill on v2,
+    memory.oom_control on v1) to move, however slow the host (a TCG VM takes minutes to fill 32 MiB),
+    then the next poll of `events` must report it.  The only time bound is a guard against a hang."""
     need(layout, "memory", "memory limits")
     hog = "sh -c \"x=\\$(head -c 100000000 /dev/zero | tr '\\\\0' a)\""
     b, _ = containers.bundle(["sh", "-c", f"sleep 1; {hog}; sleep 1000"],
                              {"memory": {"limit": 32 << 20, "swap": 32 << 20}})
     cid = create(containers, b)
+    mgr = manager_from_state(load_state(containers, cid)["cgroup"])
+    assert mgr.oom_kills() == 0
     env = dict(os.environ, PYTHONPATH=ROOT)
     ev = subprocess.Popen([PY, "-m", "pyruntime", "--root", containers.root, "events", "--interval", "30s", cid],
                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         containers.cli("start", cid, check=True)
+        guard = time.monotonic() + 900       # a hang guard only: progress is what ends the wait
+        while not mgr.oom_kills():
+            assert not _hog_done(mgr), "the memory hog finished without an OOM kill: the limit was not applied"
+            assert time.monotonic() < guard, "no OOM kill and the hog still running after 900 s"
+            time.sleep(0.2)
         got = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([ev.stdout], [], [], 1)
-            if r:
-                line = ev.stdout.readline()
-                if not line:
-                    break
-                got.append(json.loads(line))
-                if got[-1]["type"] == "oom":
-                    break
-        assert got and got[0]["type"] == "stats"
+        while not any(e["type"] == "oom" for e in got):
+            r, _, _ = select.select([ev.stdout], [], [], 120)
+            assert r, f"the cgroup counted an OOM kill but events reported none: {got}"
+            line = ev.stdout.readline()
+            assert line, f"events ended: {ev.stderr.read()}"
+            got.append(json.loads(line))
+        assert got[0]["type"] == "stats"
         assert {"type": "oom", "id": cid} in got, got
     finally:
         ev.kill()
@@ -294,3 +310,22 @@ def test_delete_leaves_no_cgroup(containers):
     for d in dirs + st["created"]:
         assert not os.path.exists(d), d
     assert manager_from_state(st).pids() == []
+
+
+def test_relative_path_below_a_populated_cgroup(containers, layout):
+    """The runtime itself sits in a populated, non-root cgroup (a systemd service, a CI runner: the VM
+    lane runs from /ci.slice/runner.service) and the config's cgroupsPath is relative.  runc runs
+    such a container (without controllers below the populated cgroup); so must we, instead of failing
+    at clone (CLONE_INTO_CGROUP refused); a limit that needs a controller is a clear error naming it."""
+    if layout.kind != V2 or layout.own.get("", "/") == "/":
+        pytest.skip("needs a pure cgroup v2 host with this process in a non-root cgroup "
+                    "(the cgroup v2 VM lane runs so; here the test process is in the root cgroup)")
+    rel = f"{unique()}/ctr"
+    b, _ = containers.bundle(["sh", "-c", "cat /proc/self/cgroup"], cgroups_path=rel)
+    _, res = containers.run(b)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith(f"/{rel}") or res.stdout.strip() == "0::/", res.stdout
+    b, _ = containers.bundle(["true"], {"memory": {"limit": 64 << 20}}, cgroups_path=f"{unique()}/ctr")
+    _, res = containers.run(b)
+    assert res.returncode == 1 and "linux.resources.memory" in res.stderr and "processes of its own" in \
+        res.stderr, res.stderr

@@ -11,7 +11,7 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import Runtime
+from pyrt_testenv import Runtime
 
 RUNC = shutil.which("runc")
 

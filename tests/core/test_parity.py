@@ -15,7 +15,7 @@ import threading
 import uuid
 
 import pytest
-from conftest import Runtime
+from pyrt_testenv import Runtime
 from pyrt_testenv import ROOTFS
 
 RUNC = shutil.which("runc")
@@ -98,6 +98,29 @@ def test_seccomp_cap_sys_admin_not_leaked(rt, make_bundle):
         caps = {line.split(":")[0]: int(line.split()[1], 16) for line in out.splitlines()}
         for name in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
             assert not caps[name] & (1 << 21), (user, out)
+
+
+def _cap_eff(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+
+
+@pytest.mark.parametrize("ptrace", [False, True])
+def test_created_init_and_cap_sys_admin(rt, make_bundle, ptrace):
+    """Without noNewPrivileges the filter needs CAP_SYS_ADMIN.  When a container process could trace
+    the waiting init (CAP_SYS_PTRACE in the host user namespace) the init must not wait for start
+    holding it: the filter is loaded before CREATED and the cap given back (runc's order).  Else it
+    is held (permitted/effective only) until execve, so that only execve follows the filter."""
+    def edit(c):
+        c["process"]["noNewPrivileges"] = False
+        c["linux"]["seccomp"] = _errno_profile(["close_range", "getcwd"])
+        if ptrace:
+            for s in ("bounding", "effective", "permitted"):
+                c["process"]["capabilities"][s].append("CAP_SYS_PTRACE")
+    rt("create", "--bundle", make_bundle(["echo", "ok"], edit=edit), "ci")
+    held = bool(_cap_eff(rt.state("ci")["pid"]) & (1 << 21))
+    assert held is not ptrace
+    rt("start", "ci")
 
 
 # --- rootfsPropagation ------------------------------------------------------------------------------

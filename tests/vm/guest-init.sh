@@ -139,6 +139,16 @@ else
     say "systemd: $(/bin/systemctl is-system-running 2>&1)"
 fi
 say "controllers: $($BB cat /sys/fs/cgroup/cgroup.subtree_control)"
+# The command runs the way a runtime usually does on a cgroup v2 host: from a nested, populated,
+# non-root cgroup (a systemd service, a CI runner), not from the root cgroup, which hides the kernel's
+# "no internal processes" rule.  ci.slice gets every controller; runner.service holds our processes.
+RUNNER=/sys/fs/cgroup/ci.slice/runner.service
+$BB mkdir -p $RUNNER || fatal "cannot create $RUNNER"
+for c in $($BB cat /sys/fs/cgroup/ci.slice/cgroup.controllers); do
+    echo "+$c" > /sys/fs/cgroup/ci.slice/cgroup.subtree_control || say "cannot enable controller $c in ci.slice"
+done
+echo $$ > $RUNNER/cgroup.procs || fatal "cannot enter $RUNNER"
+say "running in cgroup $($BB cat /proc/self/cgroup)"
 
 OUT=/dev/console ERR=/dev/console
 for p in /sys/class/virtio-ports/*; do
