@@ -280,12 +280,15 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     if (p->userns_dumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         pyrt_child_die(fd, errno, "prctl(PR_SET_DUMPABLE)");
 
+    /* Before joining the namespaces: an exec's intermediate joins the container's mount namespace while
+     * still in the runtime's pid namespace, where the container's /proc has no /proc/self.  The value
+     * is kept across the fork into the pid namespace (it lives in the signal struct). */
+    if (pyrt_set_oom_score_adj(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
     if (pyrt_join_namespaces(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
     if (p->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
         pyrt_child_die(fd, errno, "unshare(CLONE_NEWCGROUP)");
-    if (pyrt_set_oom_score_adj(p, err, sizeof err) < 0)
-        pyrt_child_die(fd, 0, err);
 
     /* create and exec alike: a session (and process group) of its own, as runc's nsexec does */
     if (setsid() < 0)

@@ -21,7 +21,7 @@ from . import fastjson as json
 from . import cgshare, log, rootless, state
 from .errors import ContainerExists, ContainerNotFound, NotRunning, RuntimeFailure
 
-from .protocol import (EXEC_SOCK, connect_console, short_path, kill_and_reap as _kill_and_reap, release_init, spawn,  # noqa: F401
+from .protocol import (EXEC_SOCK, short_path, kill_and_reap as _kill_and_reap, release_init, spawn,  # noqa: F401
                        write_pid_file)
 
 
@@ -239,9 +239,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             p.c.userns_dumpable = 1
         if rootless.setgroups_denied(linux):
             p.c.set_groups = 0
-        if cgfd is not None:
-            p.fds.append(cgfd)
-            p.c.cgroup_fd = cgfd
+        planmod.set_cgroup(p, cgfd)
         # exec.sock: start connects to it to release the init
         dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         p.fds.append(dirfd)
@@ -250,21 +248,11 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         lsock.bind(short_path(dirfd, EXEC_SOCK))
         os.chmod(short_path(dirfd, EXEC_SOCK), 0o600)
         lsock.listen(1)
-        p.c.fifo_fd = lsock.fileno()
-        if opts.console_socket:
-            connect_console(p, opts.console_socket)
-        elif opts.console_fd is not None:
-            p.c.console_fd = opts.console_fd
-        p.c.preserve_fds = opts.preserve_fds
-        if hooks.get("startContainer"):
-            planmod.set_start_hooks(p, hooks["startContainer"])
-        p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
-                                                         "startContainer")))
-        if p.c.sync_hooks:
-            planmod.set_state_buffer(p)
-        if opts.stdio:
-            for i, fd in enumerate(opts.stdio):
-                p.c.stdio_fds[i] = fd
+        planmod.set_exec_sock(p, lsock.fileno())
+        planmod.set_console(p, socket_path=opts.console_socket, fd=opts.console_fd)
+        planmod.set_stdio(p, opts.stdio)
+        planmod.set_preserve_fds(p, opts.preserve_fds)
+        planmod.set_hooks(p, hooks)
         pid, sync = spawn(p)
         log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
         cur = [pid]          # the intermediate until PYRT_MSG_PID names the init (a pid namespace to join)

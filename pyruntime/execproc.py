@@ -13,7 +13,7 @@ import os
 from . import log, state
 from .errors import RuntimeFailure
 from .plan import build_exec
-from .protocol import Forwarder, connect_console, kill_and_reap, send_pidfd, spawn, wait_exec, write_pid_file
+from .protocol import Forwarder, kill_and_reap, send_pidfd, spawn, wait_exec, write_pid_file
 
 
 def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_file: str | None = None,
@@ -46,17 +46,15 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     try:
         from .rootless import exec_groups
         exec_groups(p, st.pid, proc)
+        from .plan import set_cgroup, set_console, set_preserve_fds, set_stdio
         mgr = None
         if st.cgroup:
             from .cgroups import manager_from_state
             mgr = manager_from_state(st.cgroup)
-            cgfd = mgr.clone_fd() if not cgroup_sub else None
-            if cgfd is not None:
-                p.fds.append(cgfd)
-                p.c.cgroup_fd = cgfd
+            set_cgroup(p, mgr.clone_fd() if not cgroup_sub else None)
         if proc.get("terminal"):
             if console_socket:
-                connect_console(p, console_socket)
+                set_console(p, socket_path=console_socket)
             elif detach:
                 raise RuntimeFailure("cannot allocate tty if pyruntime will detach without setting console socket")
             else:
@@ -64,14 +62,12 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                 need_terminal()
                 ours, theirs = console_pair()
                 p.keep.append(theirs)
-                p.c.console_fd = theirs.fileno()
-                p.c.console_wait = 1
+                set_console(p, fd=theirs.fileno(), wait=True)
         elif not detach:
             from .stdiorelay import Relay
             relay = Relay()              # our terminal fds become pipes for the process (TIOCSTI)
-            for i, fd in enumerate(relay.child):
-                p.c.stdio_fds[i] = fd
-        p.c.preserve_fds = preserve_fds
+            set_stdio(p, relay.child)
+        set_preserve_fds(p, preserve_fds)
         pid, sync = spawn(p)
         log.debug(f"exec {cid}: spawned pid {pid} into the container's namespaces")
         if relay is not None:

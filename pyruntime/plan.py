@@ -480,6 +480,58 @@ def set_joins(p: Plan, joins: list[tuple[int, int]]) -> None:
     p.c.join, p.c.n_join = arr, len(joins)
 
 
+# --- what the runtime side adds to a built plan (create and exec use the same setters) -------------
+
+def set_cgroup(p: Plan, fd: int | None) -> None:
+    """The cgroup v2 directory fd for CLONE_INTO_CGROUP (owned by the plan from now on)."""
+    if fd is not None:
+        p.fds.append(fd)
+        p.c.cgroup_fd = fd
+
+
+def set_console(p: Plan, *, socket_path: str | None = None, fd: int | None = None, wait: bool = False) -> None:
+    """process.terminal: where the pty master goes (a --console-socket path, or a connected socket
+    fd of ours); ``wait``: the child pauses after sending it so the caller can size the pty."""
+    if socket_path:
+        import _socket as socket
+        csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        p.keep.append(csock)
+        try:
+            csock.connect(socket_path)
+        except OSError as e:
+            raise RuntimeFailure.from_os(e, "connect console socket", socket_path) from None
+        fd = csock.fileno()
+    if fd is not None:
+        p.c.console_fd = fd
+        p.c.console_wait = int(wait)
+
+
+def set_stdio(p: Plan, fds) -> None:
+    """The pipes the runtime relays in place of a terminal on its own stdio (see stdiorelay.py)."""
+    for i, fd in enumerate(fds or ()):
+        p.c.stdio_fds[i] = fd
+
+
+def set_preserve_fds(p: Plan, n: int) -> None:
+    p.c.preserve_fds = n
+
+
+def set_exec_sock(p: Plan, listening_fd: int) -> None:
+    """create: the listening exec.sock the init accepts `start` on."""
+    p.c.fifo_fd = listening_fd
+
+
+def set_hooks(p: Plan, hooks: dict) -> None:
+    """create: startContainer hooks run by the C core, and whether the child stops before pivot_root
+    for prestart/createRuntime/createContainer (with room for the state JSON that comes back)."""
+    if hooks.get("startContainer"):
+        set_start_hooks(p, hooks["startContainer"])
+    p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
+                                                     "startContainer")))
+    if p.c.sync_hooks:
+        set_state_buffer(p)
+
+
 def set_start_hooks(p: Plan, hooks: list[dict]) -> None:
     arr = p.array("struct pyrt_hook", len(hooks))
     for i, h in enumerate(hooks):

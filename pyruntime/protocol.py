@@ -209,17 +209,6 @@ def release_init(cdir: str) -> None:
         raise child_error(err, data[m.size:m.size + length])
 
 
-def connect_console(p, path: str) -> None:
-    """--console-socket: connect, and give the C core the fd to send the pty master over."""
-    csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    p.keep.append(csock)
-    try:
-        csock.connect(path)
-    except OSError as e:
-        raise RuntimeFailure.from_os(e, "connect console socket", path) from None
-    p.c.console_fd = csock.fileno()
-
-
 def send_pidfd(path: str, pid: int) -> None:
     """--pidfd-socket (runc 1.2): a pidfd of the new process, sent with SCM_RIGHTS to the socket."""
     pidfd = os.pidfd_open(pid)

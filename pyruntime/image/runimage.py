@@ -273,7 +273,8 @@ def make_workdir(root: Root, cwd: str, uid: int, gid: int) -> None:
     except NotADirectoryError:
         raise ImageError("is not a directory in the image", step="working directory", path=cwd) from None
     fd = root.dir(rel, create=True)
-    os.chown(f"/proc/self/fd/{fd}", uid, gid)
+    if os.geteuid() == 0:                 # rootless: the ids are mapped; the directory stays ours
+        os.chown(f"/proc/self/fd/{fd}", uid, gid)
     root.invalidate()
 
 
