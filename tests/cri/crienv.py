@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ PAUSE_IMAGE = "localhost/pyrt-pause:cri"
 BUSYBOX_IMAGE = "localhost/pyrt-busybox:cri"
 BRIDGE = "pyrtcri0"
 SUBNET = "172.31.250.0/24"                 # private, unused here; the bridge is not routed anywhere
+GATEWAY = "172.31.250.1"                   # the bridge's address (host-local gives the gateway .1)
 CNI_BIN = "/usr/lib/cni"
 
 
@@ -72,6 +74,9 @@ class CriEnv:
         self.preexisting = {d for d in HOST_DIRS if os.path.exists(d)}
         self.netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
         self.bridge_before = os.path.exists(f"/sys/class/net/{BRIDGE}")
+        # the bridge plugin turns on IPv4 forwarding for a gateway bridge: put it back as it was
+        with open("/proc/sys/net/ipv4/ip_forward") as f:
+            self.ip_forward_before = f.read().strip()
 
     # ------------------------------------------------------------------ configuration
     def write_config(self) -> str:
@@ -217,13 +222,23 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
             problems.append(f"netns left: /run/netns/{ns}")
             sh(["ip", "netns", "delete", ns])
         if not self.bridge_before and os.path.exists(f"/sys/class/net/{BRIDGE}"):
-            sh(["ip", "link", "delete", BRIDGE]).check()   # CNI's bridge plugin never removes it
+            r = sh(["ip", "link", "delete", BRIDGE])   # CNI's bridge plugin never removes it
+            if r.rc != 0:
+                problems.append(f"bridge {BRIDGE} not removed: {r.err.strip()}")
+        with open("/proc/sys/net/ipv4/ip_forward", "r+") as f:
+            if f.read().strip() != self.ip_forward_before:
+                f.seek(0)
+                f.write(self.ip_forward_before)
+        cache = f"{RUNC_ROOT}/{NS}/.seccomp-cache"   # pyruntime's compiled-filter cache in the runtime root
+        if f"{RUNC_ROOT}/{NS}" not in self.preexisting and os.path.isdir(cache):
+            shutil.rmtree(cache, ignore_errors=True)
         for d in HOST_DIRS:   # deepest first; only what this lane created, only if empty
             if d not in self.preexisting:
                 try:
                     os.rmdir(d)
                 except FileNotFoundError:
                     pass
-                except OSError as e:
-                    problems.append(f"{d} not removed: {e.strerror}: {os.listdir(d)}")
+                except OSError as e:   # the shared dirs may hold another containerd's entries by now
+                    if d == f"{RUNC_ROOT}/{NS}" or d == "/run/netns":
+                        problems.append(f"{d} not removed: {e.strerror}: {os.listdir(d)}")
         return problems

@@ -197,7 +197,11 @@ class Lane:
             command=["/bin/sh", "-c", "echo hello-cri; echo oops-cri >&2; trap 'exit 0' TERM; "
                      "while :; do sleep 0.2; done"],
             log_path="box/0.log",
-            linux=pb.LinuxContainerConfig(resources=pb.LinuxContainerResources(memory_limit_in_bytes=64 * MiB)))
+            # RuntimeDefault: containerd's default seccomp profile, as clusters with SeccompDefault run pods
+            linux=pb.LinuxContainerConfig(
+                resources=pb.LinuxContainerResources(memory_limit_in_bytes=64 * MiB),
+                security_context=pb.LinuxContainerSecurityContext(
+                    seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault))))
         r = self.call(self.rt.CreateContainer, pb.CreateContainerRequest(
             pod_sandbox_id=ctx["pod"], config=cfg, sandbox_config=ctx["pod_cfg"]), timeout=120)
         ctx["cid"] = r.container_id
@@ -219,7 +223,11 @@ class Lane:
         self.runtime_state(handler, ctx["cid"], pid)
         with open(f"/proc/{pid}/cgroup") as f:
             assert any(line.rstrip().endswith(ctx["cgroup"]) for line in f), f"pid {pid} not in {ctx['cgroup']}"
-        return f"RUNNING pid {pid} in {ctx['cgroup']}"
+        with open(f"/proc/{pid}/status") as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        assert status["Seccomp"].strip() == "2", f"Seccomp {status['Seccomp'].strip()} (RuntimeDefault asked)"
+        assert status["NoNewPrivs"].strip() == "0", f"NoNewPrivs {status['NoNewPrivs'].strip()}"
+        return f"RUNNING pid {pid} in {ctx['cgroup']}, seccomp filter on"
 
     def exec_sync(self, handler: str, ctx: dict) -> str:
         r = self.call(self.rt.ExecSync, self.pb.ExecSyncRequest(
@@ -230,7 +238,11 @@ class Lane:
             f"exit {r.exit_code} stdout {r.stdout!r} stderr {r.stderr!r}"
         r0 = self.call(self.rt.ExecSync, self.pb.ExecSyncRequest(container_id=ctx["cid"], cmd=["true"], timeout=30))
         assert r0.exit_code == 0, f"true: exit {r0.exit_code}"
-        return "exit 3 with stdout/stderr apart; true -> 0"
+        from tests.cri.crienv import GATEWAY
+        ping = self.call(self.rt.ExecSync, self.pb.ExecSyncRequest(
+            container_id=ctx["cid"], cmd=["ping", "-c", "1", "-W", "5", GATEWAY], timeout=30), timeout=60)
+        assert ping.exit_code == 0, f"ping {GATEWAY} from the pod: exit {ping.exit_code} {ping.stdout[-200:]!r}"
+        return f"exit 3 with stdout/stderr apart; true -> 0; the pod pings its gateway {GATEWAY}"
 
     def stats(self, handler: str, ctx: dict) -> str:
         r = self.call(self.rt.ContainerStats, self.pb.ContainerStatsRequest(container_id=ctx["cid"]))
@@ -440,15 +452,6 @@ def main() -> None:
             stuck = remove_cgroup_tree(lane.parent)
             if stuck:
                 problems.append(f"cgroups not removable: {stuck}")
-        seccomp = "/run/containerd/runc/k8s.io/.seccomp-cache"
-        if "/run/containerd/runc/k8s.io" not in env.preexisting and os.path.isdir(seccomp):
-            shutil.rmtree(seccomp, ignore_errors=True)
-            for d in ("/run/containerd/runc/k8s.io", "/run/containerd/runc", "/run/containerd"):
-                if d not in env.preexisting:
-                    try:
-                        os.rmdir(d)
-                    except OSError:
-                        pass
         if os.environ.get("CRI_KEEP") != "1":
             shutil.rmtree(tmp, ignore_errors=True)
     if cant_run:
