@@ -170,3 +170,16 @@ def test_features_lists_exactly_the_implemented_options(rt):
     for o in doc["mountOptions"]:
         mountopts.parse([o], "mounts[0]", bind=True)
     assert doc["linux"]["mountExtensions"]["idmap"]["enabled"] is True
+
+
+def test_rbind_keeps_read_only_submounts(rt, make_bundle, tree):
+    """rbind of a tree whose submount is read-only: the submount stays read-only in the container
+    (its flags are copied, and a remount of the top for other flags does not touch it), the top
+    stays writable."""
+    subprocess.run(["mount", "-o", "remount,ro", str(tree / "sub")], check=True)
+    script = ("for f in /a/top /a/sub/x; do (echo w >> $f) 2>/dev/null && echo $f:rw || echo $f:ro; done; "
+              "grep -E ' /a/sub ' /proc/self/mountinfo | cut -d' ' -f6")
+    b = make_bundle(["sh", "-c", script],
+                    edit=lambda c: c["mounts"].append(_mount(tree, "/a", ["rbind", "nosuid"])))
+    out = rt.out("run", "--bundle", b, "rbro").split()
+    assert out[:2] == ["/a/top:rw", "/a/sub/x:ro"] and out[2].startswith("ro"), out
