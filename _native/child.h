@@ -5,6 +5,9 @@
 
 #define PYRT_ERRLEN PYRT_ERR_MAX
 
+/* mounts.c: procfs contexts made in the pid namespace to join (create with linux.namespaces pid path) */
+int pyrt_proc_contexts(const struct pyrt_plan *p, char *err, size_t errlen);
+
 int pyrt_send_msg(int fd, uint32_t type, int32_t errnum, const void *payload, uint32_t len, int pass_fd);
 int pyrt_recv_msg(int fd, struct pyrt_msg *hdr, char *payload, uint32_t cap);
 __attribute__((noreturn)) void pyrt_child_die(int fd, int errnum, const char *text);

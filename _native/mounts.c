@@ -12,6 +12,9 @@
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 
 #ifndef MS_NOSYMFOLLOW
 #define MS_NOSYMFOLLOW 256
@@ -155,11 +158,248 @@ static unsigned long locked_flags(const char *target)
 #define REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | \
                        MS_RELATIME | MS_STRICTATIME | MS_NOSYMFOLLOW)
 
+/* ------------------------------------------------------------------ procfs, held by fd
+ *
+ * procfs is mounted with fsopen/fsmount, and the mount's fd is kept: the masked and read-only paths
+ * and the sysctls below a procfs destination are then resolved beneath that very mount
+ * (RESOLVE_BENEATH | RESOLVE_NO_XDEV), never again through the path.  A sibling that renames the
+ * directory procfs was mounted on (a shared volume, a hook) therefore cannot leave the container an
+ * unmasked, writable procfs (CVE-2023-28642 / CVE-2025-52881 class).  A procfs destination must be an
+ * ordinary directory, not a symlink (as runc). */
+#define MAX_PROC 8
+static int proc_ctx[MAX_PROC], n_proc_ctx, next_proc_ctx;  /* contexts made in a joined pid ns */
+static struct { const char *dest; int fd; } procs[MAX_PROC];
+static int n_procs;
+
+static int is_proc_mount(const struct pyrt_mount *m)
+{
+    return m->kind == PYRT_MOUNT_PLAIN && m->fstype && strcmp(m->fstype, "proc") == 0 &&
+           !(m->flags & (MS_REMOUNT | MS_BIND | MS_MOVE));
+}
+
+static unsigned long long mount_attrs(unsigned long f)
+{
+    unsigned long long a = 0;
+    if (f & MS_RDONLY) a |= MOUNT_ATTR_RDONLY;
+    if (f & MS_NOSUID) a |= MOUNT_ATTR_NOSUID;
+    if (f & MS_NODEV) a |= MOUNT_ATTR_NODEV;
+    if (f & MS_NOEXEC) a |= MOUNT_ATTR_NOEXEC;
+    if (f & MS_NODIRATIME) a |= MOUNT_ATTR_NODIRATIME;
+    if (f & MS_NOATIME) a |= MOUNT_ATTR_NOATIME;
+    else if (f & MS_STRICTATIME) a |= MOUNT_ATTR_STRICTATIME;
+    return a;
+}
+
+/* "hidepid=2,subset=pid" -> fsconfig calls. */
+static int proc_options(int fsfd, const char *data, const char *dest, char *err, size_t errlen)
+{
+    char buf[1024], *opt, *save = NULL, *eq;
+
+    if (!data || !*data)
+        return 0;
+    if (strlen(data) >= sizeof buf)
+        return pyrt_fail(err, errlen, E2BIG, "mount proc to %s: options", dest);
+    strcpy(buf, data);
+    for (opt = strtok_r(buf, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+        long rc;
+        eq = strchr(opt, '=');
+        if (eq) {
+            *eq = 0;
+            rc = syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, opt, eq + 1, 0);
+        } else {
+            rc = syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_FLAG, opt, NULL, 0);
+        }
+        if (rc < 0)
+            return pyrt_fail(err, errlen, errno, "mount proc to %s: option %s", dest, opt);
+    }
+    return 0;
+}
+
+static int mount_proc(int rootfd, const struct pyrt_mount *m, char *err, size_t errlen)
+{
+    struct stat st;
+    struct mount_attr attr;
+    int dfd, fsfd, mfd, rc;
+
+    dfd = in_root(rootfd, m->dest, O_PATH | O_NOFOLLOW);
+    if (dfd < 0 && errno == ENOENT) {
+        dfd = mkpath_in_root(rootfd, m->dest, 0, err, errlen);
+        if (dfd < 0)
+            return dfd;
+        close(dfd);
+        dfd = in_root(rootfd, m->dest, O_PATH | O_NOFOLLOW);
+    }
+    if (dfd < 0)
+        return pyrt_fail(err, errlen, errno, "open %s inside the rootfs", m->dest);
+    if (fstat(dfd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        close(dfd);
+        return pyrt_fail(err, errlen, 0, "filesystem \"proc\" must be mounted on ordinary directory: %s "
+                         "is a symlink or not a directory", m->dest);
+    }
+    if (n_procs >= MAX_PROC) {
+        close(dfd);
+        return pyrt_fail(err, errlen, E2BIG, "more than %d proc mounts", MAX_PROC);
+    }
+    fsfd = next_proc_ctx < n_proc_ctx ? proc_ctx[next_proc_ctx++] : (int)syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC);
+    if (fsfd < 0) {
+        close(dfd);
+        return pyrt_fail(err, errlen, errno, "mount proc to %s: fsopen", m->dest);
+    }
+    rc = 0;
+    if (m->source && *m->source && syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "source", m->source, 0) < 0)
+        rc = pyrt_fail(err, errlen, errno, "mount proc to %s: source %s", m->dest, m->source);
+    if (rc == 0)
+        rc = proc_options(fsfd, m->data, m->dest, err, errlen);
+    if (rc == 0 && syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        rc = pyrt_fail(err, errlen, errno, "mount proc to %s", m->dest);
+    mfd = rc == 0 ? (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, mount_attrs(m->flags)) : -1;
+    if (rc == 0 && mfd < 0)
+        rc = pyrt_fail(err, errlen, errno, "mount proc to %s", m->dest);
+    close(fsfd);
+    if (rc == 0 && syscall(SYS_move_mount, mfd, "", dfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        rc = pyrt_fail(err, errlen, errno, "mount proc to %s", m->dest);
+    close(dfd);
+    if (rc == 0 && m->propagation) {
+        memset(&attr, 0, sizeof attr);
+        attr.propagation = m->propagation & ~(unsigned long)MS_REC;
+        if (syscall(SYS_mount_setattr, mfd, "", AT_EMPTY_PATH | ((m->propagation & MS_REC) ? AT_RECURSIVE : 0),
+                    &attr, sizeof attr) < 0)
+            rc = pyrt_fail(err, errlen, errno, "set propagation of %s", m->dest);
+    }
+    if (rc < 0) {
+        if (mfd >= 0)
+            close(mfd);
+        return rc;
+    }
+    procs[n_procs].dest = m->dest;
+    procs[n_procs].fd = mfd;
+    n_procs++;
+    return 0;
+}
+
+/* Open a container path for masks, read-only paths and sysctls: beneath the procfs mount it lies
+ * in, if any (by fd, wherever that mount has been moved to), else inside the root. */
+static int open_target(int rootfd, const char *path, int flags)
+{
+    int i, fd;
+    for (i = n_procs - 1; i >= 0; i--) {
+        size_t l = strlen(procs[i].dest);
+        const char *rest;
+        if (l == 1)
+            l = 0;          /* procfs on "/": every path is beneath it */
+        if (strncmp(path, procs[i].dest, l) != 0 || (path[l] && path[l] != '/'))
+            continue;
+        rest = path + l;
+        while (*rest == '/')
+            rest++;
+        fd = sys_openat2(procs[i].fd, *rest ? rest : ".", flags | O_CLOEXEC,
+                         RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
+        if (fd >= 0 || errno != EXDEV)
+            return fd;
+        /* another mount (a bind, an earlier mask) sits on the way: below the procfs mount's fd */
+        return sys_openat2(procs[i].fd, *rest ? rest : ".", flags | O_CLOEXEC,
+                           RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+    }
+    return in_root(rootfd, path, flags);
+}
+
+/* Create with a pid namespace to join: procfs takes the pid namespace of the process that opens its
+ * context, and the init enters that namespace only after pivot_root (see fork_into_pidns).  So a
+ * throw-away process makes the contexts: an intermediate J drops every fd, chroots into the rootfs
+ * directory and enters the pid namespace; its child H (visible there with the rootfs as root and cwd,
+ * holding nothing but a socket) opens one procfs context per proc mount and sends them back. */
+int pyrt_proc_contexts(const struct pyrt_plan *p, char *err, size_t errlen)
+{
+    int sv[2], i, n = 0, status;
+    long j;
+
+    for (i = 0; i < p->n_mounts; i++)
+        n += is_proc_mount(&p->mounts[i]);
+    if (n == 0)
+        return 0;
+    if (n > MAX_PROC)
+        return pyrt_fail(err, errlen, E2BIG, "more than %d proc mounts", MAX_PROC);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return pyrt_fail(err, errlen, errno, "procfs contexts: socketpair");
+    j = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+    if (j < 0)
+        return pyrt_fail(err, errlen, errno, "procfs contexts: clone");
+    if (j == 0) {
+        int rfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC), fds[MAX_PROC];
+        long h;
+        if (rfd < 0 || fchdir(rfd) < 0 || chroot(".") < 0 || setns(p->pidns_fd, CLONE_NEWPID) < 0)
+            _exit(2);
+        if (dup2(sv[1], 0) < 0 || syscall(SYS_close_range, 1, ~0U, 0) < 0)
+            _exit(3);
+        h = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+        if (h < 0)
+            _exit(4);
+        if (h == 0) {
+            char dummy = 0;
+            struct iovec iov = { &dummy, 1 };
+            union { struct cmsghdr a; char buf[CMSG_SPACE(sizeof(int) * MAX_PROC)]; } ctl;
+            struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                                 .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n) };
+            struct cmsghdr *c;
+            for (i = 0; i < n; i++)
+                if ((fds[i] = (int)syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC)) < 0)
+                    _exit(5);
+            memset(&ctl, 0, sizeof ctl);
+            c = CMSG_FIRSTHDR(&mh);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+            memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+            _exit(sendmsg(0, &mh, MSG_NOSIGNAL) == 1 ? 0 : 6);
+        }
+        while (waitpid((pid_t)h, &status, 0) < 0 && errno == EINTR)
+            ;
+        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 7);
+    }
+    close(sv[1]);
+    while (waitpid((pid_t)j, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        close(sv[0]);
+        return pyrt_fail(err, errlen, 0, "procfs contexts in the pid namespace to join: helper failed (step %d)",
+                         WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    {
+        char dummy;
+        struct iovec iov = { &dummy, 1 };
+        union { struct cmsghdr a; char buf[CMSG_SPACE(sizeof(int) * MAX_PROC)]; } ctl;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                             .msg_controllen = sizeof ctl.buf };
+        struct cmsghdr *c;
+        ssize_t r = recvmsg(sv[0], &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        close(sv[0]);
+        c = r == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
+        if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int) * (size_t)n))
+            return pyrt_fail(err, errlen, EPROTO, "procfs contexts in the pid namespace to join");
+        memcpy(proc_ctx, CMSG_DATA(c), sizeof(int) * (size_t)n);
+        n_proc_ctx = n;
+    }
+    return 0;
+}
+
 static int do_mount(int rootfd, const struct pyrt_mount *m, char *err, size_t errlen)
 {
     char target[64];
     int fd, top, lower = -1, rc;
 
+    if (is_proc_mount(m))
+        return mount_proc(rootfd, m, err, errlen);
+    if (m->kind == PYRT_MOUNT_PLAIN && m->fstype && strcmp(m->fstype, "sysfs") == 0) {
+        struct stat st;
+        fd = in_root(rootfd, m->dest, O_PATH | O_NOFOLLOW);
+        if (fd >= 0) {
+            int bad = fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode);
+            close(fd);
+            if (bad)
+                return pyrt_fail(err, errlen, 0, "filesystem \"sysfs\" must be mounted on ordinary directory: "
+                                 "%s is a symlink or not a directory", m->dest);
+        }
+    }
     fd = mkpath_in_root(rootfd, m->dest, m->dest_is_file, err, errlen);
     if (fd < 0)
         return fd;
@@ -419,7 +659,7 @@ static int move_tree(int tree, int target)
 static int mask_path(int rootfd, int devnull, const char *path, char *err, size_t errlen)
 {
     struct stat st;
-    int fd = in_root(rootfd, path, O_PATH), tree;
+    int fd = open_target(rootfd, path, O_PATH), tree;
 
     if (fd < 0)
         return errno == ENOENT ? 0 : pyrt_fail(err, errlen, errno, "open masked path %s", path);
@@ -453,7 +693,7 @@ static int mask_path(int rootfd, int devnull, const char *path, char *err, size_
 static int readonly_path(int rootfd, const char *path, char *err, size_t errlen)
 {
     struct mount_attr attr;
-    int fd = in_root(rootfd, path, O_PATH), tree;
+    int fd = open_target(rootfd, path, O_PATH), tree;
 
     if (fd < 0)
         return errno == ENOENT ? 0 : pyrt_fail(err, errlen, errno, "open read-only path %s", path);
@@ -484,7 +724,7 @@ static int write_sysctl(int rootfd, const char *key, const char *value, char *er
     for (i = strlen("/proc/sys/"); i < n && i < sizeof path; i++)
         if (path[i] == '.')
             path[i] = '/';
-    fd = in_root(rootfd, path, O_WRONLY);
+    fd = open_target(rootfd, path, O_WRONLY);
     if (fd < 0)
         return pyrt_fail(err, errlen, errno, "sysctl %s", key);
     w = write(fd, value, strlen(value));

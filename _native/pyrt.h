@@ -19,6 +19,11 @@
  *  | 3 | parent | PYRT_MSG_GO         | payload: state JSON (for startContainer)| child copies it to plan->state_buf        |
  *  | 4 | child  | PYRT_MSG_SECCOMP_FD | notify filter loaded (SCM_RIGHTS fd)   | parent sends fd + state to listenerPath    |
  *  | c | child  | PYRT_MSG_CONSOLE    | pty master sent (only if console_wait) | parent sizes the pty, then sends GO       |
+ *  | p | child  | PYRT_MSG_PID        | only with a pid namespace to join      | parent reaps the sender (the intermediate  |
+ *  |   |        |                     | (plan->pidns_fd): the intermediate     | process), and from now on talks to and     |
+ *  |   |        |                     | forked the final process into it;      | tracks the pid in the payload (int32,      |
+ *  |   |        |                     | exec: after joining the mount ns,      | the runtime's pid namespace)               |
+ *  |   |        |                     | create: after pivot_root and masks     |                                            |
  *  | 5 | child  | PYRT_MSG_CREATED    | all set up, about to wait on exec.sock | parent writes state.json, pid file, exits  |
  *  |   |        |                     | (exec mode: about to execve)           |                                            |
  *  | * | child  | PYRT_MSG_ERROR      | any failure; err=errno, payload=text   | parent raises RuntimeFailure, cleans up    |
@@ -36,6 +41,7 @@ enum {
     PYRT_MSG_SECCOMP_FD = 4,
     PYRT_MSG_CREATED = 5,
     PYRT_MSG_CONSOLE = 6,
+    PYRT_MSG_PID = 7,
 };
 
 enum {
@@ -71,8 +77,9 @@ struct pyrt_mount {
     int dest_is_file;       /* create the destination as an empty file (bind of a non-directory) */
     uint64_t attr_set;      /* MOUNT_ATTR_* set on this mount and all below it (rro, rnosuid, ...) */
     uint64_t attr_clr;      /* MOUNT_ATTR_* cleared likewise (rrw, rsuid, ...) */
-    int idmap;              /* 1 idmap, 2 ridmap: bind through open_tree + MOUNT_ATTR_IDMAP, else 0 */
+    int idmap;              /* 1 idmap, 2 ridmap: attach tree_fd instead of a bind mount, else 0 */
     int userns_fd;          /* the user namespace holding the mapping (pyrt_idmap_userns), if idmap */
+    int tree_fd;            /* idmap: the detached, id-mapped clone of source (pyrt_idmapped_tree) */
     int tmpcopyup;          /* tmpfs: copy what the destination held into it */
 };
 
@@ -193,6 +200,7 @@ struct pyrt_plan {
     int mempolicy_mode;             /* set_mempolicy mode | flags (linux.memoryPolicy), -1 = leave */
     uint64_t mempolicy_nodes[16];   /* nodemask, 1024 nodes */
     unsigned long mempolicy_maxnode;
+    int stdio_fds[3];               /* dup2 onto 0, 1, 2 first thing (pipes the runtime relays), -1 = inherit */
 
     /* fields added for one engine (issue 11) */
     int home_slot;                  /* envp[home_slot] = home_env ("HOME=" from /etc/passwd), -1 = env has HOME */
@@ -214,6 +222,12 @@ int pyrt_spawn(struct pyrt_plan *plan, int *parent_fd, char *err, size_t errlen)
 /* Parent side of idmap/ridmap: an fd of a new user namespace with these uid_map/gid_map contents
  * ("containerID hostID size" lines), or -errno with `err` filled. */
 int pyrt_idmap_userns(const char *uid_map, const char *gid_map, char *err, size_t errlen);
+
+/* Parent side of idmap/ridmap: a detached clone of `source` (recursive when `rec_clone`) with
+ * MOUNT_ATTR_IDMAP from `userns_fd` (on every mount of it when `rec_attr`).  Made by the runtime in
+ * the host's user namespace: id-mapping needs privilege over the filesystem, which the container's
+ * init lacks inside a user namespace.  Returns the tree fd or -errno with `err` filled. */
+int pyrt_idmapped_tree(const char *source, int rec_clone, int rec_attr, int userns_fd, char *err, size_t errlen);
 
 /* setns() for Python 3.11, which lacks os.setns (hooks run in the container's mount namespace). */
 int pyrt_setns(int fd, int nstype);

@@ -116,6 +116,143 @@ static int wait_for_start(const struct pyrt_plan *p)
 
 extern int pyrt_run_start_hooks(const struct pyrt_plan *plan, char *err, size_t errlen);
 
+/* Where the runtime's own argv and environ strings live (filled by the parent before clone; the
+ * child has a private copy of those pages).  /proc/PID/cmdline and /proc/PID/environ read exactly
+ * these ranges, so the child overwrites them: nothing of the caller's environment (a shim's or an
+ * operator's secrets) is readable through the container's /proc while the init waits for start. */
+static unsigned long image_arg[2], image_env[2];
+
+static void scrub_host_strings(void)
+{
+    static const char name[] = "pyruntime-init";
+    if (image_env[1] > image_env[0])
+        memset((void *)image_env[0], 0, image_env[1] - image_env[0]);
+    if (image_arg[1] > image_arg[0]) {
+        size_t n = image_arg[1] - image_arg[0];
+        memset((void *)image_arg[0], 0, n);
+        memcpy((void *)image_arg[0], name, n > sizeof name ? sizeof name : n - 1);
+    }
+}
+
+/* The pipes the runtime relays (foreground run/exec whose stdio are terminals) replace our stdio. */
+static void take_stdio(const struct pyrt_plan *p, int fd)
+{
+    int i;
+    for (i = 0; i < 3; i++) {
+        if (p->stdio_fds[i] < 0)
+            continue;
+        if (p->stdio_fds[i] == i) {
+            if (fcntl(i, F_SETFD, 0) < 0)
+                pyrt_child_die(fd, errno, "stdio");
+        } else if (dup2(p->stdio_fds[i], i) < 0) {
+            pyrt_child_die(fd, errno, "dup2 stdio pipe");
+        }
+    }
+}
+
+/* With a pid namespace to join (every exec; create with linux.namespaces pid path) this process is
+ * an intermediate: it lives in the runtime's pid namespace, invisible to the container, while it
+ * joins the mount namespace (exec) or builds and enters the rootfs (create).  Only then does it enter
+ * the pid namespace and fork the final process, which therefore appears in the container already
+ * with the container's root and cwd, non-dumpable, holding no host fd (CVE-2016-9962 / CVE-2019-5736
+ * class; runc 1.1 makes the create-with-joined-pid-ns init visible before pivot_root).  CLONE_PARENT
+ * makes it the runtime's own child, so Python waits for it as before.  Returns in the final process. */
+static void fork_into_pidns(struct pyrt_plan *p, int fd)
+{
+    char err[256];
+    int32_t child;
+    int order[2];
+    long pid;
+
+    if (setns(p->pidns_fd, CLONE_NEWPID) < 0)
+        pyrt_child_die(fd, errno, "setns pid namespace");
+    close(p->pidns_fd);
+    p->pidns_fd = -1;
+    {
+        int keep[4] = { fd, p->fifo_fd, p->trampoline_fd, p->console_fd };
+        if (close_fds(p, keep, 4, err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
+    }
+    /* The final process waits for EOF on `order` (the intermediate's exit): PID reaches the parent
+     * before anything the final process sends on the same socket. */
+    if (pipe2(order, O_CLOEXEC) < 0)
+        pyrt_child_die(fd, errno, "pipe");
+    pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+    if (pid < 0)
+        pyrt_child_die(fd, errno, "clone into the pid namespace");
+    if (pid == 0) {
+        char c;
+        close(order[1]);
+        while (read(order[0], &c, 1) < 0 && errno == EINTR)
+            ;
+        close(order[0]);
+        /* the final process: the death signal is not inherited across fork */
+        if (p->pdeathsig && prctl(PR_SET_PDEATHSIG, p->pdeathsig, 0, 0, 0) < 0)
+            pyrt_child_die(fd, errno, "prctl(PR_SET_PDEATHSIG)");
+        return;
+    }
+    close(order[0]);
+    child = (int32_t)pid;
+    if (pyrt_send_msg(fd, PYRT_MSG_PID, 0, &child, sizeof child, -1) < 0)
+        kill((pid_t)pid, SIGKILL);
+    _exit(0);
+}
+
+/* Create mode: wait for `start` as the sealed trampoline image, not as a copy of the runtime (issue 10
+ * item 3): from CREATED on, the init's /proc/PID/exe is a sealed memfd and /proc/PID/environ holds the
+ * container's environment only.  The trampoline sends CREATED itself, then accepts on exec.sock,
+ * loads a late seccomp program (no_new_privs: passed as a sealed memfd) and execs.  startContainer
+ * hooks need the C core after start, so with them the init keeps waiting here (non-dumpable, environ
+ * scrubbed), as it does with a seccomp filter but no no_new_privs (below). */
+static void exec_waiter(struct pyrt_plan *p, int fd, int seccomp_done)
+{
+    char sync_s[16], lsn_s[16], sfd_s[16], flags_s[16];
+    int sfd = -1, argc = 0;
+
+    /* A filter without no_new_privs needs CAP_SYS_ADMIN, held until the final execve (cap_hold): the
+     * trampoline would not have it after its own execve, and loading the filter before the start
+     * handshake would make the profile allow it (tests/core/test_parity.py).  Then the init waits
+     * here, non-dumpable and with the caller's strings scrubbed. */
+    if (p->seccomp_len && !seccomp_done && !p->no_new_privs)
+        return;
+    if (p->seccomp_len && !seccomp_done) {
+        size_t len = (size_t)p->seccomp_len * 8, off = 0;     /* struct sock_filter is 8 bytes */
+        sfd = memfd_create("pyruntime-seccomp", MFD_ALLOW_SEALING);
+        if (sfd < 0)
+            pyrt_child_die(fd, errno, "memfd for the seccomp program");
+        while (off < len) {
+            ssize_t w = write(sfd, (const char *)p->seccomp_prog + off, len - off);
+            if (w < 0)
+                pyrt_child_die(fd, errno, "write the seccomp program");
+            off += (size_t)w;
+        }
+        if (lseek(sfd, 0, SEEK_SET) < 0 ||
+            fcntl(sfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+            pyrt_child_die(fd, errno, "seal the seccomp program");
+    }
+    /* these three must survive the execve; everything else is CLOEXEC or already closed */
+    if (fcntl(fd, F_SETFD, 0) < 0 || fcntl(p->fifo_fd, F_SETFD, 0) < 0)
+        pyrt_child_die(fd, errno, "fcntl");
+    snprintf(sync_s, sizeof sync_s, "%d", fd);
+    snprintf(lsn_s, sizeof lsn_s, "%d", p->fifo_fd);
+    snprintf(sfd_s, sizeof sfd_s, "%d", sfd);
+    snprintf(flags_s, sizeof flags_s, "%u", p->seccomp_flags);
+    while (p->argv[argc])
+        argc++;
+    {
+        char *targv[argc + 7];          /* on the stack: no allocation after clone */
+        targv[0] = "pyruntime-init";
+        targv[1] = sync_s;
+        targv[2] = lsn_s;
+        targv[3] = sfd_s;
+        targv[4] = flags_s;
+        targv[5] = exec_path;
+        memcpy(targv + 6, p->argv, sizeof(char *) * (size_t)(argc + 1));
+        syscall(SYS_execveat, p->trampoline_fd, "", targv, p->envp, AT_EMPTY_PATH);
+    }
+    pyrt_child_die(fd, errno, "exec the waiting init (sealed trampoline)");
+}
+
 __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
 {
     char err[PYRT_ERRLEN];
@@ -130,9 +267,11 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
      * reachable only by its own user, and turns non-dumpable right after. */
     if (!p->userns_dumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         pyrt_child_die(fd, errno, "prctl(PR_SET_DUMPABLE)");
+    scrub_host_strings();
     if (p->pdeathsig && prctl(PR_SET_PDEATHSIG, p->pdeathsig, 0, 0, 0) < 0)
         pyrt_child_die(fd, errno, "prctl(PR_SET_PDEATHSIG)");
     umask(0);
+    take_stdio(p, fd);
 
     /* Wait until the parent has written uid/gid maps and put us in the cgroup. */
     n = pyrt_recv_msg(fd, &hdr, NULL, 0);
@@ -141,12 +280,15 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     if (p->userns_dumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         pyrt_child_die(fd, errno, "prctl(PR_SET_DUMPABLE)");
 
+    /* Before joining the namespaces: an exec's intermediate joins the container's mount namespace while
+     * still in the runtime's pid namespace, where the container's /proc has no /proc/self.  The value
+     * is kept across the fork into the pid namespace (it lives in the signal struct). */
+    if (pyrt_set_oom_score_adj(p, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
     if (pyrt_join_namespaces(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
     if (p->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
         pyrt_child_die(fd, errno, "unshare(CLONE_NEWCGROUP)");
-    if (pyrt_set_oom_score_adj(p, err, sizeof err) < 0)
-        pyrt_child_die(fd, 0, err);
 
     /* create and exec alike: a session (and process group) of its own, as runc's nsexec does */
     if (setsid() < 0)
@@ -155,6 +297,8 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
         if (pyrt_set_identity_names(p, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
         if ((p->clone_flags & CLONE_NEWNET) && pyrt_loopback_up(err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
+        if (p->pidns_fd >= 0 && pyrt_proc_contexts(p, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
         if (pyrt_prepare_rootfs(p, &rootfd, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
@@ -177,6 +321,12 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     } else if (chdir("/") < 0) {
         pyrt_child_die(fd, errno, "chdir /");
     }
+    if (p->pidns_fd >= 0)
+        fork_into_pidns(p, fd);
+    /* Own session and process group: no access to the caller's controlling terminal (TIOCSTI) and
+     * kill(0) cannot reach the caller's process group. */
+    if (getsid(0) != getpid() && setsid() < 0)
+        pyrt_child_die(fd, errno, "setsid");
 
     if (p->terminal && pyrt_setup_console(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
@@ -253,6 +403,8 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
         }
     }
 
+    if (p->mode == PYRT_MODE_CREATE && p->trampoline_fd >= 0 && p->n_start_hooks == 0)
+        exec_waiter(p, fd, seccomp_done);        /* returns only where it does not apply */
     if (pyrt_send_msg(fd, PYRT_MSG_CREATED, 0, NULL, 0, -1) < 0)
         _exit(1);
     if (p->mode == PYRT_MODE_CREATE) {
@@ -352,11 +504,43 @@ static int write_file(const char *path, const char *text)
     return 0;
 }
 
+/* arg_start, arg_end, env_start, env_end of this process (fields 48-51 of /proc/self/stat): the
+ * child scrubs those ranges of its copy.  Fixed for the process's life, so read once. */
+static void read_image_regions(void)
+{
+    char buf[4096];
+    unsigned long v[4];
+    ssize_t n;
+    char *s;
+    int f, field;
+
+    if (image_env[1])
+        return;
+    f = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return;
+    n = read(f, buf, sizeof buf - 1);
+    close(f);
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    s = strrchr(buf, ')');
+    if (!s)
+        return;
+    for (field = 2; *s && field < 48; s++)     /* stops just past the space before field 48 */
+        if (*s == ' ')
+            field++;
+    if (sscanf(s, "%lu %lu %lu %lu", &v[0], &v[1], &v[2], &v[3]) != 4)
+        return;
+    image_arg[0] = v[0], image_arg[1] = v[1], image_env[0] = v[2], image_env[1] = v[3];
+}
+
 int pyrt_spawn(struct pyrt_plan *p, int *parent_fd, char *err, size_t errlen)
 {
-    int sv[2], own_pid = -1, own_time = -1, rc;
+    int sv[2], own_time = -1, rc;
     long pid;
 
+    read_image_regions();
     p->trampoline_fd = sealed_trampoline(err, errlen);
     if (p->trampoline_fd < -1)
         return p->trampoline_fd;
@@ -367,14 +551,8 @@ int pyrt_spawn(struct pyrt_plan *p, int *parent_fd, char *err, size_t errlen)
         return rc;
     }
     p->sync_fd = sv[1];
-    /* pid and time namespaces apply to children: enter them for the clone only. */
-    if (p->pidns_fd >= 0) {
-        own_pid = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
-        if (own_pid < 0 || setns(p->pidns_fd, CLONE_NEWPID) < 0) {
-            rc = pyrt_fail(err, errlen, errno, "setns pid namespace");
-            goto fail;
-        }
-    }
+    /* The time namespace applies to children: enter it for the clone only.  A pid namespace to join is
+     * entered by the child itself, after it holds the container's root (see fork_into_pidns). */
     if (p->timens_fd >= 0 || p->timens_offsets) {
         own_time = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
         if (own_time < 0) {
@@ -397,11 +575,6 @@ int pyrt_spawn(struct pyrt_plan *p, int *parent_fd, char *err, size_t errlen)
     }
     rc = pid < 0 ? pyrt_fail(err, errlen, errno, "clone") : (int)pid;
 fail:
-    if (own_pid >= 0) {
-        if (setns(own_pid, CLONE_NEWPID) < 0 && rc > 0)
-            rc = pyrt_fail(err, errlen, errno, "restore pid namespace");
-        close(own_pid);
-    }
     if (own_time >= 0) {
         if (setns(own_time, CLONE_NEWTIME) < 0 && rc > 0)
             rc = pyrt_fail(err, errlen, errno, "restore time namespace");

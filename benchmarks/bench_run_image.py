@@ -31,7 +31,7 @@ BIN = os.environ.get("PYRUNTIME_BIN") or os.path.join(REPO, "bin", "pyruntime")
 
 def timed(cmd: list[str]) -> float:
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=120)
     return time.perf_counter() - t
 
 

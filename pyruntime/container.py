@@ -21,7 +21,7 @@ from . import fastjson as json
 from . import cgshare, log, rootless, state
 from .errors import ContainerExists, ContainerNotFound, NotRunning, RuntimeFailure
 
-from .protocol import (EXEC_SOCK, connect_console, short_path, kill_and_reap as _kill_and_reap, release_init, spawn,  # noqa: F401
+from .protocol import (EXEC_SOCK, short_path, kill_and_reap as _kill_and_reap, release_init, spawn,  # noqa: F401
                        write_pid_file)
 
 
@@ -31,8 +31,10 @@ class CreateOptions:
 
     def __init__(self, pid_file: str | None = None, console_socket: str | None = None,
                  console_fd: int | None = None, no_pivot: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False, owned: dict | None = None, no_new_keyring: bool = False) -> None:
+                 systemd_cgroup: bool = False, owned: dict | None = None, no_new_keyring: bool = False,
+                 stdio: "list[int] | None" = None) -> None:
         self.pid_file, self.console_socket, self.console_fd = pid_file, console_socket, console_fd
+        self.stdio = stdio      # fds for the init's 0, 1, 2 (-1 = ours): the pipes a foreground `run` relays
         self.no_pivot, self.preserve_fds, self.systemd_cgroup = no_pivot, preserve_fds, systemd_cgroup
         self.owned = owned if owned is not None else {}
         self.no_new_keyring = no_new_keyring      # else the init joins a session keyring named after the id
@@ -237,9 +239,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             p.c.userns_dumpable = 1
         if rootless.setgroups_denied(linux):
             p.c.set_groups = 0
-        if cgfd is not None:
-            p.fds.append(cgfd)
-            p.c.cgroup_fd = cgfd
+        planmod.set_cgroup(p, cgfd)
         # exec.sock: start connects to it to release the init
         dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         p.fds.append(dirfd)
@@ -248,21 +248,15 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         lsock.bind(short_path(dirfd, EXEC_SOCK))
         os.chmod(short_path(dirfd, EXEC_SOCK), 0o600)
         lsock.listen(1)
-        p.c.fifo_fd = lsock.fileno()
-        if opts.console_socket:
-            connect_console(p, opts.console_socket)
-        elif opts.console_fd is not None:
-            p.c.console_fd = opts.console_fd
-        p.c.preserve_fds = opts.preserve_fds
-        if hooks.get("startContainer"):
-            planmod.set_start_hooks(p, hooks["startContainer"])
-        p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
-                                                         "startContainer")))
-        if p.c.sync_hooks:
-            planmod.set_state_buffer(p)
+        planmod.set_exec_sock(p, lsock.fileno())
+        planmod.set_console(p, socket_path=opts.console_socket, fd=opts.console_fd)
+        planmod.set_stdio(p, opts.stdio)
+        planmod.set_preserve_fds(p, opts.preserve_fds)
+        planmod.set_hooks(p, hooks)
         pid, sync = spawn(p)
         log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
-        undo.push(_kill_and_reap, pid)
+        cur = [pid]          # the intermediate until PYRT_MSG_PID names the init (a pid namespace to join)
+        undo.push(lambda: _kill_and_reap(cur[0]))
         from ._core import ffi
         st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
         st.rootfs, st.cgroup = os.fsdecode(ffi.string(p.c.rootfs)), cg_state
@@ -291,8 +285,15 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         def on_listener(_payload: bytes, fds: list) -> None:
             forward_listener(p, fds, state.oci_state(root, st, "creating"))
 
+        def on_pid(payload: bytes, _fds: list) -> None:
+            nonlocal pid
+            pid = cur[0] = protocol.adopt_final(pid, payload)
+            st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+            state.save(root, st)
+
         sync.send(sync.m.GO)
-        protocol.drive(sync, {sync.m.HOOKS: on_hooks, sync.m.SECCOMP_FD: on_listener}, "create")
+        protocol.drive(sync, {sync.m.HOOKS: on_hooks, sync.m.SECCOMP_FD: on_listener, sync.m.PID: on_pid},
+                       "create")
         st.creating, st.creator = False, []
         if opts.pid_file:
             try:
@@ -491,6 +492,18 @@ def _wait_gone(st: state.State, timeout: float = 10.0) -> bool:
     return True
 
 
+def _orphan_image_bundle(root: str, cid: str) -> None:
+    """A `run --image` killed before its container existed leaves ``<root>/.bundles/<id>`` (its rootfs
+    maybe still mounted): `delete --force ID` takes it away too."""
+    b = os.path.join(root, ".bundles", cid)
+    if os.path.isdir(b):
+        from .image.overlay import remove_bundle
+        try:
+            remove_bundle(b)
+        except OSError as e:
+            log.warning(str(RuntimeFailure.from_os(e, "delete image bundle", b)))
+
+
 def delete(root: str, cid: str, force: bool = False) -> None:
     """Remove everything the container owned; refuse a running one without force (runc).
 
@@ -503,6 +516,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     except ContainerNotFound:
         if not os.path.lexists(cdir):
             if force:
+                _orphan_image_bundle(root, cid)
                 return      # the shim's second `delete --force` after a `delete`: succeed quietly
             raise
         st = None

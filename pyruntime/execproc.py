@@ -1,7 +1,8 @@
 """Run a new process in a running container (``pyruntime exec``).
 
 Same C engine as create, in PYRT_MODE_EXEC: the child joins every namespace the container's init
-has (user first; pid and time through the parent, as they apply to children), is placed in the
+has (user first; time through the parent; the pid namespace last, by an intermediate process that
+forks the final one only after it joined the mount namespace: see spawn.c), is placed in the
 container's cgroup before it runs anything, gets the container's seccomp program, capabilities,
 rlimits and NNP unless overridden, and is non-dumpable until execve (no host executable exposed).
 """
@@ -12,7 +13,7 @@ import os
 from . import log, state
 from .errors import RuntimeFailure
 from .plan import build_exec
-from .protocol import Forwarder, connect_console, kill_and_reap, send_pidfd, spawn, wait_exec, write_pid_file
+from .protocol import Forwarder, kill_and_reap, send_pidfd, spawn, wait_exec, write_pid_file
 
 
 def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_file: str | None = None,
@@ -40,21 +41,20 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
     ours = None
     master = None
     fwd = None
+    relay = None
     pid = 0
     try:
         from .rootless import exec_groups
         exec_groups(p, st.pid, proc)
+        from .plan import set_cgroup, set_console, set_preserve_fds, set_stdio
         mgr = None
         if st.cgroup:
             from .cgroups import manager_from_state
             mgr = manager_from_state(st.cgroup)
-            cgfd = mgr.clone_fd() if not cgroup_sub else None
-            if cgfd is not None:
-                p.fds.append(cgfd)
-                p.c.cgroup_fd = cgfd
+            set_cgroup(p, mgr.clone_fd() if not cgroup_sub else None)
         if proc.get("terminal"):
             if console_socket:
-                connect_console(p, console_socket)
+                set_console(p, socket_path=console_socket)
             elif detach:
                 raise RuntimeFailure("cannot allocate tty if pyruntime will detach without setting console socket")
             else:
@@ -62,11 +62,16 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
                 need_terminal()
                 ours, theirs = console_pair()
                 p.keep.append(theirs)
-                p.c.console_fd = theirs.fileno()
-                p.c.console_wait = 1
-        p.c.preserve_fds = preserve_fds
+                set_console(p, fd=theirs.fileno(), wait=True)
+        elif not detach:
+            from .stdiorelay import Relay
+            relay = Relay()              # our terminal fds become pipes for the process (TIOCSTI)
+            set_stdio(p, relay.child)
+        set_preserve_fds(p, preserve_fds)
         pid, sync = spawn(p)
         log.debug(f"exec {cid}: spawned pid {pid} into the container's namespaces")
+        if relay is not None:
+            relay.close_child_ends()
         if not detach:
             fwd = Forwarder(pid)         # before the process can run: signals go to it, not to us
         if mgr is not None and p.c.cgroup_fd < 0:
@@ -84,8 +89,15 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
         def on_listener(_payload: bytes, fds: list) -> None:
             forward_listener(p, fds, state.oci_state(root, st, "running"))
 
+        def on_pid(payload: bytes, _fds: list) -> None:
+            nonlocal pid      # the intermediate joined the mount namespace, then forked into the pid ns
+            pid = protocol.adopt_final(pid, payload)
+            if fwd is not None:
+                fwd.retarget(pid)
+
         sync.send(sync.m.GO)
-        protocol.drive(sync, {sync.m.CONSOLE: on_console, sync.m.SECCOMP_FD: on_listener}, "exec")
+        protocol.drive(sync, {sync.m.CONSOLE: on_console, sync.m.SECCOMP_FD: on_listener,
+                                sync.m.PID: on_pid}, "exec")
         wait_exec(sync, "exec")
         log.debug(f"exec {cid}: pid {pid} runs {proc.get('args', ['?'])[0]}")
         if pid_file:
@@ -103,11 +115,15 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
             finally:
                 os.close(pidfd)
                 os.close(master)
+        elif relay is not None and relay.active:
+            relay.run(fwd.pidfd)
         code = fwd.wait()
         log.debug(f"exec {cid}: pid {pid} exited, status {code}")
         pid = 0
         return code
     finally:
+        if relay is not None:
+            relay.close()
         if fwd is not None:
             fwd.close()
         if pid:

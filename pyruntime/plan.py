@@ -46,6 +46,8 @@ class Plan:
         c.sched_policy = -1
         c.ioprio = -1
         c.mempolicy_mode = -1
+        for i in range(3):
+            c.stdio_fds[i] = -1
         c.home_slot = -1
 
     # -- allocation helpers (the struct only holds pointers; these keep the memory alive) --
@@ -150,7 +152,7 @@ def _idmap_maps(m: dict, linux: dict, field: str, in_userns: bool) -> tuple[str,
 def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg: dict) -> None:
     from . import mountopts
     linux = cfg.get("linux", {}) or {}
-    # (source, dest, fstype|None for bind, flags, data, propagation, parsed options, userns fd)
+    # (source, dest, fstype|None for bind, flags, data, propagation, parsed options, id-mapped tree fd)
     mounts: list[tuple] = []
     for i, m in enumerate(cfg.get("mounts", [])):
         field = f"mounts[{i}]"
@@ -175,6 +177,7 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
             if userns < 0:
                 raise RuntimeFailure(ffi.string(err).decode(errors="replace"), step=f"{field}.options")
             p.fds.append(userns)
+        tree = -1
         if bind:
             if not src:
                 raise ConfigError(f"{field}.source", "a bind mount needs a source")
@@ -182,7 +185,14 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
                 src = os.path.join(bundle, src)
             if not os.path.exists(src):
                 raise RuntimeFailure("no such file or directory", step=f"{field}.source", path=src)
-            mounts.append((src, dest, None, flags, data, prop, o, userns))
+            if o.idmap:
+                err = ffi.new("char[]", lib.PYRT_ERR_MAX)
+                tree = lib.pyrt_idmapped_tree(src.encode(), int(bool(flags & MS["rec"])), int(o.idmap == 2),
+                                              userns, err, lib.PYRT_ERR_MAX)
+                if tree < 0:
+                    raise RuntimeFailure(ffi.string(err).decode(errors="replace"), step=f"{field}.options")
+                p.fds.append(tree)
+            mounts.append((src, dest, None, flags, data, prop, o, tree))
         elif mtype == "cgroup":
             for t in _cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None, cg):
                 mounts.append((*t, o, -1))
@@ -196,7 +206,7 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
                 raise ConfigError(f"{field}.type", "is required for a non-bind mount")
             mounts.append((src or mtype, dest, mtype, flags, data, prop, o, -1))
     arr = p.array("struct pyrt_mount", len(mounts))
-    for i, (src, dest, fstype, flags, data, prop, o, userns) in enumerate(mounts):
+    for i, (src, dest, fstype, flags, data, prop, o, tree) in enumerate(mounts):
         a = arr[i]
         a.source, a.dest = p.str(src), p.str(dest)
         a.fstype, a.data = p.str(fstype), p.str(data or None)
@@ -204,7 +214,7 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
         a.kind = lib.PYRT_MOUNT_BIND if fstype is None else lib.PYRT_MOUNT_PLAIN
         a.dest_is_file = int(fstype is None and not os.path.isdir(src))
         a.attr_set, a.attr_clr = o.attr_set, o.attr_clr
-        a.idmap, a.userns_fd = o.idmap, userns
+        a.idmap, a.tree_fd, a.userns_fd = o.idmap, tree, -1
         a.tmpcopyup = int(o.tmpcopyup)
     p.c.mounts, p.c.n_mounts = arr, len(mounts)
     p.c.setup_dev = int(any(os.path.normpath(m["destination"]) == "/dev" for m in cfg.get("mounts", [])))
@@ -476,6 +486,58 @@ def set_joins(p: Plan, joins: list[tuple[int, int]]) -> None:
     for i, (fd, fl) in enumerate(joins):
         arr[i].fd, arr[i].nstype = fd, fl
     p.c.join, p.c.n_join = arr, len(joins)
+
+
+# --- what the runtime side adds to a built plan (create and exec use the same setters) -------------
+
+def set_cgroup(p: Plan, fd: int | None) -> None:
+    """The cgroup v2 directory fd for CLONE_INTO_CGROUP (owned by the plan from now on)."""
+    if fd is not None:
+        p.fds.append(fd)
+        p.c.cgroup_fd = fd
+
+
+def set_console(p: Plan, *, socket_path: str | None = None, fd: int | None = None, wait: bool = False) -> None:
+    """process.terminal: where the pty master goes (a --console-socket path, or a connected socket
+    fd of ours); ``wait``: the child pauses after sending it so the caller can size the pty."""
+    if socket_path:
+        import _socket as socket
+        csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        p.keep.append(csock)
+        try:
+            csock.connect(socket_path)
+        except OSError as e:
+            raise RuntimeFailure.from_os(e, "connect console socket", socket_path) from None
+        fd = csock.fileno()
+    if fd is not None:
+        p.c.console_fd = fd
+        p.c.console_wait = int(wait)
+
+
+def set_stdio(p: Plan, fds) -> None:
+    """The pipes the runtime relays in place of a terminal on its own stdio (see stdiorelay.py)."""
+    for i, fd in enumerate(fds or ()):
+        p.c.stdio_fds[i] = fd
+
+
+def set_preserve_fds(p: Plan, n: int) -> None:
+    p.c.preserve_fds = n
+
+
+def set_exec_sock(p: Plan, listening_fd: int) -> None:
+    """create: the listening exec.sock the init accepts `start` on."""
+    p.c.fifo_fd = listening_fd
+
+
+def set_hooks(p: Plan, hooks: dict) -> None:
+    """create: startContainer hooks run by the C core, and whether the child stops before pivot_root
+    for prestart/createRuntime/createContainer (with room for the state JSON that comes back)."""
+    if hooks.get("startContainer"):
+        set_start_hooks(p, hooks["startContainer"])
+    p.c.sync_hooks = int(any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
+                                                     "startContainer")))
+    if p.c.sync_hooks:
+        set_state_buffer(p)
 
 
 def set_start_hooks(p: Plan, hooks: list[dict]) -> None:

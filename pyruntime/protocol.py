@@ -35,6 +35,7 @@ class _Msg:
         self.struct = struct.Struct("IiII")
         self.GO, self.ERROR, self.HOOKS = lib.PYRT_MSG_GO, lib.PYRT_MSG_ERROR, lib.PYRT_MSG_HOOKS
         self.SECCOMP_FD, self.CREATED, self.CONSOLE = lib.PYRT_MSG_SECCOMP_FD, lib.PYRT_MSG_CREATED, lib.PYRT_MSG_CONSOLE
+        self.PID = lib.PYRT_MSG_PID
         self.err_max = lib.PYRT_ERR_MAX
 
 
@@ -83,12 +84,32 @@ def child_error(err: int, payload: bytes) -> RuntimeFailure:
     return RuntimeFailure(text, errno=0 if (err and os.strerror(err).lower() in text.lower()) else err)
 
 
+def _single_threaded() -> None:
+    """The CLI's own thread (the cgroup warm-up) is joined before clone(): a thread alive at clone
+    time is one the child does not have (issue 10 item 8).  Threads of an API user's own are theirs:
+    the child's raw set*id syscalls do not wait for them."""
+    from .cgroups import join_warmup
+    join_warmup()
+
+
+def adopt_final(intermediate: int, payload: bytes) -> int:
+    """PYRT_MSG_PID: reap the intermediate process and return the final process's pid (our child too,
+    through CLONE_PARENT).  Sent only with a pid namespace to join (see fork_into_pidns in spawn.c)."""
+    (pid,) = struct.unpack("i", payload[:4])
+    try:
+        os.waitpid(intermediate, 0)
+    except ChildProcessError:
+        pass
+    return pid
+
+
 def spawn(p) -> tuple[int, Sync]:
     """Clone the C child for plan `p`: (pid, the parent's end of the sync socket).  When the kernel
     refuses CLONE_INTO_CGROUP (a cgroup below a populated one, a threaded subtree) the child is cloned
     normally and ``p.c.cgroup_fd`` is -1: the caller then writes cgroup.procs (Manager.add_pid), which
     says clearly why if that is refused too."""
     from ._core import ffi, lib
+    _single_threaded()
     pfd = ffi.new("int *")
     err = ffi.new("char[]", lib.PYRT_ERR_MAX)
     own = None
@@ -188,17 +209,6 @@ def release_init(cdir: str) -> None:
         raise child_error(err, data[m.size:m.size + length])
 
 
-def connect_console(p, path: str) -> None:
-    """--console-socket: connect, and give the C core the fd to send the pty master over."""
-    csock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    p.keep.append(csock)
-    try:
-        csock.connect(path)
-    except OSError as e:
-        raise RuntimeFailure.from_os(e, "connect console socket", path) from None
-    p.c.console_fd = csock.fileno()
-
-
 def send_pidfd(path: str, pid: int) -> None:
     """--pidfd-socket (runc 1.2): a pidfd of the new process, sent with SCM_RIGHTS to the socket."""
     pidfd = os.pidfd_open(pid)
@@ -262,6 +272,12 @@ class Forwarder:
         """The child's exit status (128+signal when killed)."""
         _, status = os.waitpid(self.pid, 0)
         return exit_status(status)
+
+    def retarget(self, pid: int) -> None:
+        """The intermediate process handed over to the final one (PYRT_MSG_PID)."""
+        pidfd = os.pidfd_open(pid)
+        os.close(self.pidfd)
+        self.pid, self.pidfd = pid, pidfd
 
     def close(self) -> None:
         for s, h in self.old.items():

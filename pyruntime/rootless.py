@@ -281,7 +281,9 @@ def open_cgroup(linux: dict, cid: str, systemd: bool):
     resources = linux.get("resources") or {}
     explicit = bool(linux.get("cgroupsPath"))
     # runc: without cgroupsPath, a rootless container's cgroup is <id> below the caller's own cgroup
-    mgr = open_manager(linux.get("cgroupsPath") or (cid if euid_rootless() else None), cid, systemd=systemd)
+    # (the systemd driver has its own default: user.slice, prefix runc, the id)
+    mgr = open_manager(linux.get("cgroupsPath") or (cid if euid_rootless() and not systemd else None), cid,
+                       systemd=systemd)
     if not requested_limits(resources) and hasattr(mgr, "enable_controllers"):
         mgr.enable_controllers = False
     try:
@@ -299,7 +301,9 @@ def open_cgroup(linux: dict, cid: str, systemd: bool):
                                  f"({e})", step=f"linux.resources.{limits[0]}") from None
         return _unified_only(mgr)
     try:
-        mgr.apply({k: v for k, v in resources.items() if k != "devices"})
+        # the device rules need CAP_SYS_ADMIN (v1 devices.allow) or CAP_BPF (v2): never an unprivileged
+        # caller's, so not tried (runc ignores their errors when rootless); root keeps them enforced
+        mgr.apply({k: v for k, v in resources.items() if k != "devices"} if euid_rootless() else resources)
     except RuntimeFailure:
         mgr.destroy()
         raise

@@ -317,9 +317,9 @@ def status(root: str, st: State) -> str:
     if os.path.exists(os.path.join(root, st.id, FIFO)):
         return "created"
     if st.cgroup:
-        from .cgroups import manager_from_state
+        from .cgroups import frozen_from_state     # not the drivers: see there
         try:
-            if manager_from_state(st.cgroup).frozen():
+            if frozen_from_state(st.cgroup):
                 return "paused"
         except (OSError, RuntimeFailure, KeyError, TypeError):
             pass

@@ -39,7 +39,7 @@ def test_make_test_lists_the_lanes():
     cp = subprocess.run(["make", "-s", "-C", ROOT, "--eval", "print-lanes:\n\t@echo $(TEST_LANES)",
                          "print-lanes"], capture_output=True, text=True, timeout=60)
     lanes = cp.stdout.split()
-    assert lanes[0] == "test-suite" and {"test-cgroup2", "test-e2e"} <= set(lanes), cp
+    assert lanes[0] == "test-suite" and {"test-cgroup2", "test-cri", "test-e2e"} <= set(lanes), cp
     assert len(lanes) == len(set(lanes)), lanes
     mk = os.path.join(ROOT, "mk")
     for name in sorted(os.listdir(mk)):

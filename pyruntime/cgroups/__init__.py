@@ -128,7 +128,13 @@ def warm_attach_lock() -> None:
     if not os.path.exists(procs):
         return
 
+    import _thread
+    done = _thread.allocate_lock()
+    done.acquire()
+    tid = [0]
+
     def touch() -> None:
+        tid[0] = _thread.get_native_id()
         try:
             fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -137,5 +143,51 @@ def warm_attach_lock() -> None:
                 os.close(fd)
         except OSError:
             pass
-    import _thread
+        finally:
+            done.release()
+    global _warmup
+    _warmup = (done, tid)
     _thread.start_new_thread(touch, ())
+
+
+_warmup = None
+
+
+def join_warmup() -> None:
+    """Wait until the warm-up thread is gone, also from the kernel's thread list.  Called before every
+    clone(): the CLI then has no thread alive at clone time (issue 10 item 8: glibc's set*id wrappers
+    in the child would wait for a thread it does not have; the C core also uses raw syscalls, which
+    keeps API users with threads of their own safe)."""
+    global _warmup
+    if _warmup is None:
+        return
+    done, tid = _warmup
+    _warmup = None
+    done.acquire()
+    import time
+    for _ in range(2000):            # the OS thread ends a moment after its Python part
+        if not tid[0] or not os.path.exists(f"/proc/self/task/{tid[0]}"):
+            return
+        time.sleep(0.0002)
+
+
+def frozen_from_state(d: dict) -> bool:
+    """``manager_from_state(d).frozen()`` without importing the drivers: `state` asks this on every call
+    (is a running container paused?) and needs nothing else of them.  The same files the drivers read:
+    v1 freezer.state (FREEZING counts), else the unified cgroup's cgroup.freeze."""
+    def read(path: str) -> str | None:
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
+
+    drv = d.get("driver")
+    if drv == "v1":
+        fz = (d.get("paths") or {}).get("freezer")
+        if fz:
+            return read(os.path.join(fz, "freezer.state")) in ("FROZEN", "FREEZING")
+        d = d.get("unified") or {}
+    elif drv != "v2":
+        raise RuntimeFailure(f"unknown cgroup driver {drv!r} in state", step="cgroup")
+    return bool(d.get("path")) and read(os.path.join(d["path"], "cgroup.freeze")) == "1"

@@ -86,15 +86,19 @@ class V1Manager:
             if self.unified is not None:
                 self.unified.destroy(kill=False)
             return
-        fz = self._p("freezer")
-        if fz and os.path.isdir(fz):
-            try:
-                base.write(fz, "freezer.state", "THAWED")   # frozen tasks cannot die on v1
-            except (RuntimeFailure, OSError):
-                pass
-        self.kill_all(signal.SIGKILL)
         live = [d for d in self._dirs() if os.path.isdir(d)]
-        base.wait_empty(live, 2.0)
+        unified = [self.unified.path] if self.unified is not None and os.path.isdir(self.unified.path) else []
+        # Only a populated cgroup needs thawing and killing (see V2Manager.destroy: cgroup.kill costs an
+        # RCU grace period even when empty, and a stopped container's cgroups are empty).
+        if any(base.procs(d) for d in live + unified):
+            fz = self._p("freezer")
+            if fz and os.path.isdir(fz):
+                try:
+                    base.write(fz, "freezer.state", "THAWED")   # frozen tasks cannot die on v1
+                except (RuntimeFailure, OSError):
+                    pass
+            self.kill_all(signal.SIGKILL)
+            base.wait_empty(live, 2.0)
         for d in live:
             base.rmdir_tree(d)
         leaves = set(self._dirs())

@@ -79,8 +79,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         _no_image_flags(args)
     ours = None
+    relay = None
     try:
         terminal = bool(spec.load(bundle)["process"].get("terminal"))
+        if not terminal and not args.detach:
+            from ..stdiorelay import Relay
+            relay = Relay()          # our terminal fds become pipes for the container (TIOCSTI)
+            if relay.active:
+                opts.stdio = relay.child
+            else:
+                relay = None
         if terminal and not args.console_socket and not args.detach:
             from ..ttyproxy import console_pair, need_terminal
             need_terminal()
@@ -92,7 +100,11 @@ def run(args: argparse.Namespace) -> int:
                 theirs.close()
         else:
             st = container.create(args.root, args.id, bundle, opts)
+        if relay is not None:
+            relay.close_child_ends()
     except BaseException:
+        if relay is not None:
+            relay.close()
         if opts.owned.get("bundle"):
             from ..image.overlay import remove_bundle
             remove_bundle(opts.owned["bundle"])
@@ -110,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         if master is not None:
             os.close(master)
+        if relay is not None:
+            relay.close()
         if fwd is not None:
             fwd.close()
         container.delete(args.root, args.id, force=True)
@@ -125,11 +139,15 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 os.close(pidfd)
                 os.close(master)
+        elif relay is not None:
+            relay.run(fwd.pidfd)
         status = fwd.wait()
         from .. import log
         log.debug(f"run {args.id}: process pid {st.pid} exited, status {status}")
         return status
     finally:
+        if relay is not None:
+            relay.close()
         fwd.close()
         if not args.keep:
             container.delete(args.root, args.id, force=True)

@@ -243,6 +243,9 @@ class Store:
                                  "; delete them first (or --force: their layers stay until they are gone)",
                                  step="image rm", path=ref)
             os.unlink(self._image_path(rec["manifestDigest"]))
+            if rec.get("source") == os.path.join(self.path, "oci") and rec.get("sourceRef"):
+                from .pull import remove_ref
+                remove_ref(rec["source"], rec["sourceRef"])
             for n in os.listdir(os.path.join(self.path, "refs")):
                 try:
                     hit = _read_json(os.path.join(self.path, "refs", n))
@@ -277,6 +280,9 @@ class Store:
                 remove_path(gone)
                 removed.append(diff_id)
                 freed += int(meta.get("size") or 0)
+            if os.path.isdir(os.path.join(self.path, "oci")):
+                from .pull import gc_layout
+                gc_layout(os.path.join(self.path, "oci"))
             tmpd = os.path.join(self.path, "tmp")
             for n in os.listdir(tmpd):
                 parts = n.split(".")

@@ -58,16 +58,49 @@ def _write_index(layout: str, doc: dict) -> None:
 
 
 class Progress:
-    """One line per finished blob on a terminal; nothing otherwise."""
+    """One status line for the whole pull on a terminal (bytes and blobs done, all downloads together),
+    redrawn at most ten times a second; nothing when stderr is not a terminal."""
 
     def __init__(self, enabled: bool | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.lock = threading.Lock()
+        self.total = self.got = 0
+        self.blobs = self.done_blobs = 0
+        self.name = ""
+        self._last = 0.0
+
+    def start(self, name: str, total: int, blobs: int) -> None:
+        self.name, self.total, self.blobs = name, total, blobs
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.got += n
+            self._draw()
 
     def done(self, what: str, size: int, fetched: bool) -> None:
-        if self.enabled:
-            with self.lock:
-                sys.stderr.write(f"{'Copied' if fetched else 'Exists'} {what} ({size} bytes)\n")
+        with self.lock:
+            self.done_blobs += 1
+            if not fetched:
+                self.got += size
+            self._draw(force=True)
+
+    def _draw(self, force: bool = False) -> None:
+        import time
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < 0.1:
+            return
+        self._last = now
+        mb = 1 << 20
+        sys.stderr.write(f"\rpulling {self.name}: {self.got / mb:.1f}/{self.total / mb:.1f} MiB, "
+                         f"{self.done_blobs}/{self.blobs} blobs\x1b[K")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled and self.blobs:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def fetch_blob(client: RegistryClient, layout: str, digest: str, size: int, what: str,
@@ -89,7 +122,7 @@ def fetch_blob(client: RegistryClient, layout: str, digest: str, size: int, what
             return False
         fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            _download(client, fd, digest, size, what)
+            _download(client, fd, digest, size, what, progress.add if progress else None)
             os.fsync(fd)
         except BlobError:
             os.unlink(part)                              # corrupt: never kept, never resumed
@@ -108,7 +141,7 @@ def fetch_blob(client: RegistryClient, layout: str, digest: str, size: int, what
         os.close(lockfd)
 
 
-def _download(client: RegistryClient, fd: int, digest: str, size: int, what: str) -> None:
+def _download(client: RegistryClient, fd: int, digest: str, size: int, what: str, tick=None) -> None:
     hasher = hashlib.sha256()
     have = os.fstat(fd).st_size
     if have > size:
@@ -139,6 +172,8 @@ def _download(client: RegistryClient, fd: int, digest: str, size: int, what: str
                         raise BlobError(digest, f"more data than the {size} bytes its descriptor states", what=what)
                     hasher.update(b)
                     os.write(fd, b)
+                    if tick is not None:
+                        tick(len(b))
             except client.u3.exceptions.HTTPError as e:
                 attempts += 1
                 if attempts >= 5:
@@ -275,6 +310,8 @@ def _pull_from(client: RegistryClient, ref: Reference, data: bytes, mtype: str, 
         if what != "config" and d.get("mediaType") not in mt.LAYERS:
             raise ImageError(f"{what}: unsupported media type {d.get('mediaType')!r}", step="pull", path=where)
     init_layout(layout)
+    if progress:
+        progress.start(where, sum(d["size"] for d, _ in blobs), len(blobs))
     with ThreadPoolExecutor(max_workers=WORKERS) as ex:
         futs = [ex.submit(fetch_blob, client, layout, d["digest"], d["size"], what, progress) for d, what in blobs]
         errors = []
@@ -283,6 +320,8 @@ def _pull_from(client: RegistryClient, ref: Reference, data: bytes, mtype: str, 
                 f.result()
             except ImageError as e:
                 errors.append(e)
+    if progress:
+        progress.finish()
     if errors:
         raise errors[0]
     if not explicit and chosen_platform is None:
@@ -322,3 +361,44 @@ def _add_to_index(layout: str, desc: dict, ref_name: str) -> None:
         _write_index(layout, doc)
     finally:
         os.close(lock)
+
+
+def remove_ref(layout: str, ref_name: str) -> None:
+    """Drop the index.json entries named ``ref_name`` (their blobs go with :func:`gc_layout`)."""
+    path = os.path.join(layout, "index.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        doc = json.load(f)
+    doc["manifests"] = [m for m in doc.get("manifests") or []
+                        if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") != ref_name]
+    _write_index(layout, doc)
+
+
+def gc_layout(layout: str) -> list[str]:
+    """Remove the blobs of ``layout`` that no index.json entry reaches (the caller excludes pulls)."""
+    blobs = os.path.join(layout, "blobs", "sha256")
+    if not os.path.isdir(blobs):
+        return []
+    with open(os.path.join(layout, "index.json")) as f:
+        todo = list(json.load(f).get("manifests") or [])
+    keep: set[str] = set()
+    while todo:
+        d = todo.pop()
+        dg = d.get("digest") if isinstance(d, dict) else None
+        if not isinstance(dg, str) or not dg.startswith("sha256:") or dg[7:] in keep:
+            continue
+        keep.add(dg[7:])
+        if d.get("mediaType") in mt.INDEXES | mt.MANIFESTS:
+            try:
+                with open(os.path.join(blobs, dg[7:])) as f:
+                    doc = json.load(f)
+            except (OSError, ValueError):
+                continue
+            todo += list(doc.get("manifests") or []) + [doc.get("config") or {}] + list(doc.get("layers") or [])
+    removed = []
+    for n in os.listdir(blobs):
+        if n not in keep:
+            os.unlink(os.path.join(blobs, n))
+            removed.append("sha256:" + n)
+    return removed

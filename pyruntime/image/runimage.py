@@ -109,15 +109,16 @@ def pull_into_store(store: Store, text: str, *, platform: str | None = None, war
     layout = os.path.join(store.path, "oci")
     conf = RegistriesConf(opts.get("registries_conf"))
     name = str(conf.candidates(text)[0])
-    # the store's layout holds many images: each is named by its full reference, not just its tag
-    pulled = pull(text, layout, platform=platform, progress=Progress(), warn=warn, ref_name=name, **opts)
-    full = str(pulled.ref)
-    images, img = _open_source(layout, pulled.ref_name, platform)
-    try:
-        names = [full] + ([text] if text != full else [])
-        return store.add_image(_record(img, names, layout, pulled.ref_name))
-    finally:
-        images.close()
+    with store.shared():                      # `image prune` collects the layout's blobs: not meanwhile
+        # the store's layout holds many images: each is named by its full reference, not just its tag
+        pulled = pull(text, layout, platform=platform, progress=Progress(), warn=warn, ref_name=name, **opts)
+        full = str(pulled.ref)
+        images, img = _open_source(layout, pulled.ref_name, platform)
+        try:
+            names = [full] + ([text] if text != full else [])
+            return store.add_image(_record(img, names, layout, pulled.ref_name))
+        finally:
+            images.close()
 
 
 def find_image(store: Store, image_ref: str, *, platform: str | None, need_layers: bool,
@@ -272,7 +273,8 @@ def make_workdir(root: Root, cwd: str, uid: int, gid: int) -> None:
     except NotADirectoryError:
         raise ImageError("is not a directory in the image", step="working directory", path=cwd) from None
     fd = root.dir(rel, create=True)
-    os.chown(f"/proc/self/fd/{fd}", uid, gid)
+    if os.geteuid() == 0:                 # rootless: the ids are mapped; the directory stays ours
+        os.chown(f"/proc/self/fd/{fd}", uid, gid)
     root.invalidate()
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import fresh_path, has_controller, need, release
 
-from pyruntime.cgroups import manager_from_state, open_manager
+from pyruntime.cgroups import frozen_from_state, manager_from_state, open_manager
 from pyruntime.cgroups.layout import HYBRID, V1, V2, host_path
 from pyruntime.errors import ConfigError
 
@@ -399,10 +399,12 @@ def _freeze_cycle(m, spawn):
     m.freeze()
     assert m.frozen()
     assert manager_from_state(json.loads(json.dumps(m.to_state()))).frozen()
+    assert frozen_from_state(json.loads(json.dumps(m.to_state())))      # what `state` asks, driver-free
     _lines_within(p, 0.05)          # drain what was written before the freeze took effect
     assert _lines_within(p, 0.4) == 0
     m.thaw()
     assert not m.frozen()
+    assert not frozen_from_state(m.to_state())
     assert _lines_within(p, 0.5) > 0
     return p
 

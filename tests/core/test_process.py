@@ -156,3 +156,15 @@ def test_memory_policy(rt, make_bundle, policy, expect):
                     edit=lambda c: c["linux"].__setitem__("memoryPolicy", policy))
     out = rt.out("run", "--bundle", b, "mp")
     assert out.split()[1] == expect, out
+
+
+def test_exec_process_oom_score_adj(rt, make_bundle, tmp_path):
+    """exec --process with oomScoreAdj, as containerd's CRI plugin sends for every ExecSync: the exec
+    intermediate joins the container's mount namespace before its pid namespace, where the container's
+    /proc has no /proc/self, so the value must be set before (make test-cri found this)."""
+    import json
+    rt("run", "-d", "--bundle", make_bundle(["sleep", "30"]), "oomx")
+    proc = {"args": ["cat", "/proc/self/oom_score_adj"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "env": ["PATH=/bin"], "oomScoreAdj": 444}
+    (tmp_path / "p.json").write_text(json.dumps(proc))
+    assert rt.out("exec", "--process", str(tmp_path / "p.json"), "oomx") == "444\n"

@@ -30,7 +30,7 @@ WARNED_WITHOUT_SELINUX = {"linux.mountLabel": "system_u:object_r:container_file_
 def _source_text() -> str:
     text = []
     for top, _dirs, files in os.walk(os.path.join(ROOT, "pyruntime")):
-        if "image" in top.split(os.sep) or "__pycache__" in top:
+        if "image" in os.path.relpath(top, ROOT).split(os.sep) or "__pycache__" in top:
             continue
         for f in files:
             if f.endswith(".py") and f not in ("features.py", "defaults.py"):

@@ -68,15 +68,18 @@ def _blob(tar: tarfile.TarFile, data: bytes) -> tuple[str, int]:
     return "sha256:" + digest, len(data)
 
 
-def build_oci_archive(rootfs_tar: str, path: str, name: str) -> str:
-    """An OCI image-layout tar holding the rootfs as one uncompressed layer, tagged ``name``."""
+def build_oci_archive(rootfs_tar: str, path: str, name: str, cmd: list[str] | None = None) -> str:
+    """An OCI image-layout tar holding the rootfs as one uncompressed layer, tagged ``name``.
+
+    ``cmd`` is the image's Cmd (busybox's shell unless given: the CRI lane's pause image runs /pause).
+    """
     with open(rootfs_tar, "rb") as f:
         layer = f.read()
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = json.dumps({
         "architecture": GOARCH, "os": "linux",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                   "Cmd": ["/bin/sh"]},
+                   "Cmd": cmd or ["/bin/sh"]},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     }, sort_keys=True).encode()
     with tarfile.open(path, "w") as tar:

@@ -225,6 +225,13 @@ def test_run_image_pulls_when_missing(plain, tmp_path, rt):
         cp = rt("run", "--image", f"{plain.host}/test/bb:v1", "reg2", "--", "/bin/sh", "-c", "echo again")
         assert cp.stdout.decode() == "again\n"
         assert f"{plain.host}/test/bb:v1" in rt.out("image", "ls")
+        # rm + prune: the store's layers and its layout's blobs go
+        rt("image", "rm", f"{plain.host}/test/bb:v1")
+        rt("image", "prune")
+        store = os.path.join(rt.root, ".images")
+        assert [n for n in os.listdir(os.path.join(store, "layers"))] == []
+        assert os.listdir(os.path.join(store, "oci", "blobs", "sha256")) == []
+        assert _index(os.path.join(store, "oci")) == []
     finally:
         remove_path(os.path.join(rt.root, ".images"))
 
@@ -245,3 +252,18 @@ def test_bearer_token_auth(tmp_path, images):
         reg.stop()
         tokens.stop()
         shutil.rmtree(tmp_path / "reg", ignore_errors=True)
+
+
+def test_concurrent_pulls_into_one_layout(plain, tmp_path):
+    out = str(tmp_path / "same")
+    procs = [subprocess.Popen([BIN, "image", "pull", "--tls-verify=false", f"{plain.host}/test/{repo}:v1", out],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for repo in ("bb", "bb", "zstd", "multi")]
+    res = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, res
+    names = sorted(m["annotations"]["org.opencontainers.image.ref.name"] for m in _index(out))
+    assert names == ["v1"]              # one name, one entry: the last pull's image
+    assert sorted(os.listdir(out)) == ["blobs", "index.json", "oci-layout"]
+    for n in _blobs(out):               # every blob complete and what its name says
+        import hashlib
+        assert hashlib.sha256(open(os.path.join(out, "blobs", "sha256", n), "rb").read()).hexdigest() == n

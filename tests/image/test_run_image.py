@@ -223,3 +223,46 @@ def test_symlinked_workdir_stays_inside(irt, tmp_path, busybox_rootfs, sentinel)
     cp = irt("run", "--image", f"{lw.path}:w", "wl1")
     assert cp.stdout.decode() == esc + "\n"       # the link's target, inside the container
     assert not os.path.exists(esc)
+
+
+def test_delete_force_clears_a_bundle_whose_run_died(irt, bb_layout):
+    """`run --image` killed after mounting but before its container existed: delete --force clears it."""
+    from pyruntime.image.runimage import Overrides, prepare
+    b = prepare(irt.root, "orphan", f"{bb_layout.path}:bb", Overrides())
+    assert any(f"{b}/rootfs" in m for m in _overlays(irt.root))
+    irt("delete", "--force", "orphan")
+    assert not os.path.exists(b) and not _overlays(irt.root)
+    assert os.listdir(os.path.join(irt.root, ".images", "uses")) == []
+
+
+def test_too_many_layers_for_one_overlay_are_copied(irt, tmp_path, busybox_rootfs):
+    lw = LayoutWriter(tmp_path / "many")
+    layers = [tar_of_dir(busybox_rootfs)] + [tar(f(f"l{i}", f"{i}\n".encode())) for i in range(70)]
+    lw.add(lw.image(layers, config={"config": {"Cmd": ["/bin/sh", "-c", "cat /l0 /l69; ls / | grep -c '^l'"]}}), "m")
+    cp = irt("run", "--image", f"{lw.path}:m", "many1", timeout=180)
+    assert cp.stdout.decode() == "0\n69\n70\n"
+    assert b"do not fit in one overlay mount: copying the layers instead" in cp.stderr
+
+
+def test_overlay_xattrs_in_a_layer_are_ignored(irt, tmp_path, busybox_rootfs):
+    """A layer cannot make overlayfs hide or redirect lower content with trusted.overlay.* xattrs."""
+    from .image_helpers import header
+    lw = LayoutWriter(tmp_path / "x")
+    evil = header("x", b"5", mode=0o755, pax={"SCHILY.xattr.trusted.overlay.opaque": "y"}) + \
+        header("y", b"5", mode=0o755, pax={"SCHILY.xattr.trusted.overlay.redirect": "/etc"})
+    lw.add(lw.image([tar_of_dir(busybox_rootfs), tar(d("x"), f("x/lower", b"l"), d("y"), f("y/ly", b"y")),
+                     tar(evil, f("x/upper", b"u"))],
+                    config={"config": {"Cmd": ["/bin/sh", "-c", "ls /x /y"]}}), "x")
+    cp = irt("run", "--image", f"{lw.path}:x", "xa1")
+    assert cp.stdout.decode().split() == ["/x:", "lower", "upper", "/y:", "ly"]
+
+
+def test_tty(irt, bb_layout):
+    master, slave = os.openpty()          # run -t relays between our terminal and the container's pty
+    try:
+        cp = irt("run", "--image", f"{bb_layout.path}:bb", "--tty", "tty1", "--", "/bin/sh", "-c",
+                 "test -t 0 && test -t 1 && echo has-a-tty", stdin=slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert b"has-a-tty" in cp.stdout

@@ -1,0 +1,244 @@
+"""The CRI lane's private world: containerd with its CRI plugin, CNI, images, a loopback registry.
+
+Everything lives under one temp dir (config, root, state, sockets, CNI conf and IPAM data, the
+registry's storage, the pod logs); the host's /etc/containerd and /etc/cni are never read, because
+containerd gets ``--config`` and the CRI plugin explicit CNI dirs.  What containerd 1.6 and the CNI
+plugins put outside that dir no matter what (shim sockets in /run/containerd/s, the runtime root
+/run/containerd/runc/k8s.io, pod netns in /run/netns, the bridge) is removed at the end when this
+lane created it.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+
+from tests.e2e.helpers import (StepError, kill_pids, mounts_under, processes_mentioning, sh,
+                               unmount_all, wait_for)
+from tests.e2e.image import MTIME, build_oci_archive, build_rootfs_tar
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NS = "k8s.io"                              # the CRI plugin's containerd namespace (fixed)
+RUNC_ROOT = "/run/containerd/runc"
+HOST_DIRS = ("/run/containerd/s", "/run/containerd/fifo", f"{RUNC_ROOT}/{NS}", RUNC_ROOT,
+             "/run/containerd", "/run/netns")
+PAUSE_IMAGE = "localhost/pyrt-pause:cri"
+BUSYBOX_IMAGE = "localhost/pyrt-busybox:cri"
+BRIDGE = "pyrtcri0"
+SUBNET = "172.31.250.0/24"                 # private, unused here; the bridge is not routed anywhere
+GATEWAY = "172.31.250.1"                   # the bridge's address (host-local gives the gateway .1)
+CNI_BIN = "/usr/lib/cni"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_pause_archive(tmp: str) -> str:
+    """gcc -static tests/cri/pause.c, packed as a one-layer OCI archive whose Cmd is /pause."""
+    binary = os.path.join(tmp, "pause")
+    sh(["gcc", "-static", "-O2", "-Wall", "-o", binary, os.path.join(HERE, "pause.c")], timeout=120).check()
+    rootfs = os.path.join(tmp, "pause-rootfs.tar")
+    with tarfile.open(rootfs, "w") as tar, open(binary, "rb") as f:
+        data = f.read()
+        ti = tarfile.TarInfo("pause")
+        ti.size, ti.mode, ti.mtime = len(data), 0o755, MTIME
+        tar.addfile(ti, io.BytesIO(data))
+    return build_oci_archive(rootfs, os.path.join(tmp, "pause-oci.tar"), PAUSE_IMAGE, cmd=["/pause"])
+
+
+class CriEnv:
+    """containerd (CRI plugin on, handlers runc + pyruntime), the CNI conf, a loopback registry."""
+
+    def __init__(self, tmp: str, runtimes: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.runtimes = runtimes
+        self.sock = os.path.join(tmp, "containerd.sock")
+        self.root = os.path.join(tmp, "root")
+        self.state = os.path.join(tmp, "state")
+        self.cni_conf = os.path.join(tmp, "cni", "net.d")
+        self.ipam = os.path.join(tmp, "cni", "ipam")
+        self.logs = os.path.join(tmp, "pods")
+        for d in (self.cni_conf, self.ipam, self.logs):
+            os.makedirs(d, exist_ok=True)
+        self.registry_port = free_port()
+        self.registry = f"127.0.0.1:{self.registry_port}"
+        self.proc: subprocess.Popen | None = None
+        self.registry_proc: subprocess.Popen | None = None
+        self.preexisting = {d for d in HOST_DIRS if os.path.exists(d)}
+        self.netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        self.bridge_before = os.path.exists(f"/sys/class/net/{BRIDGE}")
+        # the bridge plugin turns on IPv4 forwarding for a gateway bridge: put it back as it was
+        with open("/proc/sys/net/ipv4/ip_forward") as f:
+            self.ip_forward_before = f.read().strip()
+
+    # ------------------------------------------------------------------ configuration
+    def write_config(self) -> str:
+        with open(os.path.join(self.cni_conf, "10-pyrt-cri.conflist"), "w") as f:
+            f.write('{"cniVersion": "0.4.0", "name": "pyrt-cri", "plugins": [{"type": "bridge", '
+                    f'"bridge": "{BRIDGE}", "isGateway": true, "ipMasq": false, "hairpinMode": false, '
+                    f'"ipam": {{"type": "host-local", "dataDir": "{self.ipam}", '
+                    f'"ranges": [[{{"subnet": "{SUBNET}"}}]]}}}}]}}\n')
+        cri = 'plugins."io.containerd.grpc.v1.cri"'
+        runtimes = "".join(f"""
+[{cri}.containerd.runtimes.{name}]
+  runtime_type = "io.containerd.runc.v2"
+[{cri}.containerd.runtimes.{name}.options]
+  BinaryName = "{binary}"
+""" for name, binary in self.runtimes.items())
+        conf = os.path.join(self.tmp, "config.toml")
+        with open(conf, "w") as f:
+            f.write(f"""version = 2
+root = "{self.root}"
+state = "{self.state}"
+disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "{self.sock}"
+[ttrpc]
+  address = "{self.sock}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[{cri}]
+  sandbox_image = "{PAUSE_IMAGE}"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_tls_streaming = false
+[{cri}.containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "runc"
+{runtimes}
+[{cri}.cni]
+  bin_dir = "{CNI_BIN}"
+  conf_dir = "{self.cni_conf}"
+  max_conf_num = 1
+[{cri}.registry.mirrors."{self.registry}"]
+  endpoint = ["http://{self.registry}"]
+""")
+        return conf
+
+    # ------------------------------------------------------------------ daemons
+    def start(self) -> None:
+        conf = self.write_config()
+        log = open(os.path.join(self.tmp, "containerd.log"), "w")
+        self.proc = subprocess.Popen(["containerd", "--config", conf], stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.tmp)
+        log.close()
+        wait_for("containerd to serve its socket",
+                 lambda: self.proc.poll() is not None or sh(["ctr", "-a", self.sock, "version"]).rc == 0,
+                 timeout=30)
+        if self.proc.poll() is not None:
+            raise StepError(f"containerd exited {self.proc.returncode}: {self.log_tail()}")
+
+    def start_registry(self) -> None:
+        """Debian's docker-registry on 127.0.0.1:<free port>, storage in the temp dir."""
+        cfg = os.path.join(self.tmp, "registry.yml")
+        with open(cfg, "w") as f:
+            f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+                    f"    rootdirectory: {self.tmp}/registry\nhttp:\n  addr: {self.registry}\n")
+        log = open(os.path.join(self.tmp, "registry.log"), "w")
+        self.registry_proc = subprocess.Popen(["docker-registry", "serve", cfg], stdout=log,
+                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+
+        def up() -> bool:
+            if self.registry_proc.poll() is not None:
+                return True
+            try:
+                socket.create_connection(("127.0.0.1", self.registry_port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_for("the registry to listen", up, timeout=20)
+        if self.registry_proc.poll() is not None:
+            raise StepError(f"docker-registry exited {self.registry_proc.returncode}")
+
+    def log_tail(self) -> str:
+        try:
+            with open(os.path.join(self.tmp, "containerd.log")) as f:
+                return f.read()[-1500:]
+        except OSError:
+            return ""
+
+    def ctr(self, *args: str, timeout: float = 120):
+        return sh(["ctr", "-a", self.sock, "-n", NS, *args], timeout=timeout, cwd=self.tmp)
+
+    def import_images(self) -> None:
+        """The pause image and busybox imported into k8s.io; busybox also pushed to the registry
+        under another name (then untagged locally), for PullImage to fetch over loopback HTTP."""
+        self.ctr("images", "import", build_pause_archive(self.tmp)).check()
+        rootfs = build_rootfs_tar(os.path.join(self.tmp, "busybox-rootfs.tar"))
+        self.ctr("images", "import", build_oci_archive(rootfs, os.path.join(self.tmp, "busybox-oci.tar"),
+                                                       BUSYBOX_IMAGE)).check()
+
+    def push_for_pull(self, ref: str) -> None:
+        self.ctr("images", "tag", BUSYBOX_IMAGE, ref).check()
+        self.ctr("images", "push", "--plain-http", ref, ref).check()
+        self.ctr("images", "rm", "--sync", ref).check()
+
+    # ------------------------------------------------------------------ the end
+    def netns_created(self) -> list[str]:
+        now = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        return sorted(now - self.netns_before)
+
+    def close(self) -> list[str]:
+        """Stop both daemons by pid; remove what they left outside the temp dir; return what was forced."""
+        problems: list[str] = []
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                problems.append("containerd did not stop on SIGTERM")
+        if self.registry_proc is not None and self.registry_proc.poll() is None:
+            self.registry_proc.terminate()
+            try:
+                self.registry_proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.registry_proc.kill()
+                self.registry_proc.wait()
+        shims = processes_mentioning(self.sock)
+        if shims:
+            problems.append(f"shims left: {shims}")
+            kill_pids([int(s.split(":")[0]) for s in shims])
+        mounts = mounts_under(self.tmp)
+        if mounts:
+            problems.append(f"mounts left: {mounts}")
+            unmount_all(mounts)
+        for ns in self.netns_created():
+            problems.append(f"netns left: /run/netns/{ns}")
+            sh(["ip", "netns", "delete", ns])
+        if not self.bridge_before and os.path.exists(f"/sys/class/net/{BRIDGE}"):
+            r = sh(["ip", "link", "delete", BRIDGE])   # CNI's bridge plugin never removes it
+            if r.rc != 0:
+                problems.append(f"bridge {BRIDGE} not removed: {r.err.strip()}")
+        with open("/proc/sys/net/ipv4/ip_forward", "r+") as f:
+            if f.read().strip() != self.ip_forward_before:
+                f.seek(0)
+                f.write(self.ip_forward_before)
+        cache = f"{RUNC_ROOT}/{NS}/.seccomp-cache"   # pyruntime's compiled-filter cache in the runtime root
+        if f"{RUNC_ROOT}/{NS}" not in self.preexisting and os.path.isdir(cache):
+            shutil.rmtree(cache, ignore_errors=True)
+        for d in HOST_DIRS:   # deepest first; only what this lane created, only if empty
+            if d not in self.preexisting:
+                try:
+                    os.rmdir(d)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:   # the shared dirs may hold another containerd's entries by now
+                    if d == f"{RUNC_ROOT}/{NS}" or d == "/run/netns":
+                        problems.append(f"{d} not removed: {e.strerror}: {os.listdir(d)}")
+        return problems
