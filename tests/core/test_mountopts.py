@@ -183,3 +183,34 @@ def test_rbind_keeps_read_only_submounts(rt, make_bundle, tree):
                     edit=lambda c: c["mounts"].append(_mount(tree, "/a", ["rbind", "nosuid"])))
     out = rt.out("run", "--bundle", b, "rbro").split()
     assert out[:2] == ["/a/top:rw", "/a/sub/x:ro"] and out[2].startswith("ro"), out
+
+
+def test_idmap_in_a_user_namespace(rt, make_bundle):
+    """The Kubernetes case: a container in a user namespace (root = host 100000) and a volume owned by
+    host root.  Through a mount id-mapped 0 -> 100000 the container sees its files as its own root's
+    and what it creates lands on disk as host root; through a plain bind they are nobody's."""
+    import tempfile
+    if not os.path.exists("/proc/self/ns/user"):
+        pytest.skip("kernel without user namespaces")
+    top = tempfile.mkdtemp(prefix="pyrt-idmap-", dir="/var/tmp")     # reachable for host uid 100000
+    try:
+        os.chmod(top, 0o755)
+        vol = os.path.join(top, "vol")
+        os.mkdir(vol, 0o755)
+        with open(os.path.join(vol, "f"), "w") as f:
+            f.write("x")
+        maps = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+        def edit(c):
+            c["linux"]["namespaces"].append({"type": "user"})
+            c["linux"]["uidMappings"] = c["linux"]["gidMappings"] = maps
+            # existing mount points: the container's root may not create any in a rootfs owned by host root
+            c["mounts"] += [_mount(vol, "/home", ["rbind", "idmap"], uidMappings=maps, gidMappings=maps),
+                            _mount(vol, "/mnt", ["rbind"])]
+        out = rt.out("run", "--bundle", make_bundle(
+            ["sh", "-c", "stat -c '%u:%g' /home/f /mnt/f; touch /home/new && echo created"], edit=edit), "idu")
+        assert out.split() == ["0:0", "65534:65534", "created"], out
+        st = os.stat(os.path.join(vol, "new"))
+        assert (st.st_uid, st.st_gid) == (0, 0)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
