@@ -32,6 +32,9 @@
  * connects and sends GO, then runs startContainer hooks, loads seccomp (if not loaded earlier) and
  * execve()s; start reads EOF (exec'd, the connection is CLOEXEC) or an error text.
  * An error after #5 cannot be reported over the socket (create has exited): it goes to stderr.
+ * Without startContainer hooks (and unless a seccomp filter without no_new_privs is still to load),
+ * #5 is sent by the sealed trampoline the init has become (mode "pyruntime-init"), which then does the
+ * accept/GO/seccomp/execve steps itself (_native/trampoline/trampoline.c).
  */
 
 enum {
