@@ -281,7 +281,9 @@ def open_cgroup(linux: dict, cid: str, systemd: bool):
     resources = linux.get("resources") or {}
     explicit = bool(linux.get("cgroupsPath"))
     # runc: without cgroupsPath, a rootless container's cgroup is <id> below the caller's own cgroup
-    mgr = open_manager(linux.get("cgroupsPath") or (cid if euid_rootless() else None), cid, systemd=systemd)
+    # (the systemd driver has its own default: user.slice, prefix runc, the id)
+    mgr = open_manager(linux.get("cgroupsPath") or (cid if euid_rootless() and not systemd else None), cid,
+                       systemd=systemd)
     if not requested_limits(resources) and hasattr(mgr, "enable_controllers"):
         mgr.enable_controllers = False
     try:

@@ -40,8 +40,12 @@ class Systemd:
     """One connection to the system (or, with ``user=True``, the user's) systemd instance."""
 
     def __init__(self, user: bool = False) -> None:
-        from jeepney import DBusAddress
-        from jeepney.io.blocking import open_dbus_connection
+        try:
+            from jeepney import DBusAddress
+            from jeepney.io.blocking import open_dbus_connection
+        except ImportError:
+            raise RuntimeFailure("the D-Bus client package jeepney is not installed "
+                                 "(pip install 'pyruntime[systemd]')", step="systemd cgroup driver") from None
         self.user = user
         bus = _user_bus_address() if user else "SYSTEM"
         try:

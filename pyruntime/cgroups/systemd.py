@@ -131,15 +131,16 @@ class SystemdManager:
             bus.set_unit_properties(self.unit, sdprops.resource_props(r, bus.version(), initial=False))
         self.fs._set(r, initial=False)
 
-    def destroy(self) -> None:
+    def destroy(self, kill: bool = True) -> None:
         """Stop the unit (systemd kills what is left and removes the cgroup), then make sure the
         directory is gone.  A unit that never started, or that systemd already collected when the
-        last process exited, is fine."""
-        if self.started:
+        last process exited, is fine.  kill=False (processes that are not the container's may be
+        in the scope): stop the unit only when it is empty, signal nobody."""
+        if self.started and (kill or not self.fs.pids()):
             with self._bus() as bus:
                 bus.stop_unit(self.unit)
         if os.path.isdir(self.fs.path):
-            self.fs.destroy()
+            self.fs.destroy(kill=kill)
 
     # --- the cgroup itself: straight to the scope's directory ---------------------------------------
     def freeze(self) -> None:

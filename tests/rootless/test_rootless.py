@@ -127,9 +127,6 @@ def test_lifecycle(rl, both, bundle, mapping):
             json.loads(ps.stdout), "listed": cid in [c["id"] for c in json.loads(listed) or []],
             "pause_ok": pause.returncode == 0, "stopped": stopped, "gone": gone.returncode != 0,
         }
-    if outcome["pyruntime"]["exec"][0] == 255 and "setns pid namespace" in outcome["pyruntime"].get("exec_err", ""):
-        pytest.xfail("exec as an unprivileged user: the C core still joins the pid namespace from the parent, "
-                     "outside the container's user namespace (restructured by the seccore branch)")
     for o in outcome.values():
         o.pop("exec_err")
     # ps: runc needs the cgroup it cannot have here; pyruntime finds the processes by pid namespace

@@ -8,7 +8,7 @@
 # "test-systemd: SKIPPED: <reason>" (exit 0, or 77 with SYSTEMD_REQUIRED=1).
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-TIMEOUT=${SYSTEMD_TIMEOUT:-900}
+TIMEOUT=${SYSTEMD_TIMEOUT:-1500}
 
 skip() {
     echo "test-systemd: SKIPPED: $1"
