@@ -32,6 +32,8 @@ CRI_STEPS = ("Version", "Status", "PullImage", "RunPodSandbox (pod network)", "R
              "StopPodSandbox", "RemovePodSandbox", "Nothing left behind")
 HANDLERS = ("runc", "pyruntime")
 MiB = 1024 * 1024
+# client deadlines: a TCG VM (tests/vm) runs every runtime invocation many times slower
+SLOW = 5 if os.environ.get("PYRUNTIME_TEST_VM") == "1" else 1
 SYSTEMD = os.environ.get("CRI_SYSTEMD_CGROUP") == "1"   # SystemdCgroup = true: a kubeadm node's configuration
 
 
@@ -104,7 +106,7 @@ class Lane:
     # ------------------------------------------------------------------ plumbing
     def call(self, method: Callable, req: Any, timeout: float = 60) -> Any:
         try:
-            return method(req, timeout=timeout)
+            return method(req, timeout=timeout * SLOW)
         except self.grpc.RpcError as e:
             raise AssertionError(f"{method._method.decode().rsplit('/', 1)[-1]}: "
                                  f"{e.code().name}: {e.details()}") from None
@@ -316,7 +318,7 @@ class Lane:
             except FileNotFoundError:
                 return []
             return got if len(got) >= 2 else []
-        got = wait_for(f"two lines in {path}", lines, timeout=10)
+        got = wait_for(f"two lines in {path}", lines, timeout=10 * SLOW)
         parsed = sorted((ln.split(" ", 3)[1], ln.split(" ", 3)[2], ln.split(" ", 3)[3]) for ln in got)
         assert parsed == [("stderr", "F", "oops-cri"), ("stdout", "F", "hello-cri")], f"log lines {got}"
         for ln in got:   # RFC 3339 nano timestamp first
@@ -376,7 +378,7 @@ class Lane:
             out += [f"netns {n}" for n in self.env.netns_created()]
             return out
         try:
-            wait_for("nothing left", lambda: not scan(), timeout=10)
+            wait_for("nothing left", lambda: not scan(), timeout=10 * SLOW)
         except StepError:
             found = scan()
         # the pod cgroup parents are the client's (the kubelet creates and removes them): ours to remove
@@ -402,7 +404,7 @@ class Lane:
                 (self.rt.StopPodSandbox, pb.StopPodSandboxRequest(pod_sandbox_id=ctx.get("hostpod", ""))),
                 (self.rt.RemovePodSandbox, pb.RemovePodSandboxRequest(pod_sandbox_id=ctx.get("hostpod", "")))):
             try:
-                call(req, timeout=60)
+                call(req, timeout=60 * SLOW)
             except self.grpc.RpcError:
                 pass
 
