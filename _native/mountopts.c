@@ -4,7 +4,9 @@
  *
  * The child half runs inside the container's mount namespace before pivot_root, on fds resolved
  * inside the rootfs by mounts.c; it allocates nothing (stack buffers, getdents64).  The parent half
- * (pyrt_idmap_userns) makes the user namespace fd before clone.
+ * makes, before clone and in the host's user namespace, the id-mapped trees (pyrt_idmap_userns for the
+ * mapping, pyrt_idmapped_tree for the detached clone): id-mapping needs privilege over the source's
+ * filesystem, which a container init in a user namespace lacks; it only attaches the tree.
  */
 #include "common.h"
 #include "child.h"
@@ -87,34 +89,34 @@ int pyrt_idmap_userns(const char *uid_map, const char *gid_map, char *err, size_
     return rc < 0 ? rc : nsfd;
 }
 
-/* ------------------------------------------------------------------------ child */
-
-/* idmap/ridmap: a detached clone of the source with MOUNT_ATTR_IDMAP, moved onto `destfd`. */
-int pyrt_mount_idmapped(const struct pyrt_mount *m, int destfd, char *err, size_t errlen)
+int pyrt_idmapped_tree(const char *source, int rec_clone, int rec_attr, int userns_fd, char *err, size_t errlen)
 {
     struct mount_attr attr;
     int tree;
 
-    tree = (int)syscall(SYS_open_tree, AT_FDCWD, m->source,
-                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | ((m->flags & MS_REC) ? AT_RECURSIVE : 0));
+    tree = (int)syscall(SYS_open_tree, AT_FDCWD, source,
+                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (rec_clone ? AT_RECURSIVE : 0));
     if (tree < 0)
-        return pyrt_fail(err, errlen, errno, "open_tree %s (id-mapped bind to %s)", m->source, m->dest);
+        return pyrt_fail(err, errlen, errno, "open_tree %s (id-mapped bind)", source);
     memset(&attr, 0, sizeof attr);
     attr.attr_set = MOUNT_ATTR_IDMAP;
-    attr.userns_fd = (uint64_t)m->userns_fd;
-    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (m->idmap == 2 ? AT_RECURSIVE : 0),
-                &attr, sizeof attr) < 0) {
+    attr.userns_fd = (uint64_t)userns_fd;
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (rec_attr ? AT_RECURSIVE : 0), &attr, sizeof attr) < 0) {
         int e = errno;
         close(tree);
-        return pyrt_fail(err, errlen, e, "id-map the mount of %s at %s (mount_setattr MOUNT_ATTR_IDMAP; "
-                         "does its filesystem support id-mapped mounts?)", m->source, m->dest);
+        return pyrt_fail(err, errlen, e, "id-map the mount of %s (mount_setattr MOUNT_ATTR_IDMAP; does its "
+                         "filesystem support id-mapped mounts?)", source);
     }
-    if (syscall(SYS_move_mount, tree, "", destfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
-        int e = errno;
-        close(tree);
-        return pyrt_fail(err, errlen, e, "move the id-mapped mount to %s", m->dest);
-    }
-    close(tree);
+    return tree;
+}
+
+/* ------------------------------------------------------------------------ child */
+
+/* idmap/ridmap: the tree the runtime id-mapped (tree_fd), moved onto `destfd`. */
+int pyrt_mount_idmapped(const struct pyrt_mount *m, int destfd, char *err, size_t errlen)
+{
+    if (syscall(SYS_move_mount, m->tree_fd, "", destfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        return pyrt_fail(err, errlen, errno, "attach the id-mapped mount of %s to %s", m->source, m->dest);
     return 0;
 }
 

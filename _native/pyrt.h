@@ -32,6 +32,9 @@
  * connects and sends GO, then runs startContainer hooks, loads seccomp (if not loaded earlier) and
  * execve()s; start reads EOF (exec'd, the connection is CLOEXEC) or an error text.
  * An error after #5 cannot be reported over the socket (create has exited): it goes to stderr.
+ * Without startContainer hooks (and unless a seccomp filter without no_new_privs is still to load),
+ * #5 is sent by the sealed trampoline the init has become (mode "pyruntime-init"), which then does the
+ * accept/GO/seccomp/execve steps itself (_native/trampoline/trampoline.c).
  */
 
 enum {
@@ -77,8 +80,9 @@ struct pyrt_mount {
     int dest_is_file;       /* create the destination as an empty file (bind of a non-directory) */
     uint64_t attr_set;      /* MOUNT_ATTR_* set on this mount and all below it (rro, rnosuid, ...) */
     uint64_t attr_clr;      /* MOUNT_ATTR_* cleared likewise (rrw, rsuid, ...) */
-    int idmap;              /* 1 idmap, 2 ridmap: bind through open_tree + MOUNT_ATTR_IDMAP, else 0 */
+    int idmap;              /* 1 idmap, 2 ridmap: attach tree_fd instead of a bind mount, else 0 */
     int userns_fd;          /* the user namespace holding the mapping (pyrt_idmap_userns), if idmap */
+    int tree_fd;            /* idmap: the detached, id-mapped clone of source (pyrt_idmapped_tree) */
     int tmpcopyup;          /* tmpfs: copy what the destination held into it */
 };
 
@@ -221,6 +225,12 @@ int pyrt_spawn(struct pyrt_plan *plan, int *parent_fd, char *err, size_t errlen)
 /* Parent side of idmap/ridmap: an fd of a new user namespace with these uid_map/gid_map contents
  * ("containerID hostID size" lines), or -errno with `err` filled. */
 int pyrt_idmap_userns(const char *uid_map, const char *gid_map, char *err, size_t errlen);
+
+/* Parent side of idmap/ridmap: a detached clone of `source` (recursive when `rec_clone`) with
+ * MOUNT_ATTR_IDMAP from `userns_fd` (on every mount of it when `rec_attr`).  Made by the runtime in
+ * the host's user namespace: id-mapping needs privilege over the filesystem, which the container's
+ * init lacks inside a user namespace.  Returns the tree fd or -errno with `err` filled. */
+int pyrt_idmapped_tree(const char *source, int rec_clone, int rec_attr, int userns_fd, char *err, size_t errlen);
 
 /* setns() for Python 3.11, which lacks os.setns (hooks run in the container's mount namespace). */
 int pyrt_setns(int fd, int nstype);

@@ -26,9 +26,10 @@ TEST_LANES += test-cri
 cri-deps: $(VENV)/.stamp-cri
 	@missing=""; \
 	for b in containerd:containerd ctr:containerd /usr/lib/cni/bridge:containernetworking-plugins \
+	         /usr/include/stdio.h:libc6-dev \
 	         docker-registry:docker-registry gcc:gcc ip:iproute2 runc:runc /bin/busybox:busybox-static; do \
 	  cmd=$${b%%:*}; pkg=$${b##*:}; \
-	  if [ -x "$$cmd" ] || command -v "$$cmd" >/dev/null 2>&1; then :; else missing="$$missing $$pkg"; fi; \
+	  if [ -e "$$cmd" ] || command -v "$$cmd" >/dev/null 2>&1; then :; else missing="$$missing $$pkg"; fi; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \

@@ -390,7 +390,7 @@ def _memory_policy() -> dict[str, list[str]] | None:
 def _mount_extensions() -> dict[str, dict[str, bool]]:
     """idmap: the core's mount struct must carry a user namespace for mount_setattr(MOUNT_ATTR_IDMAP)."""
     fields = _struct_fields("struct pyrt_mount")
-    built = "idmap" in fields and "userns_fd" in fields
+    built = "idmap" in fields and "tree_fd" in fields
     return {"idmap": {"enabled": built and kernel_has_mount_setattr()}}
 
 

@@ -152,7 +152,7 @@ def _idmap_maps(m: dict, linux: dict, field: str, in_userns: bool) -> tuple[str,
 def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg: dict) -> None:
     from . import mountopts
     linux = cfg.get("linux", {}) or {}
-    # (source, dest, fstype|None for bind, flags, data, propagation, parsed options, userns fd)
+    # (source, dest, fstype|None for bind, flags, data, propagation, parsed options, id-mapped tree fd)
     mounts: list[tuple] = []
     for i, m in enumerate(cfg.get("mounts", [])):
         field = f"mounts[{i}]"
@@ -177,6 +177,7 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
             if userns < 0:
                 raise RuntimeFailure(ffi.string(err).decode(errors="replace"), step=f"{field}.options")
             p.fds.append(userns)
+        tree = -1
         if bind:
             if not src:
                 raise ConfigError(f"{field}.source", "a bind mount needs a source")
@@ -184,7 +185,14 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
                 src = os.path.join(bundle, src)
             if not os.path.exists(src):
                 raise RuntimeFailure("no such file or directory", step=f"{field}.source", path=src)
-            mounts.append((src, dest, None, flags, data, prop, o, userns))
+            if o.idmap:
+                err = ffi.new("char[]", lib.PYRT_ERR_MAX)
+                tree = lib.pyrt_idmapped_tree(src.encode(), int(bool(flags & MS["rec"])), int(o.idmap == 2),
+                                              userns, err, lib.PYRT_ERR_MAX)
+                if tree < 0:
+                    raise RuntimeFailure(ffi.string(err).decode(errors="replace"), step=f"{field}.options")
+                p.fds.append(tree)
+            mounts.append((src, dest, None, flags, data, prop, o, tree))
         elif mtype == "cgroup":
             for t in _cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None, cg):
                 mounts.append((*t, o, -1))
@@ -198,7 +206,7 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
                 raise ConfigError(f"{field}.type", "is required for a non-bind mount")
             mounts.append((src or mtype, dest, mtype, flags, data, prop, o, -1))
     arr = p.array("struct pyrt_mount", len(mounts))
-    for i, (src, dest, fstype, flags, data, prop, o, userns) in enumerate(mounts):
+    for i, (src, dest, fstype, flags, data, prop, o, tree) in enumerate(mounts):
         a = arr[i]
         a.source, a.dest = p.str(src), p.str(dest)
         a.fstype, a.data = p.str(fstype), p.str(data or None)
@@ -206,7 +214,7 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
         a.kind = lib.PYRT_MOUNT_BIND if fstype is None else lib.PYRT_MOUNT_PLAIN
         a.dest_is_file = int(fstype is None and not os.path.isdir(src))
         a.attr_set, a.attr_clr = o.attr_set, o.attr_clr
-        a.idmap, a.userns_fd = o.idmap, userns
+        a.idmap, a.tree_fd, a.userns_fd = o.idmap, tree, -1
         a.tmpcopyup = int(o.tmpcopyup)
     p.c.mounts, p.c.n_mounts = arr, len(mounts)
     p.c.setup_dev = int(any(os.path.normpath(m["destination"]) == "/dev" for m in cfg.get("mounts", [])))

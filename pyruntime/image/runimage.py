@@ -156,11 +156,8 @@ def find_image(store: Store, image_ref: str, *, platform: str | None, need_layer
         if pull_opts is None or not is_registry_ref(image_ref):
             raise ImageError("no such image layout, archive or stored image", step="image", path=image_ref)
         rec = pull_into_store(store, image_ref, platform=platform, warn=warn, **pull_opts)
-    missing = [d for d in rec.get("diffIDs") or [] if not store.has_layer(d)]
-    if not missing and not need_layers:
-        return rec, None
-    if not missing:
-        return rec, None
+    if all(store.has_layer(d) for d in rec.get("diffIDs") or []):
+        return rec, None                 # (a copying caller opens the source itself)
     images, img = _open_source(rec["source"], rec.get("sourceRef"), rec.get("platform"))
     try:
         if need_layers:

@@ -39,27 +39,27 @@ def _mount(src, dest: str, opts: list[str], **extra) -> dict:
 def test_rro_reaches_submounts(rt, make_bundle, tree):
     """rbind,rro: read-only including the submount; rbind,ro alone leaves the submount writable
     (which is why rro exists).  runc, where it supports rro, is the control."""
-    script = "for f in /a/top /a/sub/x /b/top /b/sub/x; do (echo w >> $f) 2>/dev/null && echo $f:rw || echo $f:ro; done"
+    script = "for f in /mnt/top /mnt/sub/x /home/top /home/sub/x; do (echo w >> $f) 2>/dev/null && echo $f:rw || echo $f:ro; done"
     b = make_bundle(["sh", "-c", script], edit=lambda c: c["mounts"].extend([
-        _mount(tree, "/a", ["rbind", "rro"]), _mount(tree, "/b", ["rbind", "ro"])]))
+        _mount(tree, "/mnt", ["rbind", "rro"]), _mount(tree, "/home", ["rbind", "ro"])]))
     out = rt.out("run", "--bundle", b, "rro").split()
-    assert out == ["/a/top:ro", "/a/sub/x:ro", "/b/top:ro", "/b/sub/x:rw"], out
+    assert out == ["/mnt/top:ro", "/mnt/sub/x:ro", "/home/top:ro", "/home/sub/x:rw"], out
     if RUNC:
         r = Runtime(f"/run/runc-test-{uuid.uuid4().hex[:8]}", binary=RUNC)
         try:
             cp = r("run", "--bundle", b, "rro-runc", check=False)
             if cp.returncode == 0:
-                assert cp.stdout.decode().split()[:2] == ["/a/top:ro", "/a/sub/x:ro"]
+                assert cp.stdout.decode().split()[:2] == ["/mnt/top:ro", "/mnt/sub/x:ro"]
         finally:
             r.cleanup()
 
 
 def test_recursive_noexec_nosuid_nodev(rt, make_bundle, tree):
-    b = make_bundle(["sh", "-c", "/a/sub/run.sh 2>/dev/null || echo refused; /b/sub/run.sh; "
-                                 "grep -E ' /a/sub ' /proc/self/mountinfo"],
+    b = make_bundle(["sh", "-c", "/mnt/sub/run.sh 2>/dev/null || echo refused; /home/sub/run.sh; "
+                                 "grep -E ' /mnt/sub ' /proc/self/mountinfo"],
                     edit=lambda c: c["mounts"].extend([
-                        _mount(tree, "/a", ["rbind", "rnoexec", "rnosuid", "rnodev"]),
-                        _mount(tree, "/b", ["rbind"])]))
+                        _mount(tree, "/mnt", ["rbind", "rnoexec", "rnosuid", "rnodev"]),
+                        _mount(tree, "/home", ["rbind"])]))
     out = rt.out("run", "--bundle", b, "rnx")
     lines = out.splitlines()
     assert lines[0] == "refused" and lines[1] == "executed", out
@@ -71,8 +71,8 @@ def test_rrw_after_ro_source(rt, make_bundle, tmp_path):
     """rrw clears read-only below the mount (the last option wins, as with mount(8))."""
     src = tmp_path / "s"
     src.mkdir()
-    b = make_bundle(["sh", "-c", "touch /a/f && echo writable"],
-                    edit=lambda c: c["mounts"].append(_mount(src, "/a", ["rbind", "rro", "rrw"])))
+    b = make_bundle(["sh", "-c", "touch /mnt/f && echo writable"],
+                    edit=lambda c: c["mounts"].append(_mount(src, "/mnt", ["rbind", "rro", "rrw"])))
     assert rt.out("run", "--bundle", b, "rrw") == "writable\n"
 
 
@@ -81,9 +81,9 @@ def test_nosymfollow(rt, make_bundle, tmp_path):
     src.mkdir()
     (src / "target").write_text("reached\n")
     os.symlink("target", src / "link")
-    b = make_bundle(["sh", "-c", "cat /a/link 2>&1; cat /b/link"],
-                    edit=lambda c: c["mounts"].extend([_mount(src, "/a", ["bind", "nosymfollow"]),
-                                                       _mount(src, "/b", ["bind"])]))
+    b = make_bundle(["sh", "-c", "cat /mnt/link 2>&1; cat /home/link"],
+                    edit=lambda c: c["mounts"].extend([_mount(src, "/mnt", ["bind", "nosymfollow"]),
+                                                       _mount(src, "/home", ["bind"])]))
     out = rt.out("run", "--bundle", b, "nsf").splitlines()
     assert "reached" not in out[0] and "many levels" in out[0].lower() or "loop" in out[0].lower(), out
     assert out[1] == "reached"
@@ -100,11 +100,11 @@ def test_idmap_bind_mount(rt, make_bundle, tmp_path, opt):
     os.chown(src / "f", 1000, 1000)
     os.chown(src, 1000, 1000)
     maps = [{"containerID": 1000, "hostID": 2000, "size": 1}]
-    b = make_bundle(["sh", "-c", "stat -c '%u %g' /m/f /plain/f; touch /m/new"],
+    b = make_bundle(["sh", "-c", "stat -c '%u %g' /mnt/f /home/f; touch /mnt/new"],
                     edit=lambda c: (c["process"].__setitem__("user", {"uid": 2000, "gid": 2000}),
                                     c["mounts"].extend([
-                                        _mount(src, "/m", ["rbind", opt], uidMappings=maps, gidMappings=maps),
-                                        _mount(src, "/plain", ["rbind"])])))
+                                        _mount(src, "/mnt", ["rbind", opt], uidMappings=maps, gidMappings=maps),
+                                        _mount(src, "/home", ["rbind"])])))
     out = rt.out("run", "--bundle", b, f"idm-{opt}")
     assert out.split("\n")[:2] == ["2000 2000", "1000 1000"], out
     st = os.stat(src / "new")
@@ -112,7 +112,7 @@ def test_idmap_bind_mount(rt, make_bundle, tmp_path, opt):
 
 
 def test_idmap_without_mappings_or_userns_is_an_error(rt, make_bundle, tmp_path):
-    b = make_bundle(["true"], edit=lambda c: c["mounts"].append(_mount(tmp_path, "/m", ["bind", "idmap"])))
+    b = make_bundle(["true"], edit=lambda c: c["mounts"].append(_mount(tmp_path, "/mnt", ["bind", "idmap"])))
     cp = rt("create", "--bundle", b, "idm-bad", check=False)
     assert cp.returncode == 1 and b"options: idmap needs" in cp.stderr, cp.stderr
 
@@ -177,9 +177,40 @@ def test_rbind_keeps_read_only_submounts(rt, make_bundle, tree):
     (its flags are copied, and a remount of the top for other flags does not touch it), the top
     stays writable."""
     subprocess.run(["mount", "-o", "remount,ro", str(tree / "sub")], check=True)
-    script = ("for f in /a/top /a/sub/x; do (echo w >> $f) 2>/dev/null && echo $f:rw || echo $f:ro; done; "
-              "grep -E ' /a/sub ' /proc/self/mountinfo | cut -d' ' -f6")
+    script = ("for f in /mnt/top /mnt/sub/x; do (echo w >> $f) 2>/dev/null && echo $f:rw || echo $f:ro; done; "
+              "grep -E ' /mnt/sub ' /proc/self/mountinfo | cut -d' ' -f6")
     b = make_bundle(["sh", "-c", script],
-                    edit=lambda c: c["mounts"].append(_mount(tree, "/a", ["rbind", "nosuid"])))
+                    edit=lambda c: c["mounts"].append(_mount(tree, "/mnt", ["rbind", "nosuid"])))
     out = rt.out("run", "--bundle", b, "rbro").split()
-    assert out[:2] == ["/a/top:rw", "/a/sub/x:ro"] and out[2].startswith("ro"), out
+    assert out[:2] == ["/mnt/top:rw", "/mnt/sub/x:ro"] and out[2].startswith("ro"), out
+
+
+def test_idmap_in_a_user_namespace(rt, make_bundle):
+    """The Kubernetes case: a container in a user namespace (root = host 100000) and a volume owned by
+    host root.  Through a mount id-mapped 0 -> 100000 the container sees its files as its own root's
+    and what it creates lands on disk as host root; through a plain bind they are nobody's."""
+    import tempfile
+    if not os.path.exists("/proc/self/ns/user"):
+        pytest.skip("kernel without user namespaces")
+    top = tempfile.mkdtemp(prefix="pyrt-idmap-", dir="/var/tmp")     # reachable for host uid 100000
+    try:
+        os.chmod(top, 0o755)
+        vol = os.path.join(top, "vol")
+        os.mkdir(vol, 0o755)
+        with open(os.path.join(vol, "f"), "w") as f:
+            f.write("x")
+        maps = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+        def edit(c):
+            c["linux"]["namespaces"].append({"type": "user"})
+            c["linux"]["uidMappings"] = c["linux"]["gidMappings"] = maps
+            # existing mount points: the container's root may not create any in a rootfs owned by host root
+            c["mounts"] += [_mount(vol, "/home", ["rbind", "idmap"], uidMappings=maps, gidMappings=maps),
+                            _mount(vol, "/mnt", ["rbind"])]
+        out = rt.out("run", "--bundle", make_bundle(
+            ["sh", "-c", "stat -c '%u:%g' /home/f /mnt/f; touch /home/new && echo created"], edit=edit), "idu")
+        assert out.split() == ["0:0", "65534:65534", "created"], out
+        st = os.stat(os.path.join(vol, "new"))
+        assert (st.st_uid, st.st_gid) == (0, 0)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

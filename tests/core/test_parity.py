@@ -175,13 +175,23 @@ def test_home_in_exec(rt, make_bundle, tmp_path):
     assert rt.out("exec", "--user", "0", "he", "sh", "-c", "echo $HOME") == "/root\n"
 
 
-def test_missing_cwd_created(rt, runc, make_bundle):
-    """runc and crun create a missing process.cwd (0755, owned by the container's root)."""
-    def edit(c):
-        c["process"]["cwd"] = "/work/deep/dir"
-        c["process"]["user"] = {"uid": 1000, "gid": 1000}
-    ours, theirs = both(rt, runc, make_bundle(["sh", "-c", "pwd; stat -c '%u %a' ."], edit=edit))
-    assert ours == theirs == "/work/deep/dir\n0 755\n"
+def test_missing_cwd_created(rt, runc, make_bundle, tmp_path):
+    """runc and crun create a missing process.cwd (0755, owned by the container's root).  Each runtime
+    gets its own copy of the rootfs, so each really has to create it."""
+    outs = []
+    for name, r in (("ours", rt), ("runc", runc)):
+        root = tmp_path / f"rootfs-{name}"
+        shutil.copytree(ROOTFS, root, symlinks=True)
+
+        def edit(c, root=root):
+            c["root"]["path"] = str(root)
+            c["process"]["cwd"] = "/work/deep/dir"
+            c["process"]["user"] = {"uid": 1000, "gid": 1000}
+        assert not (root / "work").exists()
+        outs.append(r.out("run", "--bundle", make_bundle(["sh", "-c", "pwd; stat -c '%u %a' ."], edit=edit),
+                          f"cwd-{name}"))
+        assert (root / "work" / "deep" / "dir").is_dir()
+    assert outs[0] == outs[1] == "/work/deep/dir\n0 755\n", outs
 
 
 # --- hooks ----------------------------------------------------------------------------------------

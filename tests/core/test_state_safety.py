@@ -300,9 +300,7 @@ def test_killed_create_never_poisons_the_id(rt, make_bundle):
     span = max(time.monotonic() - t0, 0.08)
     rt("delete", "--force", "k")
     lo, hi = 0.0, 1.5 * span     # narrowed as kills land before the dir exists / after create ended
-    t_end = time.monotonic() + 90
-    for i in range(24):
-        assert time.monotonic() < t_end, "bounded: 24 rounds in 90 s"
+    for i in range(24):        # bounded by rounds (each call has its timeout), not by wall time
         cid = "k"
         p = subprocess.Popen([LAUNCHER, "--root", rt.root, "create", "-b", b, cid],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -339,6 +337,7 @@ def test_killed_create_never_poisons_the_id(rt, make_bundle):
 
 
 # --- 10: a shared cgroupsPath ----------------------------------------------------------------------------
+@pytest.mark.cgroup      # also in the pure cgroup v2 VM lane
 def test_shared_cgroup_never_harms_the_other_container(rt, make_bundle):
     rel = f"{CG_PARENT}/shared-{uuid.uuid4().hex[:6]}"
     setcg = lambda c: c["linux"].__setitem__("cgroupsPath", rel)  # noqa: E731
@@ -373,6 +372,7 @@ def test_shared_cgroup_never_harms_the_other_container(rt, make_bundle):
     assert not cgroup_dirs(rel)
 
 
+@pytest.mark.cgroup      # also in the pure cgroup v2 VM lane
 def test_failed_create_in_shared_cgroup_keeps_the_other(rt, make_bundle):
     """A create that fails late (its process cannot start) with the cgroup of a stopped container that
     another one now runs in: the failure undoes only its own things."""
@@ -432,6 +432,7 @@ def test_shared_cgroup_runc_control(rt, make_bundle, tmp_path):
     assert not cgroup_dirs(rel)
 
 
+@pytest.mark.cgroup      # also in the pure cgroup v2 VM lane
 def test_nested_pid_namespace_is_the_containers_own(rt, make_bundle):
     """Processes in a pid namespace the container made itself are its own: delete kills them and
     removes the cgroup (only a sibling's processes are spared)."""

@@ -153,6 +153,7 @@ class Proxy:
         self.upstream = upstream
         self.corrupt: str | None = None
         self.cut: dict[str, int] = {}
+        self.fail: dict[str, int] = {}          # digest -> how many 503s to answer first
         self.ranges: list[str] = []
         proxy = self
 
@@ -163,6 +164,13 @@ class Proxy:
                 pass
 
             def do_GET(self) -> None:
+                last = self.path.rsplit("/", 1)[-1]
+                if proxy.fail.get(last, 0) > 0:
+                    proxy.fail[last] -= 1
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 req = urllib.request.Request(f"http://{proxy.upstream}{self.path}", method="GET")
                 for k, v in self.headers.items():
                     if k.lower() not in ("host", "connection"):

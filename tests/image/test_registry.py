@@ -216,6 +216,23 @@ def test_interrupted_download_resumes(plain, images, tmp_path):
         proxy.stop()
 
 
+def test_server_errors_are_retried(plain, images, tmp_path):
+    manifest = _manifest(images, next(m for m in _index(images)
+                                      if m["annotations"]["org.opencontainers.image.ref.name"] == "bb")["digest"])
+    layer = manifest["layers"][0]["digest"]
+    proxy = Proxy(plain.host)
+    try:
+        proxy.fail[layer] = 2                   # two 503s, then the blob (4 attempts with backoff)
+        out = str(tmp_path / "503")
+        pyrt("image", "pull", "--tls-verify=false", f"{proxy.host}/test/bb:v1", out)
+        assert layer[7:] in _blobs(out) and proxy.fail[layer] == 0
+        proxy.fail[layer] = 10                  # a registry that keeps failing: a clear error
+        cp = pyrt("image", "pull", "--tls-verify=false", f"{proxy.host}/test/bb:v1", str(tmp_path / "x"), check=False)
+        assert cp.returncode == 1 and "HTTP 503 (after 4 attempts)" in cp.stderr, cp.stderr
+    finally:
+        proxy.stop()
+
+
 def test_run_image_pulls_when_missing(plain, tmp_path, rt):
     from pyruntime.image.rmtree import remove_path
     try:
