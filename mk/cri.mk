@@ -13,6 +13,9 @@
 #
 #   make test-cri CRI_INSTALL= PYRUNTIME_BIN=$PWD/bin/pyruntime   (test the tree's launcher, no install)
 #   CRI_KEEP=1 keeps the temp dir (containerd.log, registry.log, pod logs) for a post-mortem.
+#   CRI_SYSTEMD_CGROUP=1: SystemdCgroup = true, pod cgroup parents as slices (a kubeadm node's setup);
+#   needs systemd as PID 1 (the systemd VM: VM_INIT=systemd VM_PASS_ENV=CRI_SYSTEMD_CGROUP
+#   tests/vm/run-in-vm.sh .venv/bin/python -m tests.cri.lane).
 CRI_REPORT ?= $(ROOT)/build/cri-report.txt
 CRI_TIMEOUT ?= 300
 CRI_INSTALL ?= install

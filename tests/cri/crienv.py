@@ -56,8 +56,9 @@ def build_pause_archive(tmp: str) -> str:
 class CriEnv:
     """containerd (CRI plugin on, handlers runc + pyruntime), the CNI conf, a loopback registry."""
 
-    def __init__(self, tmp: str, runtimes: dict[str, str]) -> None:
+    def __init__(self, tmp: str, runtimes: dict[str, str], systemd_cgroup: bool = False) -> None:
         self.tmp = tmp
+        self.systemd_cgroup = systemd_cgroup
         self.runtimes = runtimes
         self.sock = os.path.join(tmp, "containerd.sock")
         self.root = os.path.join(tmp, "root")
@@ -80,6 +81,7 @@ class CriEnv:
 
     # ------------------------------------------------------------------ configuration
     def write_config(self) -> str:
+        systemd_cgroup = self.systemd_cgroup
         with open(os.path.join(self.cni_conf, "10-pyrt-cri.conflist"), "w") as f:
             f.write('{"cniVersion": "0.4.0", "name": "pyrt-cri", "plugins": [{"type": "bridge", '
                     f'"bridge": "{BRIDGE}", "isGateway": true, "ipMasq": false, "hairpinMode": false, '
@@ -91,6 +93,7 @@ class CriEnv:
   runtime_type = "io.containerd.runc.v2"
 [{cri}.containerd.runtimes.{name}.options]
   BinaryName = "{binary}"
+  SystemdCgroup = {"true" if systemd_cgroup else "false"}
 """ for name, binary in self.runtimes.items())
         conf = os.path.join(self.tmp, "config.toml")
         with open(conf, "w") as f:

@@ -32,6 +32,23 @@ CRI_STEPS = ("Version", "Status", "PullImage", "RunPodSandbox (pod network)", "R
              "StopPodSandbox", "RemovePodSandbox", "Nothing left behind")
 HANDLERS = ("runc", "pyruntime")
 MiB = 1024 * 1024
+SYSTEMD = os.environ.get("CRI_SYSTEMD_CGROUP") == "1"   # SystemdCgroup = true: a kubeadm node's configuration
+
+
+def slice_path(name: str) -> str:
+    """systemd's cgroup path of a slice unit: ``a-b.slice`` -> ``/a.slice/a-b.slice``."""
+    if name in ("", "-.slice"):
+        return ""
+    parts = name[:-len(".slice")].split("-")
+    return "".join("/" + "-".join(parts[:i + 1]) + ".slice" for i in range(len(parts)))
+
+
+def cgroup_rel(cgroups_path: str) -> str:
+    """The cgroup directory (relative to the hierarchy) a spec's cgroupsPath names, either driver."""
+    if SYSTEMD:
+        sl, prefix, name = cgroups_path.split(":")
+        return f"{slice_path(sl)}/{prefix}-{name}.scope"
+    return cgroups_path
 OOM_ADJ = 555
 
 
@@ -79,7 +96,8 @@ class Lane:
         self.rt = stubs.RuntimeServiceStub(channel)
         self.img = stubs.ImageServiceStub(channel)
         self.results: dict[str, dict[str, tuple[str, str]]] = {s: {} for s in CRI_STEPS}
-        self.parent = f"/pyrt-cri-{uuid.uuid4().hex[:8]}"
+        self.tag = uuid.uuid4().hex[:8]
+        self.parent = f"/pyrtcri{self.tag}.slice" if SYSTEMD else f"/pyrt-cri-{self.tag}"
         self.pull_ref = f"{env.registry}/pyrt/busybox:cri"
         self.image = ""
 
@@ -148,8 +166,17 @@ class Lane:
             # a kubelet sets no hostname for a hostNetwork pod: it shares the host's UTS namespace
             hostname="" if host_net else f"{name}-{handler}", log_directory=logdir,
             labels={"pyrt-cri": handler},
-            linux=pb.LinuxPodSandboxConfig(cgroup_parent=f"{self.parent}/{handler}-{name}",
+            linux=pb.LinuxPodSandboxConfig(cgroup_parent=self.pod_parent(handler, name),
                                            security_context=pb.LinuxSandboxSecurityContext(namespace_options=ns)))
+
+    def pod_parent(self, handler: str, name: str) -> str:
+        """The pod's cgroup parent as a kubelet passes it: a path (cgroupfs) or a slice (systemd)."""
+        if SYSTEMD:
+            return f"pyrtcri{self.tag}-{handler}{name}.slice"
+        return f"{self.parent}/{handler}-{name}"
+
+    def pod_parent_rel(self, handler: str, name: str) -> str:
+        return slice_path(self.pod_parent(handler, name)) if SYSTEMD else self.pod_parent(handler, name)
 
     def sandbox_pid(self, pod: str) -> int:
         st = self.call(self.rt.PodSandboxStatus, self.pb.PodSandboxStatusRequest(pod_sandbox_id=pod, verbose=True))
@@ -221,7 +248,7 @@ class Lane:
         assert st.status.state == pb.CONTAINER_RUNNING, f"state {st.status.state}"
         info = json.loads(st.info["info"])
         pid = int(info["pid"])
-        ctx["cgroup"] = info["runtimeSpec"]["linux"]["cgroupsPath"]
+        ctx["cgroup"] = cgroup_rel(info["runtimeSpec"]["linux"]["cgroupsPath"])
         self.runtime_state(handler, ctx["cid"], pid)
         with open(f"/proc/{pid}/cgroup") as f:
             assert any(line.rstrip().endswith(ctx["cgroup"]) for line in f), f"pid {pid} not in {ctx['cgroup']}"
@@ -343,8 +370,8 @@ class Lane:
         def scan() -> list[str]:
             out = [f"mount {m}" for m in mounts_under(self.env.tmp) if any(i in m for i in ids)]
             out += [f"process {p}" for i in ids for p in processes_mentioning(i)]
-            out += [f"cgroup {d}" for d in cgroup_children(f"{self.parent}/{handler}-pod")
-                    + cgroup_children(f"{self.parent}/{handler}-hostpod")]
+            out += [f"cgroup {d}" for d in cgroup_children(self.pod_parent_rel(handler, "pod"))
+                    + cgroup_children(self.pod_parent_rel(handler, "hostpod"))]
             out += [f"runtime state {i[:12]}" for i in ids if os.path.exists(f"/run/containerd/runc/k8s.io/{i}")]
             out += [f"netns {n}" for n in self.env.netns_created()]
             return out
@@ -353,9 +380,12 @@ class Lane:
         except StepError:
             found = scan()
         # the pod cgroup parents are the client's (the kubelet creates and removes them): ours to remove
-        from tests.e2e.helpers import remove_cgroup_tree
+        from tests.e2e.helpers import remove_cgroup_tree, sh
         for key in ("pod", "hostpod"):
-            remove_cgroup_tree(f"{self.parent}/{handler}-{key}")
+            if SYSTEMD:   # the kubelet's pod slices: stopped as a unit, systemd removes their cgroups
+                sh(["systemctl", "stop", self.pod_parent(handler, key)])
+            else:
+                remove_cgroup_tree(self.pod_parent_rel(handler, key))
         del cgroup_dirs
         assert not found, "left behind: " + "; ".join(found)
         return "no container, mount, process, runtime state, cgroup or netns"
@@ -435,12 +465,13 @@ def main() -> None:
     started = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="pyrt-cri-")
     os.chmod(tmp, 0o755)
-    env = CriEnv(tmp, runtimes)
+    env = CriEnv(tmp, runtimes, systemd_cgroup=SYSTEMD)
     lane: Lane | None = None
     problems: list[str] = []
     cant_run = ""
     try:
-        say(f"test-cri: containerd + CRI in {tmp}; handlers runc={runtimes['runc']} pyruntime={runtimes['pyruntime']}")
+        say(f"test-cri: containerd + CRI in {tmp}; handlers runc={runtimes['runc']} "
+            f"pyruntime={runtimes['pyruntime']}; cgroup driver {'systemd' if SYSTEMD else 'cgroupfs'}")
         try:
             env.start()
             env.start_registry()
@@ -457,6 +488,9 @@ def main() -> None:
         problems = env.close()
         from tests.e2e.helpers import remove_cgroup_tree
         if lane is not None:
+            if SYSTEMD:
+                from tests.e2e.helpers import sh
+                sh(["systemctl", "stop", lane.parent.lstrip("/")])
             stuck = remove_cgroup_tree(lane.parent)
             if stuck:
                 problems.append(f"cgroups not removable: {stuck}")
