@@ -188,6 +188,6 @@ def frozen_from_state(d: dict) -> bool:
         if fz:
             return read(os.path.join(fz, "freezer.state")) in ("FROZEN", "FREEZING")
         d = d.get("unified") or {}
-    elif drv != "v2":
+    elif drv not in ("v2", "systemd"):     # systemd: the scope's directory is the top-level "path"
         raise RuntimeFailure(f"unknown cgroup driver {drv!r} in state", step="cgroup")
     return bool(d.get("path")) and read(os.path.join(d["path"], "cgroup.freeze")) == "1"

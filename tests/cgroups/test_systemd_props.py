@@ -126,3 +126,14 @@ def test_systemd_driver_refuses_clearly_where_it_cannot_run():
         pytest.skip("systemd runs here on cgroup v2: the driver is tested live in tests/systemd")
     with pytest.raises(RuntimeFailure, match="systemd cgroup driver"):
         open_manager("system.slice:pyrt:x", "x", systemd=True)
+
+
+def test_state_sees_a_paused_systemd_container(tmp_path):
+    """`state` reads the freezer from state.json without the drivers: the systemd driver's record
+    (the scope's directory as "path") must be understood there too."""
+    from pyruntime.cgroups import frozen_from_state
+    (tmp_path / "cgroup.freeze").write_text("1\n")
+    d = {"driver": "systemd", "path": str(tmp_path), "unit": "pyrt-x.scope", "mount": "/sys/fs/cgroup"}
+    assert frozen_from_state(d) is True
+    (tmp_path / "cgroup.freeze").write_text("0\n")
+    assert frozen_from_state(d) is False

@@ -39,7 +39,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root"
 
 
 def _bundle(tmp, args):
-    """The busybox rootfs with the sender bound at /sdsend and /run a tmpfs."""
+    """The busybox rootfs with the sender bound over /etc/hostname (an existing file: a new mount point
+    would be left in the shared build rootfs) and /run a tmpfs."""
     b = tmp / "bundle"
     b.mkdir()
     src = tmp / "sdsend.c"
@@ -50,7 +51,7 @@ def _bundle(tmp, args):
     cfg["root"] = {"path": ROOTFS, "readonly": True}
     cfg["process"].update(terminal=False, args=args)
     cfg["mounts"] += [{"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
-                      {"destination": "/sdsend", "type": "bind", "source": str(tmp / "sdsend"),
+                      {"destination": "/etc/hostname", "type": "bind", "source": str(tmp / "sdsend"),
                        "options": ["bind", "ro"]}]
     cfg["linux"]["cgroupsPath"] = f"/pyrt-notify-{uuid.uuid4().hex[:8]}"
     (b / "config.json").write_text(json.dumps(cfg))
@@ -83,7 +84,7 @@ class FakeManager:
 @pytest.mark.parametrize("mode", ["create+start", "run-foreground"])
 def test_ready_is_relayed_with_mainpid(tmp_path, mode):
     mgr = FakeManager(str(tmp_path / "manager.sock"))
-    b = _bundle(tmp_path, ["sh", "-c", "/sdsend STATUS=early 'READY=1\nSTATUS=up\nMAINPID=1\nFDSTORE=1' && sleep 30"])
+    b = _bundle(tmp_path, ["sh", "-c", "/etc/hostname STATUS=early 'READY=1\nSTATUS=up\nMAINPID=1\nFDSTORE=1' && sleep 30"])
     root = str(tmp_path / "state")
     cid = f"notify-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, NOTIFY_SOCKET=mgr.path)
