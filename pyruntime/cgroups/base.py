@@ -152,25 +152,19 @@ def subdirs_deepest_first(d: str) -> list[str]:
 def rmdir_tree(d: str, timeout: float = 5.0) -> None:
     """Remove cgroup ``d`` and any sub-cgroups.  rmdir fails with EBUSY while a dying task is still
     charged to the cgroup, so retry for a while, re-killing anything that is left."""
-    deadline = time.monotonic() + timeout
-    for sub in subdirs_deepest_first(d) + [d]:
-        while True:
-            try:
-                os.rmdir(sub)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() > deadline:
-                    raise RuntimeFailure.from_os(e, "cgroup: rmdir", sub) from None
-                signal_pids(procs(sub, False), signal.SIGKILL)
-                time.sleep(0.02)
+    _rmdir_deepest_first(d, timeout, kill=True)
 
 
 def rmdir_unused(d: str, timeout: float = 1.0) -> None:
     """Remove cgroup ``d`` and its sub-cgroups if no process is in them; never signal anyone.  A
     cgroup that keeps processes (another container's) stays.  Retries briefly for tasks that are
     already dying (an empty cgroup.procs can still refuse rmdir for a moment)."""
+    _rmdir_deepest_first(d, timeout, kill=False)
+
+
+def _rmdir_deepest_first(d: str, timeout: float, kill: bool) -> None:
+    """The one removal loop of both: with ``kill``, what is left is killed and a cgroup still busy at
+    the deadline is an error; without, a cgroup that holds processes (or is busy at the deadline) stays."""
     deadline = time.monotonic() + timeout
     for sub in subdirs_deepest_first(d) + [d]:
         while True:
@@ -180,8 +174,12 @@ def rmdir_unused(d: str, timeout: float = 1.0) -> None:
             except FileNotFoundError:
                 break
             except OSError as e:
-                if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                if e.errno not in (errno.EBUSY, errno.ENOTEMPTY) or (kill and time.monotonic() > deadline):
                     raise RuntimeFailure.from_os(e, "cgroup: rmdir", sub) from None
+                if kill:
+                    signal_pids(procs(sub, False), signal.SIGKILL)
+                    time.sleep(0.02)
+                    continue
                 if procs(sub) or time.monotonic() > deadline:
                     break
                 time.sleep(0.01)
