@@ -6,7 +6,7 @@ Supported: long and short options (``--flag``, ``--flag=value``, ``-f value``, `
 ``store``/``store_true``/``append``, ``type``, ``default``, ``choices``, ``--`` to end options,
 positionals with ``nargs`` None, ``"?"``, ``"*"`` or ``REMAINDER`` (which stops option parsing, as
 runc's ``exec ID CMD ARGS...`` needs).  Errors raise :class:`UsageError`; the CLI prints them and
-exits 2 like argparse does.  ``-h``/``--help`` raises :class:`HelpRequested`; :meth:`format_help` renders
+exits 1 like runc does.  ``-h``/``--help`` raises :class:`HelpRequested`; :meth:`format_help` renders
 runc's NAME / USAGE / DESCRIPTION / OPTIONS layout from the same ``help=`` strings the man pages and
 the bash completion are generated from (pyruntime/docgen.py).  A help string is a constant: it costs
 nothing until printed.

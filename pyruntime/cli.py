@@ -148,8 +148,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         g = _global_parser().parse_args(argv)
     except argparse.UsageError as e:
-        sys.stderr.write(f"{e}\n")
-        return 2
+        sys.stderr.write(f"{e}\n")      # --log is not known yet: a bad global flag goes to stderr only
+        return 1                        # runc (urfave/cli): "Incorrect Usage", status 1
     from . import log
     try:
         log.configure(g.log, g.log_format, g.debug)
@@ -181,8 +181,8 @@ def _main(argv: list[str] | None) -> int:
         sys.stdout.write(command_help(g.command, sp))
         return 0
     except argparse.UsageError as e:
-        sys.stderr.write(f"{e}\n")
-        return 2
+        log.error(str(e))               # runc: status 1, and the line in --log as well
+        return 1
     if g.debug:
         log.debug(f"{g.command}: {' '.join(g.rest)} (root {g.root})")
     args.systemd_cgroup, args.debug = g.systemd_cgroup, g.debug
