@@ -198,56 +198,121 @@ static void fork_into_pidns(struct pyrt_plan *p, int fd)
     _exit(0);
 }
 
+/* Append n bytes to a memfd for the waiting init; dies on failure (the child allocates nothing). */
+static void memfd_put(int mfd, int fd, const void *data, size_t n, const char *what)
+{
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(mfd, (const char *)data + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            pyrt_child_die(fd, errno, what);
+        off += (size_t)w;
+    }
+}
+
+static void memfd_str(int mfd, int fd, const char *s, const char *what)
+{
+    memfd_put(mfd, fd, s, strlen(s) + 1, what);
+}
+
+static void memfd_num(int mfd, int fd, long v, const char *what)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%ld", v);
+    memfd_str(mfd, fd, num, what);
+}
+
+/* Rewind and seal a memfd written for the waiting init: what it reads is what the runtime wrote. */
+static void memfd_seal(int mfd, int fd, const char *what)
+{
+    if (lseek(mfd, 0, SEEK_SET) < 0 ||
+        fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+        pyrt_child_die(fd, errno, what);
+}
+
+/* The startContainer hooks for the waiting init, in the list trampoline.c reads: count, the state
+ * JSON, then per hook timeout, path, argc, argv..., envc, envp....  -1 when there are none. */
+static int hooks_memfd(const struct pyrt_plan *p, int fd)
+{
+    const char *what = "write the startContainer hooks";
+    int mfd, i, k;
+
+    if (p->n_start_hooks == 0)
+        return -1;
+    mfd = memfd_create("pyruntime-hooks", MFD_ALLOW_SEALING);
+    if (mfd < 0)
+        pyrt_child_die(fd, errno, "memfd for the startContainer hooks");
+    memfd_num(mfd, fd, p->n_start_hooks, what);
+    memfd_put(mfd, fd, p->state_buf, p->state_len, what);
+    memfd_put(mfd, fd, "", 1, what);
+    for (i = 0; i < p->n_start_hooks; i++) {
+        const struct pyrt_hook *h = &p->start_hooks[i];
+        memfd_num(mfd, fd, h->timeout, what);
+        memfd_str(mfd, fd, h->path, what);
+        for (k = 0; h->argv[k]; k++)
+            ;
+        memfd_num(mfd, fd, k, what);
+        for (k = 0; h->argv[k]; k++)
+            memfd_str(mfd, fd, h->argv[k], what);
+        for (k = 0; h->envp[k]; k++)
+            ;
+        memfd_num(mfd, fd, k, what);
+        for (k = 0; h->envp[k]; k++)
+            memfd_str(mfd, fd, h->envp[k], what);
+    }
+    memfd_seal(mfd, fd, "seal the startContainer hooks");
+    return mfd;
+}
+
 /* Create mode: wait for `start` as the sealed trampoline image, not as a copy of the runtime (issue 10
  * item 3): from CREATED on, the init's /proc/PID/exe is a sealed memfd and /proc/PID/environ holds the
- * container's environment only.  The trampoline sends CREATED itself, then accepts on exec.sock,
- * loads a late seccomp program (no_new_privs: passed as a sealed memfd) and execs.  startContainer
- * hooks need the C core after start, so with them the init keeps waiting here (non-dumpable, environ
- * scrubbed), as it does with a seccomp filter but no no_new_privs (below). */
+ * container's environment only.  The trampoline sends CREATED itself, then accepts on exec.sock, runs
+ * the startContainer hooks and loads a late seccomp program (no_new_privs), both passed as sealed
+ * memfds, and execs.  Only a seccomp filter without no_new_privs that no container process could
+ * ptrace around keeps the init waiting here (non-dumpable, environ scrubbed; below). */
 static void exec_waiter(struct pyrt_plan *p, int fd, int seccomp_done)
 {
-    char sync_s[16], lsn_s[16], sfd_s[16], flags_s[16];
-    int sfd = -1, argc = 0;
+    char sync_s[16], lsn_s[16], sfd_s[16], flags_s[16], hfd_s[16];
+    int sfd = -1, hfd, argc = 0;
 
     /* A filter without no_new_privs needs CAP_SYS_ADMIN, held until the final execve (cap_hold): the
      * trampoline would not have it after its own execve, and loading the filter before the start
      * handshake would make the profile allow it (tests/core/test_parity.py).  Then the init waits
-     * here, non-dumpable and with the caller's strings scrubbed. */
+     * here, non-dumpable and with the caller's strings scrubbed: no container process can ptrace it
+     * (seccomp_early loads the filter before CREATED when one could). */
     if (p->seccomp_len && !seccomp_done && !p->no_new_privs)
         return;
     if (p->seccomp_len && !seccomp_done) {
-        size_t len = (size_t)p->seccomp_len * 8, off = 0;     /* struct sock_filter is 8 bytes */
         sfd = memfd_create("pyruntime-seccomp", MFD_ALLOW_SEALING);
         if (sfd < 0)
             pyrt_child_die(fd, errno, "memfd for the seccomp program");
-        while (off < len) {
-            ssize_t w = write(sfd, (const char *)p->seccomp_prog + off, len - off);
-            if (w < 0)
-                pyrt_child_die(fd, errno, "write the seccomp program");
-            off += (size_t)w;
-        }
-        if (lseek(sfd, 0, SEEK_SET) < 0 ||
-            fcntl(sfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
-            pyrt_child_die(fd, errno, "seal the seccomp program");
+        /* struct sock_filter is 8 bytes */
+        memfd_put(sfd, fd, p->seccomp_prog, (size_t)p->seccomp_len * 8, "write the seccomp program");
+        memfd_seal(sfd, fd, "seal the seccomp program");
     }
-    /* these three must survive the execve; everything else is CLOEXEC or already closed */
+    hfd = hooks_memfd(p, fd);
+    /* these must survive the execve; everything else is CLOEXEC or already closed */
     if (fcntl(fd, F_SETFD, 0) < 0 || fcntl(p->fifo_fd, F_SETFD, 0) < 0)
         pyrt_child_die(fd, errno, "fcntl");
     snprintf(sync_s, sizeof sync_s, "%d", fd);
     snprintf(lsn_s, sizeof lsn_s, "%d", p->fifo_fd);
     snprintf(sfd_s, sizeof sfd_s, "%d", sfd);
     snprintf(flags_s, sizeof flags_s, "%u", p->seccomp_flags);
+    snprintf(hfd_s, sizeof hfd_s, "%d", hfd);
     while (p->argv[argc])
         argc++;
     {
-        char *targv[argc + 7];          /* on the stack: no allocation after clone */
+        char *targv[argc + 8];          /* on the stack: no allocation after clone */
         targv[0] = "pyruntime-init";
         targv[1] = sync_s;
         targv[2] = lsn_s;
         targv[3] = sfd_s;
         targv[4] = flags_s;
-        targv[5] = exec_path;
-        memcpy(targv + 6, p->argv, sizeof(char *) * (size_t)(argc + 1));
+        targv[5] = hfd_s;
+        targv[6] = exec_path;
+        memcpy(targv + 7, p->argv, sizeof(char *) * (size_t)(argc + 1));
         syscall(SYS_execveat, p->trampoline_fd, "", targv, p->envp, AT_EMPTY_PATH);
     }
     pyrt_child_die(fd, errno, "exec the waiting init (sealed trampoline)");
@@ -403,7 +468,7 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
         }
     }
 
-    if (p->mode == PYRT_MODE_CREATE && p->trampoline_fd >= 0 && p->n_start_hooks == 0)
+    if (p->mode == PYRT_MODE_CREATE && p->trampoline_fd >= 0)
         exec_waiter(p, fd, seccomp_done);        /* returns only where it does not apply */
     if (pyrt_send_msg(fd, PYRT_MSG_CREATED, 0, NULL, 0, -1) < 0)
         _exit(1);

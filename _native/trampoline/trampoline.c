@@ -11,23 +11,44 @@
  *  - "pyruntime-init": the created init waits here for `start` (issue 10 item 3): from the moment
  *    create returns, the init's /proc/PID/exe is this sealed memfd and its /proc/PID/environ the
  *    container's own environment, nothing of the runtime or of whoever called create.
- *    argv = [name, sync fd, exec.sock listener fd, seccomp memfd or -1, seccomp flags, path,
- *    user argv0, ...].  It reports CREATED on the sync socket, accepts `start`'s connection, takes its
- *    GO, loads the seccomp program (the late, no_new_privs case), and execs the user program; a
- *    failure goes back to `start` as a PYRT_MSG_ERROR (same layout as pyrt.h's struct pyrt_msg).
+ *    argv = [name, sync fd, exec.sock listener fd, seccomp memfd or -1, seccomp flags, hooks memfd
+ *    or -1, path, user argv0, ...].  It reports CREATED on the sync socket, accepts `start`'s
+ *    connection, takes its GO, runs the startContainer hooks (each a child with the state JSON on
+ *    stdin, bounded by its timeout), loads the seccomp program (the late, no_new_privs case), and
+ *    execs the user program; a failure goes back to `start` as a PYRT_MSG_ERROR (same layout as
+ *    pyrt.h's struct pyrt_msg, same texts as hookexec.c).
+ *    The hooks memfd (written by spawn.c's exec_waiter) is a list of NUL-terminated strings:
+ *    count, the state JSON, then per hook: timeout, path, argc, argv..., envc, envp....
  *
- * No libc: a static blob of a few hundred bytes, embedded into the C core at build time.  x86_64 only
+ * No libc: a static blob of a few KiB, embedded into the C core at build time.  x86_64 only
  * (the builder skips it elsewhere, and the core then execs the user program directly).
  */
 #define SYS_read 0
 #define SYS_write 1
 #define SYS_close 3
+#define SYS_fork 57
 #define SYS_execve 59
 #define SYS_exit 60
+#define SYS_wait4 61
+#define SYS_kill 62
+#define SYS_fcntl 72
+#define SYS_clock_gettime 228
+#define SYS_ppoll 271
 #define SYS_accept4 288
+#define SYS_dup3 292
+#define SYS_pipe2 293
 #define SYS_seccomp 317
+#define SYS_pidfd_open 434
 #define EINTR 4
+#define EAGAIN 11
+#define E2BIG 7
+#define EINVAL 22
 #define SOCK_CLOEXEC 02000000
+#define O_NONBLOCK 04000
+#define O_CLOEXEC 02000000
+#define POLLIN 1
+#define HOOKS_MAX (2 << 20)     /* the state JSON (PYRT_STATE_MAX, 1 MiB) plus the hooks themselves */
+#define HOOK_PTRS 16384
 #define MSG_GO 1
 #define MSG_ERROR 2
 #define MSG_CREATED 5
@@ -37,8 +58,13 @@ struct msg { unsigned int type; int err; unsigned int len; unsigned int pad; };
 struct sock_filter { unsigned short code; unsigned char jt, jf; unsigned int k; };
 struct sock_fprog { unsigned short len; struct sock_filter *filter; };
 
+struct pollfd { int fd; short events, revents; };
+struct timespec { long tv_sec, tv_nsec; };
+
 static struct sock_filter prog[MAX_INSNS];
 static char text[4096 + 64];
+static char hooks[HOOKS_MAX];
+static char *hptr[HOOK_PTRS];
 
 static long sys4(long n, long a, long b, long c, long d)
 {
@@ -77,13 +103,262 @@ static __attribute__((noreturn)) void die(long fd, long err, const char *what, c
         sys3(SYS_exit, 1, 0, 0);
 }
 
+/* The error text for `start`, built piecewise (no printf here). */
+static unsigned int tlen;
+
+static void put(const char *s)
+{
+    while (s && *s && tlen < sizeof text - sizeof(struct msg) - 1)
+        text[sizeof(struct msg) + tlen++] = *s++;
+}
+
+static void putn(long v)
+{
+    char d[24];
+    int n = 0;
+    if (v < 0) {
+        put("-");
+        v = -v;
+    }
+    do
+        d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < 23);
+    d[n] = 0;
+    for (int i = 0; i < n / 2; i++) {          /* the digits came least significant first */
+        char c = d[i];
+        d[i] = d[n - 1 - i];
+        d[n - 1 - i] = c;
+    }
+    put(d);
+}
+
+static __attribute__((noreturn)) void die_text(long fd, long err)
+{
+    struct msg *m = (struct msg *)text;
+    m->type = MSG_ERROR;
+    m->err = (int)err;
+    m->len = tlen;
+    m->pad = 0;
+    if (fd >= 0)
+        sys3(SYS_write, fd, (long)text, sizeof *m + tlen);
+    for (;;)
+        sys3(SYS_exit, 1, 0, 0);
+}
+
+static long now_ms(void)
+{
+    struct timespec ts = { 0, 0 };
+    sys3(SYS_clock_gettime, 1 /* CLOCK_MONOTONIC */, (long)&ts, 0);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Read all of fd into hooks[]: returns the length, or dies. */
+static long slurp(long fd, long conn)
+{
+    long got = 0, r;
+    for (;;) {
+        r = sys3(SYS_read, fd, (long)hooks + got, HOOKS_MAX - 1 - got);
+        if (r == -EINTR)
+            continue;
+        if (r < 0)
+            die(conn, -r, "startContainer hooks: read", 0);
+        if (r == 0)
+            break;
+        got += r;
+        if (got >= HOOKS_MAX - 1)
+            die(conn, E2BIG, "startContainer hooks: too large", 0);
+    }
+    hooks[got] = 0;
+    return got;
+}
+
+/* Next NUL-terminated string of the hooks memfd at *off, or die on a malformed list. */
+static char *next(long *off, long len, long conn)
+{
+    char *s = hooks + *off;
+    while (*off < len && hooks[*off])
+        (*off)++;
+    if (*off >= len)
+        die(conn, EINVAL, "startContainer hooks: malformed list", 0);
+    (*off)++;
+    return s;
+}
+
+/* Keep the last bytes a hook wrote (stdout and stderr), for its error text: a ring, read out once
+ * (a plain shifting copy would make the compiler call memmove, and there is no libc here). */
+static char ring[511], tail[512];
+static long seen, tl;
+
+static void keep(const char *b, long n)
+{
+    long i;
+    for (i = 0; i < n; i++)
+        ring[seen++ % (long)sizeof ring] = b[i];
+}
+
+static void read_tail(void)
+{
+    long n = seen < (long)sizeof ring ? seen : (long)sizeof ring, i;
+    for (i = 0; i < n; i++)
+        tail[i] = ring[(seen - n + i) % (long)sizeof ring];
+    tl = n;
+}
+
+static void drain(long fd)
+{
+    char b[256];
+    long n;
+    while ((n = sys3(SYS_read, fd, (long)b, sizeof b)) > 0 || n == -EINTR)
+        if (n > 0)
+            keep(b, n);
+}
+
+/* Run one startContainer hook (what hookexec.c does in the C core, with raw syscalls): the state
+ * JSON on its stdin, its stdout and stderr kept for the error text, killed at its timeout. */
+static void run_hook(long conn, long idx, char *path, char **argv, char **envp, long timeout,
+                     const char *state, long state_len)
+{
+    int in[2], out[2];
+    long pid, pidfd, r, status = 0, timed_out = 0, deadline = timeout > 0 ? now_ms() + timeout * 1000 : -1;
+
+    seen = 0;
+    if (sys3(SYS_pipe2, (long)in, O_CLOEXEC, 0) < 0 || sys3(SYS_pipe2, (long)out, O_CLOEXEC | O_NONBLOCK, 0) < 0)
+        die(conn, EINVAL, "startContainer hook: pipe ", path);
+    pid = sys3(SYS_fork, 0, 0, 0);
+    if (pid < 0)
+        die(conn, -pid, "startContainer hook: fork ", path);
+    if (pid == 0) {
+        if (sys3(SYS_dup3, in[0], 0, 0) < 0 || sys3(SYS_dup3, out[1], 1, 0) < 0 || sys3(SYS_dup3, out[1], 2, 0) < 0)
+            sys3(SYS_exit, 127, 0, 0);
+        r = sys3(SYS_execve, (long)path, (long)argv, (long)envp);
+        tlen = 0;
+        put("exec ");
+        put(path);
+        put(": errno ");
+        putn(-r);
+        sys3(SYS_write, 2, (long)text + sizeof(struct msg), tlen);
+        for (;;)
+            sys3(SYS_exit, 127, 0, 0);
+    }
+    sys3(SYS_close, in[0], 0, 0);
+    sys3(SYS_close, out[1], 0, 0);
+    {
+        long off = 0;       /* a hook that does not read its stdin is fine (EPIPE) */
+        while (off < state_len) {
+            r = sys3(SYS_write, in[1], (long)state + off, state_len - off);
+            if (r == -EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            off += r;
+        }
+    }
+    sys3(SYS_close, in[1], 0, 0);
+    pidfd = sys3(SYS_pidfd_open, pid, 0, 0);
+    if (pidfd < 0) {
+        sys3(SYS_kill, pid, 9, 0);
+        sys4(SYS_wait4, pid, (long)&status, 0, 0);
+        die(conn, -pidfd, "startContainer hook: pidfd_open ", path);
+    }
+    for (;;) {
+        struct pollfd pf[2] = { { out[0], POLLIN, 0 }, { (int)pidfd, POLLIN, 0 } };
+        long left = deadline < 0 ? 1000 : deadline - now_ms();
+        struct timespec ts;
+        if (deadline >= 0 && left <= 0) {
+            sys3(SYS_kill, pid, 9 /* SIGKILL */, 0);
+            timed_out = 1;
+            break;
+        }
+        ts.tv_sec = left / 1000;
+        ts.tv_nsec = (left % 1000) * 1000000L;
+        r = sys4(SYS_ppoll, (long)pf, 2, (long)&ts, 0);
+        if (r == -EINTR || r == 0)
+            continue;
+        if (r < 0)
+            die(conn, -r, "startContainer hook: ppoll ", path);
+        if (pf[0].revents)
+            drain(out[0]);
+        if (pf[1].revents)
+            break;
+    }
+    do
+        r = sys4(SYS_wait4, pid, (long)&status, 0, 0);
+    while (r == -EINTR);
+    drain(out[0]);
+    sys3(SYS_close, out[0], 0, 0);
+    sys3(SYS_close, pidfd, 0, 0);
+    read_tail();
+    while (tl && (tail[tl - 1] == '\n' || tail[tl - 1] == ' '))
+        tl--;
+    tail[tl] = 0;
+    tlen = 0;
+    put("startContainer hook #");
+    putn(idx);
+    put(" ");
+    put(path);
+    if (timed_out) {
+        put(": timed out after ");
+        putn(timeout);
+        put("s");
+        die_text(conn, 0);
+    }
+    if ((status & 0x7f) != 0) {                 /* WIFSIGNALED */
+        put(": killed by signal ");
+        putn(status & 0x7f);
+    } else if (((status >> 8) & 0xff) != 0) {    /* WEXITSTATUS */
+        put(": exit status ");
+        putn((status >> 8) & 0xff);
+    } else {
+        return;
+    }
+    if (tl) {
+        put(": ");
+        put(tail);
+    }
+    die_text(conn, 0);
+}
+
+/* The startContainer hooks, in order, from the list spawn.c wrote into the memfd `hfd`. */
+static void run_hooks(long hfd, long conn)
+{
+    long len = slurp(hfd, conn), off = 0, n, i, state_len;
+    char *state;
+    sys3(SYS_close, hfd, 0, 0);
+    n = num(next(&off, len, conn));
+    state_len = off;
+    state = next(&off, len, conn);
+    state_len = off - state_len - 1;
+    for (i = 0; i < n; i++) {
+        long timeout = num(next(&off, len, conn)), argc, envc, k, used = 0;
+        char *path = next(&off, len, conn);
+        argc = num(next(&off, len, conn));
+        if (argc < 0 || argc + 2 >= HOOK_PTRS)
+            die(conn, E2BIG, "startContainer hooks: too many arguments", 0);
+        for (k = 0; k < argc; k++)
+            hptr[used++] = next(&off, len, conn);
+        hptr[used++] = 0;
+        envc = num(next(&off, len, conn));
+        if (envc < 0 || used + envc + 1 >= HOOK_PTRS)
+            die(conn, E2BIG, "startContainer hooks: too many environment entries", 0);
+        for (k = 0; k < envc; k++)
+            hptr[used++] = next(&off, len, conn);
+        hptr[used] = 0;
+        run_hook(conn, i, path, hptr, hptr + argc + 1, timeout, state, state_len);
+    }
+}
+
 static __attribute__((noreturn)) void wait_and_exec(long argc, char **argv, char **envp)
 {
     long sync = num(argv[1]), lsn = num(argv[2]), sfd = num(argv[3]), sflags = num(argv[4]), conn, r;
+    long hfd = num(argv[5]);
     struct msg m = { MSG_CREATED, 0, 0, 0 };
 
-    if (argc < 7)
+    if (argc < 8)
         die(sync, 22, "pyruntime-init: bad arguments", 0);
+    /* the two memfds must not reach a hook or the user program */
+    if ((sfd >= 0 && sys3(SYS_fcntl, sfd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */) < 0) ||
+        (hfd >= 0 && sys3(SYS_fcntl, hfd, 2, 1) < 0))
+        die(sync, EINVAL, "pyruntime-init: fcntl", 0);
     if (sys3(SYS_write, sync, (long)&m, sizeof m) != sizeof m)
         die(-1, 0, "", 0);                              /* create went away */
     sys3(SYS_close, sync, 0, 0);
@@ -98,6 +373,8 @@ static __attribute__((noreturn)) void wait_and_exec(long argc, char **argv, char
     while (r == -EINTR);
     if (r != sizeof m || m.type != MSG_GO)
         die(-1, 0, "", 0);                              /* not `start`: nobody to report to */
+    if (hfd >= 0)
+        run_hooks(hfd, conn);
     if (sfd >= 0) {
         struct sock_fprog fp;
         long got = 0;
@@ -116,8 +393,8 @@ static __attribute__((noreturn)) void wait_and_exec(long argc, char **argv, char
         if (r < 0)
             die(conn, -r, "load seccomp filter (linux.seccomp)", 0);
     }
-    r = sys3(SYS_execve, (long)argv[5], (long)(argv + 6), (long)envp);
-    die(conn, -r, "exec: ", argv[5]);
+    r = sys3(SYS_execve, (long)argv[6], (long)(argv + 7), (long)envp);
+    die(conn, -r, "exec: ", argv[6]);
 }
 
 __attribute__((noreturn, used)) void pyrt_tramp_main(long *sp)

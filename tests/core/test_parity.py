@@ -185,13 +185,13 @@ def test_missing_cwd_created(rt, runc, make_bundle, tmp_path):
 
         def edit(c, root=root):
             c["root"]["path"] = str(root)
-            c["process"]["cwd"] = "/work/deep/dir"
+            c["process"]["cwd"] = "/pyrt-missing-cwd/deep/dir"    # a name no other test mounts on
             c["process"]["user"] = {"uid": 1000, "gid": 1000}
-        assert not (root / "work").exists()
+        assert not (root / "pyrt-missing-cwd").exists()
         outs.append(r.out("run", "--bundle", make_bundle(["sh", "-c", "pwd; stat -c '%u %a' ."], edit=edit),
                           f"cwd-{name}"))
-        assert (root / "work" / "deep" / "dir").is_dir()
-    assert outs[0] == outs[1] == "/work/deep/dir\n0 755\n", outs
+        assert (root / "pyrt-missing-cwd" / "deep" / "dir").is_dir()
+    assert outs[0] == outs[1] == "/pyrt-missing-cwd/deep/dir\n0 755\n", outs
 
 
 # --- hooks ----------------------------------------------------------------------------------------

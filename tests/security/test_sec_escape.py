@@ -317,11 +317,18 @@ def _host_exes() -> dict:
     return exes
 
 
-def test_created_init_exposes_no_caller_env_and_no_host_binary(rt, make_bundle, tmp_path, record_property):
+@pytest.mark.parametrize("start_hook", [False, True], ids=["plain", "startContainer-hook"])
+def test_created_init_exposes_no_caller_env_and_no_host_binary(rt, make_bundle, tmp_path, record_property,
+                                                               start_hook):
     """With CAP_SYS_PTRACE, a process exec'd into a created (not started) container reads the init's
-    /proc/1/environ and /proc/1/exe: nothing of the caller's environment, no host executable."""
+    /proc/1/environ and /proc/1/exe: nothing of the caller's environment, no host executable.  A
+    startContainer hook must not change that (the init runs it after `start`, from the sealed
+    trampoline), and it still runs, with the state on its stdin, before the process."""
     b = _bundle(make_bundle, rt, caps=("CAP_SYS_PTRACE",))
     b.args("/bin/sleep", "30")
+    if start_hook:
+        b.config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": [
+            "sh", "-c", "grep -q '\"status\"' && echo ran > /dev/shm/start-hook-ran"], "timeout": 10}]}
     cid = rt.new_id("created")
     b.write()
     rt._track(b)
@@ -344,6 +351,9 @@ def test_created_init_exposes_no_caller_env_and_no_host_binary(rt, make_bundle, 
         return
     assert exe not in host, f"{rt.name}: /proc/1/exe of the created init is the host's {host.get(exe)}:\n{text}"
     assert rt("start", cid).returncode == 0
+    if start_hook:
+        ran = rt("exec", cid, "/bin/cat", "/dev/shm/start-hook-ran")
+        assert out(ran).strip() == "ran", both(ran)
 
 
 # ---------------------------------------------------------------------------- item 4: TIOCSTI
