@@ -85,24 +85,6 @@ static long num(const char *s)
     return neg ? -v : v;
 }
 
-static __attribute__((noreturn)) void die(long fd, long err, const char *what, const char *path)
-{
-    struct msg *m = (struct msg *)text;
-    unsigned int n = 0;
-    while (*what && n < 64)
-        text[sizeof *m + n++] = *what++;
-    while (path && *path && n < sizeof text - sizeof *m)
-        text[sizeof *m + n++] = *path++;
-    m->type = MSG_ERROR;
-    m->err = (int)err;
-    m->len = n;
-    m->pad = 0;
-    if (fd >= 0)
-        sys3(SYS_write, fd, (long)text, sizeof *m + n);
-    for (;;)
-        sys3(SYS_exit, 1, 0, 0);
-}
-
 /* The error text for `start`, built piecewise (no printf here). */
 static unsigned int tlen;
 
@@ -143,6 +125,15 @@ static __attribute__((noreturn)) void die_text(long fd, long err)
         sys3(SYS_write, fd, (long)text, sizeof *m + tlen);
     for (;;)
         sys3(SYS_exit, 1, 0, 0);
+}
+
+/* A failure with a fixed text (and a path): to `start` when fd >= 0, then exit. */
+static __attribute__((noreturn)) void die(long fd, long err, const char *what, const char *path)
+{
+    tlen = 0;
+    put(what);
+    put(path);
+    die_text(fd, err);
 }
 
 static long now_ms(void)
