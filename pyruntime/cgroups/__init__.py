@@ -6,7 +6,9 @@
 - v1             -> :class:`fs1.V1Manager`
 
 linux.cgroupsPath: absolute = from the root of each hierarchy; relative = below this process's own
-cgroup in each hierarchy (/proc/self/cgroup); empty = /pyruntime/<id>.  The runtime never moves itself
+cgroup in each hierarchy (/proc/self/cgroup); empty = /pyruntime/<id>, whose shared /pyruntime parent every
+such container owns: each removes it once empty (the one that made it may go first while another is still
+in it; rmdir of a non-empty cgroup fails, and mkdirs re-makes a parent removed under it).  The runtime never moves itself
 into a container cgroup: the container init is moved (add_pid) or cloned into it (clone_fd).
 
 ``manager_from_state`` rebuilds a manager from state.json without probing the host, which keeps
@@ -68,8 +70,12 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
     from .layout import HYBRID, V2, detect, host_path
     from .fs1 import V1Manager
     from .fs2 import V2Manager
+    owned = not cgroups_path        # the default parent is the runtime's own: see the module docstring
     if not cgroups_path:
         cgroups_path = f"{DEFAULT_PARENT}/{container_id}"
+
+    def parent(path: str) -> list[str]:
+        return [os.path.dirname(path)] if owned else []
     _check_path(cgroups_path)
     if cgroups_path.strip("/") == "":
         raise ConfigError("linux.cgroupsPath", "must not be the root cgroup")
@@ -79,7 +85,8 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
         p = _hier_path(cgroups_path, lay.own.get("", "/"))
         if p == "/":
             raise ConfigError("linux.cgroupsPath", "resolves to the root cgroup")
-        return V2Manager(lay.unified, host_path(lay.unified, lay.unified_root, p), layout="v2")
+        path = host_path(lay.unified, lay.unified_root, p)
+        return V2Manager(lay.unified, path, parent(path), layout="v2")
     paths, mounts = {}, {}
     for ctrl, mnt in lay.v1.items():
         p = _hier_path(cgroups_path, lay.own.get(ctrl, "/"))
@@ -88,8 +95,9 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
     unified = None
     if lay.kind == HYBRID and lay.unified is not None:
         p = _hier_path(cgroups_path, lay.own.get("", "/"))
-        unified = V2Manager(lay.unified, host_path(lay.unified, lay.unified_root, p), layout="hybrid")
-    return V1Manager(paths, mounts, unified=unified)
+        path = host_path(lay.unified, lay.unified_root, p)
+        unified = V2Manager(lay.unified, path, parent(path), layout="hybrid")
+    return V1Manager(paths, mounts, sorted({d for path in paths.values() for d in parent(path)}), unified=unified)
 
 
 def manager_from_state(d: dict) -> Manager:

@@ -98,7 +98,8 @@ def mkdirs(path: str, stop: str, created: list[str]) -> None:
         for _ in range(3):
             try:
                 os.mkdir(cur, 0o755)
-                created.append(cur)
+                if cur not in created:      # an owned parent may be listed already (cgroups.open_manager)
+                    created.append(cur)
                 break
             except FileExistsError:
                 break

@@ -43,6 +43,10 @@ class PodmanLane:
         self.runroot = os.path.join(tmp, "run")
         self.holder: subprocess.Popen | None = None
         self.ids: dict[str, str] = {}        # container id -> runtime that ran it
+        # pyruntime's compiled-filter cache lands in podman's runtime root (the default --root): the
+        # lane removes it at the end unless it was there before
+        self.cache = os.path.join(STATE_ROOTS["pyruntime"], ".seccomp-cache")
+        self.cache_before = os.path.isdir(self.cache)
         self._write_config()
         self._start_namespace()
         self.podman("runc", "import", "--change", 'CMD ["/bin/sh"]', rootfs_tar, IMAGE, timeout=120).check()
@@ -195,6 +199,8 @@ network_config_dir = "{self.tmp}/net"
         if host:
             problems.append(f"mounts leaked into the host namespace: {host}")
             unmount_all(host)
+        if not self.cache_before:
+            sh(["rm", "-rf", self.cache])
         return problems
 
 
