@@ -161,19 +161,6 @@ class Systemd:
         ((_sig, value),) = self.call("Get", "ss", (MANAGER, prop), addr=props)
         return value
 
-    def unit_state(self, name: str) -> str | None:
-        """ActiveState of a loaded unit, None when it is not loaded."""
-        from jeepney import DBusAddress
-        try:
-            (path,) = self.call("GetUnit", "s", (name,))
-        except DBusError as e:
-            if e.name == "org.freedesktop.systemd1.NoSuchUnit":
-                return None
-            raise
-        props = DBusAddress(path, bus_name=DEST, interface="org.freedesktop.DBus.Properties")
-        ((_sig, value),) = self.call("Get", "ss", ("org.freedesktop.systemd1.Unit", "ActiveState"), addr=props)
-        return value
-
     def version(self) -> int:
         """systemd's major version (properties newer than it are left to the cgroup files)."""
         v = str(self.manager_property("Version")).lstrip("v")
