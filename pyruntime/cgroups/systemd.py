@@ -119,7 +119,6 @@ class SystemdManager:
             return
         r = self._resources if self._resources is not None else res.validate({})
         with self._bus() as bus:
-            from . import sdprops
             props = [("Description", ("s", self.description))]
             if self.unit.endswith(".slice"):
                 props.append(("Wants", ("as", [self.slice])))
