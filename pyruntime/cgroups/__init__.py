@@ -191,11 +191,11 @@ def frozen_from_state(d: dict) -> bool:
             return None
 
     drv = d.get("driver")
-    if drv == "v1":
+    if drv == "v1" or drv == "systemd" and d.get("paths") is not None:     # systemd on a v1 layout
         fz = (d.get("paths") or {}).get("freezer")
         if fz:
             return read(os.path.join(fz, "freezer.state")) in ("FROZEN", "FREEZING")
         d = d.get("unified") or {}
-    elif drv not in ("v2", "systemd"):     # systemd: the scope's directory is the top-level "path"
+    elif drv not in ("v2", "systemd"):     # systemd on v2: the scope's directory is the top-level "path"
         raise RuntimeFailure(f"unknown cgroup driver {drv!r} in state", step="cgroup")
     return bool(d.get("path")) and read(os.path.join(d["path"], "cgroup.freeze")) == "1"
