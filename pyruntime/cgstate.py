@@ -27,12 +27,12 @@ def frozen(cg: dict) -> bool:
     """``manager_from_state(cg).frozen()``: v1 freezer.state (FREEZING counts), else the unified
     cgroup's cgroup.freeze."""
     drv = cg.get("driver")
-    if drv == "v1":
+    if drv == "v1" or drv == "systemd" and cg.get("paths") is not None:     # systemd on a v1 layout
         fz = (cg.get("paths") or {}).get("freezer")
         if fz:
             return _read(join(fz, "freezer.state")) in ("FROZEN", "FREEZING")
         cg = cg.get("unified") or {}
-    elif drv not in ("v2", "systemd"):     # systemd: the scope's directory is the top-level "path"
+    elif drv not in ("v2", "systemd"):     # systemd on v2: the scope's directory is the top-level "path"
         raise RuntimeFailure(f"unknown cgroup driver {drv!r} in state", step="cgroup")
     return bool(cg.get("path")) and _read(join(cg["path"], "cgroup.freeze")) == "1"
 

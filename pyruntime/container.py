@@ -220,6 +220,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         if mgr is not None and p.c.cgroup_fd < 0:
             if not rl_cgroups:
                 mgr.add_pid(pid)
+                st.cgroup = mgr.to_state()   # the systemd driver on v1 makes dirs only now (created)
             elif not rootless.place(mgr, pid, linux):
                 mgr, st.cgroup = None, {}
         if linux.get("netDevices"):
