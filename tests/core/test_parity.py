@@ -16,22 +16,18 @@ import threading
 import uuid
 
 import pytest
-from pyrt_testenv import Runtime
-from pyrt_testenv import ROOT, ROOTFS
+from pyrt_testenv import ROOT, RUNC, ROOTFS, runc_control
 
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import client_configs  # noqa: E402
-
-RUNC = shutil.which("runc")
 
 
 @pytest.fixture
 def runc():
     if not RUNC:
         pytest.skip("runc is not installed on this host (the control runtime)")
-    r = Runtime(f"/run/runc-test-{uuid.uuid4().hex[:8]}", binary=RUNC)
-    yield r
-    r.cleanup()
+    with runc_control() as r:
+        yield r
 
 
 def both(rt, runc, bundle: str, *extra: str) -> tuple[str, str]:

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ PYTHON = sys.executable
 CGROUP_PARENT = "pyrt-sec-tests"
 
 
-from pyrt_testenv import cgroup_dirs  # noqa: E402,F401  (shared with the other suites)
+from pyrt_testenv import cgroup_dirs, run_captured, state_root_leftovers  # noqa: E402  (shared with the other suites)
 
 
 class Runtime:
@@ -44,14 +43,7 @@ class Runtime:
 
     def __call__(self, *args: str, timeout: float = 60, input: bytes | None = None,
                  check: bool = False) -> subprocess.CompletedProcess:
-        # Files, not pipes: a created container inherits the runtime's stdio and would hold a
-        # pipe open long after the runtime exited.
-        with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
-            res = subprocess.run(self.cmd(*args), cwd=str(REPO), env=self.env(), stdout=fo, stderr=fe,
-                                 timeout=timeout, input=input)
-            fo.seek(0)
-            fe.seek(0)
-            res.stdout, res.stderr = fo.read(), fe.read()
+        res = run_captured(self.cmd(*args), cwd=str(REPO), env=self.env(), timeout=timeout, input=input)
         if check and res.returncode != 0:
             raise AssertionError(f"pyruntime {' '.join(args)} failed ({res.returncode}):\n"
                                  f"stdout: {out(res)}\nstderr: {err(res)}")
@@ -117,9 +109,7 @@ class Runtime:
                     problems.append(f"cgroup left behind: {d}")
                 except OSError as exc:
                     problems.append(f"cgroup left behind and busy: {d}: {exc}")
-        # .seccomp-cache is the runtime's own compiled-filter cache (pyruntime/seccomp_cache.py), not a container
-        leftovers = sorted(p.name for p in Path(self.root).iterdir()
-                           if p.name != ".seccomp-cache") if os.path.isdir(self.root) else []
+        leftovers = state_root_leftovers(self.root)
         if leftovers:
             problems.append(f"state left behind in {self.root}: {leftovers}")
         shutil.rmtree(self.root, ignore_errors=True)

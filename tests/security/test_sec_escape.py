@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from pyrt_testenv import RUNC
 from .helpers import PYTHON, REPO, Runtime, both, err, out, wait_for
 
-RUNC = shutil.which("runc")
 SECRET = f"PYRT_SECRET_{uuid.uuid4().hex[:12]}"
 
 # ----------------------------------------------------------------------------- attackers (C)

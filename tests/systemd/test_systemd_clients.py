@@ -19,26 +19,11 @@ from sdenv import RUNTIMES, SLICE, SLICE_PATH, rd, sh, unit_gone, unit_props, wa
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from e2e.image import build_oci_archive, build_rootfs_tar  # noqa: E402
+from pyrt_testenv import build_sdsend  # noqa: E402
 
 pytestmark = pytest.mark.systemd_vm
 IMAGE = "localhost/pyrt-busybox:sd"
 MiB = 1 << 20
-SDSEND_C = r"""
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-int main(int argc, char **argv) {
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    const char *p = getenv("NOTIFY_SOCKET");
-    int s = socket(AF_UNIX, SOCK_DGRAM, 0);
-    if (!p || s < 0) return 2;
-    strncpy(a.sun_path, p, sizeof(a.sun_path) - 1);
-    for (int i = 1; i < argc; i++)
-        if (sendto(s, argv[i], strlen(argv[i]), 0, (struct sockaddr *)&a, sizeof(a)) < 0) return 1;
-    return 0;
-}
-"""
 
 
 def _need(*tools: str) -> None:
@@ -52,10 +37,7 @@ def images(tmp_path_factory):
     d = tmp_path_factory.mktemp("images")
     tar = build_rootfs_tar(str(d / "rootfs.tar"))
     oci = build_oci_archive(tar, str(d / "oci.tar"), IMAGE)
-    src = d / "sdsend.c"
-    src.write_text(SDSEND_C)
-    subprocess.run(["gcc", "-static", "-O", "-o", str(d / "sdsend"), str(src)], check=True)
-    return {"rootfs": tar, "oci": oci, "sdsend": str(d / "sdsend")}
+    return {"rootfs": tar, "oci": oci, "sdsend": build_sdsend(str(d))}
 
 
 class Podman:
