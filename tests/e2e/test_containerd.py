@@ -9,41 +9,27 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import uuid
 
 import pytest
 
 from .containerd_env import IMAGE, RUNC_ROOT, ContainerdLane
-from .helpers import RUNTIMES, StepError, Tmux, sh, wait_for
+from .helpers import StepError, lane_dir, need, sh, wait_for
 from .image import build_oci_archive
 
 pytestmark = [pytest.mark.e2e]
+LANE = "containerd"
 
 
 @pytest.fixture(scope="module")
 def lane(e2e_tmp, runtimes, rootfs_tar):
-    missing = [t for t in ("containerd", "ctr", "containerd-shim-runc-v2") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (make e2e-deps installs them)")
-    tmp = os.path.join(e2e_tmp, "containerd")
-    os.makedirs(tmp)
-    os.chmod(tmp, 0o755)
+    need("containerd", "ctr", "containerd-shim-runc-v2")
+    tmp = lane_dir(e2e_tmp, LANE)
     archive = build_oci_archive(rootfs_tar, os.path.join(tmp, "busybox-oci.tar"), IMAGE)
     cl = ContainerdLane(tmp, runtimes, archive)
     yield cl
     problems = cl.close()
     assert not problems, "containerd lane teardown: " + "; ".join(problems)
-
-
-@pytest.fixture(scope="module")
-def control(control_factory):
-    return control_factory("containerd")
-
-
-@pytest.fixture(params=RUNTIMES)
-def runtime(request) -> str:
-    return request.param
 
 
 class Tasks:
@@ -231,36 +217,11 @@ def test_memory_limit(lane, control, runtime, tasks):
     control.run("--memory-limit 64m", runtime, step)
 
 
-@pytest.fixture(scope="module")
-def tmux(e2e_tmp):
-    if shutil.which("tmux") is None:
-        pytest.skip("not installed: tmux (make e2e-deps installs it)")
-    d = os.path.join(e2e_tmp, "tmux-containerd")
-    os.makedirs(d, exist_ok=True)
-    t = Tmux(d)
-    yield t
-    t.close()
-
-
 def test_run_tty(lane, control, runtime, tasks, tmux):
     def step(rt):
         d = lane.daemon(rt)
         cid = tasks.new(rt, "tty")
-        cmd = shlex.join(d.ctr_argv(*d.run_args("-t", "--rm"), IMAGE, cid, "sh"))
-        s = tmux.start(cmd)
-        try:
-            tmux.wait(s, r"# $")
-            tmux.type(s, "tty; stty size; echo $((6*7))z")
-            tmux.wait(s, r"^42z")
-            screen = tmux.screen(s)
-            tmux.type(s, "exit 6")
-            rc = tmux.exit_code(s)
-        finally:
-            tmux.kill(s)
-        tty = re.search(r"^(/dev/\S+)\s*$", screen, re.M)
-        size = re.search(r"^(\d+ \d+)\s*$", screen, re.M)
-        assert tty and size and rc == 6, screen
-        return tty.group(1), size.group(1), rc
+        return tmux.tty_shell(shlex.join(d.ctr_argv(*d.run_args("-t", "--rm"), IMAGE, cid, "sh")), 6)
     control.run("ctr run --tty (tmux)", runtime, step)
 
 
@@ -269,20 +230,8 @@ def test_exec_tty(lane, control, runtime, tasks, tmux):
         d = lane.daemon(rt)
         cid = tasks.new(rt, "exectty")
         d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
-        cmd = shlex.join(d.ctr_argv("task", "exec", "-t", "--exec-id", "t1", cid, "sh"))
-        s = tmux.start(cmd)
-        try:
-            tmux.wait(s, r"# $")
-            tmux.type(s, "tty; echo $((7*6))w")
-            tmux.wait(s, r"^42w")
-            screen = tmux.screen(s)
-            tmux.type(s, "exit 2")
-            rc = tmux.exit_code(s)
-        finally:
-            tmux.kill(s)
-        tty = re.search(r"^(/dev/\S+)\s*$", screen, re.M)
-        assert tty and rc == 2, screen
-        return tty.group(1), rc
+        return tmux.tty_shell(shlex.join(d.ctr_argv("task", "exec", "-t", "--exec-id", "t1", cid, "sh")), 2,
+                              size=False)
     control.run("ctr task exec --tty (tmux)", runtime, step)
 
 

@@ -19,6 +19,7 @@ from sdenv import RUNTIMES, SLICE, SLICE_PATH, rd, sh, unit_gone, unit_props, wa
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from e2e.image import build_oci_archive, build_rootfs_tar  # noqa: E402
+from e2e.podman_env import write_podman_config  # noqa: E402
 from pyrt_testenv import build_sdsend  # noqa: E402
 
 pytestmark = pytest.mark.systemd_vm
@@ -47,24 +48,8 @@ class Podman:
     def __init__(self, tmp, images: dict) -> None:
         self.tmp = tmp
         self.runtime = "runc"
-        conf = tmp / "containers.conf"
-        conf.write_text(f"""[containers]
-netns = "none"
-log_driver = "k8s-file"
-[engine]
-cgroup_manager = "systemd"
-events_logger = "file"
-events_logfile_path = "{tmp}/events.log"
-runtime_supports_json = ["crun", "runc", "pyruntime"]
-[network]
-network_backend = "cni"
-network_config_dir = "{tmp}/net"
-""")
-        (tmp / "storage.conf").write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{tmp}/root"\n'
-                                          f'runroot = "{tmp}/run"\n')
-        (tmp / "registries.conf").write_text("unqualified-search-registries = []\n")
-        self.env = dict(os.environ, CONTAINERS_CONF=str(conf), CONTAINERS_STORAGE_CONF=str(tmp / "storage.conf"),
-                        CONTAINERS_REGISTRIES_CONF=str(tmp / "registries.conf"))
+        self.env = dict(os.environ, **write_podman_config(str(tmp), graphroot=f"{tmp}/root", runroot=f"{tmp}/run",
+                                                          cgroup_manager="systemd", work_dir=str(tmp)))
         self.ids: list[str] = []
         self("import", "--change", 'CMD ["/bin/sh"]', images["rootfs"], IMAGE, check=True, timeout=180)
 
