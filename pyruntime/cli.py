@@ -131,8 +131,9 @@ def _quiet_stdout() -> None:
 
 
 # What may end without the interpreter's finalization once main() returned (see launch): commands that
-# start no thread, register nothing at exit and leave no buffered file behind.
-QUICK_EXIT = ("state", "kill", "start", "delete", "list", "pause", "resume", "--version")
+# register nothing at exit, leave no buffered file behind and no thread that needs finishing (create, run
+# and exec may leave the cgroup warm-up thread, which only writes our own pid into our own cgroup).
+QUICK_EXIT = ("state", "kill", "start", "delete", "list", "pause", "resume", "--version", "create", "run", "exec")
 _command: str | None = None      # the command main() ran ("--version" for the flag)
 
 
