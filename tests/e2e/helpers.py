@@ -313,6 +313,19 @@ def remove_cgroup_tree(rel: str) -> list[str]:
     return left
 
 
+def memory_limit(client: Any, cid: str) -> int:
+    """memory.limit_in_bytes of a container, as the host sees it (``client.cgroup(cid, controller)``:
+    the podman lane or a containerd daemon)."""
+    with open(os.path.join(client.cgroup(cid, "memory"), "memory.limit_in_bytes")) as f:
+        return int(f.read())
+
+
+def freezer_state(client: Any, cid: str) -> str:
+    """freezer.state of a container (FROZEN, THAWED), as the host sees it."""
+    with open(os.path.join(client.cgroup(cid, "freezer"), "freezer.state")) as f:
+        return f.read().strip()
+
+
 def processes_mentioning(needle: str) -> list[str]:
     """Processes whose command line mentions needle (a temp dir, a container id)."""
     out = []

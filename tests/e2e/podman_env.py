@@ -214,15 +214,5 @@ class PodmanLane:
         return problems
 
 
-def memory_limit(lane: PodmanLane, cid: str) -> int:
-    with open(os.path.join(lane.cgroup(cid, "memory"), "memory.limit_in_bytes")) as f:
-        return int(f.read())
-
-
-def freezer_state(lane: PodmanLane, cid: str) -> str:
-    with open(os.path.join(lane.cgroup(cid, "freezer"), "freezer.state")) as f:
-        return f.read().strip()
-
-
 def podman_json(res: Result) -> object:
     return json.loads(res.check().out)

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from .containerd_env import IMAGE, RUNC_ROOT, ContainerdLane
-from .helpers import StepError, lane_dir, need, sh, wait_for
+from .helpers import StepError, freezer_state, lane_dir, memory_limit, need, sh, wait_for
 from .image import build_oci_archive
 
 pytestmark = [pytest.mark.e2e]
@@ -44,6 +44,13 @@ class Tasks:
         self.mine.append((rt, cid))
         self.lane.daemon(rt).ids.add(cid)
         return cid
+
+    def run_d(self, rt: str, what: str, *cmd: str, opts: tuple[str, ...] = ()):
+        """``ctr run -d`` a new task (default command ``sleep 600``); returns (its daemon, its id)."""
+        d = self.lane.daemon(rt)
+        cid = self.new(rt, what)
+        d.ctr(*d.run_args("-d", *opts), IMAGE, cid, *(cmd or ("sleep", "600"))).check()
+        return d, cid
 
     def finish(self) -> None:
         for rt, cid in self.mine:
@@ -138,9 +145,7 @@ def test_exit_codes(lane, control, runtime, tasks, cmd, want):
 
 def test_run_d_exec_ps(lane, control, runtime, tasks):
     def step(rt):
-        d = lane.daemon(rt)
-        cid = tasks.new(rt, "exec")
-        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
+        d, cid = tasks.run_d(rt, "exec")
         hi = d.ctr("task", "exec", "--exec-id", "e1", cid, "sh", "-c", "echo hi; id -u").check().out
         r3 = d.ctr("task", "exec", "--exec-id", "e2", cid, "sh", "-c", "exit 3")
         envcwd = d.ctr("task", "exec", "--exec-id", "e3", "--cwd", "/tmp", "--user", "1000", cid,
@@ -155,15 +160,11 @@ def test_run_d_exec_ps(lane, control, runtime, tasks):
 
 def test_pause_resume(lane, control, runtime, tasks):
     def step(rt):
-        d = lane.daemon(rt)
-        cid = tasks.new(rt, "pause")
-        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
+        d, cid = tasks.run_d(rt, "pause")
         d.ctr("task", "pause", cid).check()
-        with open(os.path.join(d.cgroup(cid, "freezer"), "freezer.state")) as f:
-            paused = (_status(d, cid), f.read().strip())
+        paused = (_status(d, cid), freezer_state(d, cid))
         d.ctr("task", "resume", cid).check()
-        with open(os.path.join(d.cgroup(cid, "freezer"), "freezer.state")) as f:
-            resumed = (_status(d, cid), f.read().strip())
+        resumed = (_status(d, cid), freezer_state(d, cid))
         d.ctr("task", "exec", "--exec-id", "p1", cid, "true").check()
         assert paused == ("PAUSED", "FROZEN") and resumed == ("RUNNING", "THAWED"), (paused, resumed)
         return paused, resumed
@@ -172,16 +173,12 @@ def test_pause_resume(lane, control, runtime, tasks):
 
 def test_kill_and_delete(lane, control, runtime, tasks):
     def step(rt):
-        d = lane.daemon(rt)
-        trap = tasks.new(rt, "killterm")
-        d.ctr(*d.run_args("-d"), IMAGE, trap, "sh", "-c",
-              'trap "exit 7" TERM; while :; do sleep 0.1; done').check()
+        d, trap = tasks.run_d(rt, "killterm", "sh", "-c", 'trap "exit 7" TERM; while :; do sleep 0.1; done')
         d.ctr("task", "kill", trap).check()                       # SIGTERM
         wait_for("the task to stop", lambda: _status(d, trap) == "STOPPED")
         code_term = _delete_exit(d, trap)
         d.ctr("container", "delete", trap).check()
-        hard = tasks.new(rt, "killkill")
-        d.ctr(*d.run_args("-d"), IMAGE, hard, "sleep", "600").check()
+        _, hard = tasks.run_d(rt, "killkill")
         d.ctr("task", "kill", "-s", "SIGKILL", hard).check()
         wait_for("the task to stop", lambda: _status(d, hard) == "STOPPED")
         code_kill = _delete_exit(d, hard)
@@ -194,9 +191,7 @@ def test_kill_and_delete(lane, control, runtime, tasks):
 
 def test_delete_force_running(lane, control, runtime, tasks):
     def step(rt):
-        d = lane.daemon(rt)
-        cid = tasks.new(rt, "delf")
-        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
+        d, cid = tasks.run_d(rt, "delf")
         d.ctr("task", "delete", "-f", cid).check()
         d.ctr("container", "delete", cid).check()
         complaints = wait_for_log_settled(d, cid)
@@ -207,11 +202,8 @@ def test_delete_force_running(lane, control, runtime, tasks):
 
 def test_memory_limit(lane, control, runtime, tasks):
     def step(rt):
-        d = lane.daemon(rt)
-        cid = tasks.new(rt, "mem")
-        d.ctr(*d.run_args("-d", "--memory-limit", str(64 << 20)), IMAGE, cid, "sleep", "600").check()
-        with open(os.path.join(d.cgroup(cid, "memory"), "memory.limit_in_bytes")) as f:
-            limit = int(f.read())
+        d, cid = tasks.run_d(rt, "mem", opts=("--memory-limit", str(64 << 20)))
+        limit = memory_limit(d, cid)
         assert limit == 64 << 20, limit
         return limit
     control.run("--memory-limit 64m", runtime, step)
@@ -227,9 +219,7 @@ def test_run_tty(lane, control, runtime, tasks, tmux):
 
 def test_exec_tty(lane, control, runtime, tasks, tmux):
     def step(rt):
-        d = lane.daemon(rt)
-        cid = tasks.new(rt, "exectty")
-        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
+        d, cid = tasks.run_d(rt, "exectty")
         return tmux.tty_shell(shlex.join(d.ctr_argv("task", "exec", "-t", "--exec-id", "t1", cid, "sh")), 2,
                               size=False)
     control.run("ctr task exec --tty (tmux)", runtime, step)

@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from .helpers import StepError, lane_dir, need, wait_for
-from .podman_env import IMAGE, STATE_ROOTS, PodmanLane, freezer_state, memory_limit
+from .helpers import StepError, freezer_state, lane_dir, memory_limit, need, wait_for
+from .podman_env import IMAGE, STATE_ROOTS, PodmanLane
 
 pytestmark = [pytest.mark.e2e]
 LANE = "podman"

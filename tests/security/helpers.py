@@ -7,10 +7,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
@@ -114,6 +117,19 @@ class Runtime:
             problems.append(f"state left behind in {self.root}: {leftovers}")
         shutil.rmtree(self.root, ignore_errors=True)
         return problems
+
+
+def runtime_for_test(request: Any, cls: type[Runtime] = Runtime, prefix: str = "pyruntime-test-") -> Runtime:
+    """A ``cls`` runtime with a fresh state root under /run, cleaned up when the test ends: a leak fails
+    the test, but never hides the test's own failure (the conftest marks a failed call)."""
+    rt = cls(tempfile.mkdtemp(prefix=prefix, dir="/run"))
+
+    def fin() -> None:
+        problems = rt.cleanup()
+        if problems and not getattr(request.node, "_sec_failed", False):
+            pytest.fail(f"cleanup of {rt.root}: " + "; ".join(problems), pytrace=False)
+    request.addfinalizer(fin)
+    return rt
 
 
 class Bundle:
