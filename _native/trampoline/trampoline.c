@@ -63,6 +63,18 @@ static char *hptr[HOOK_PTRS];
 /* ---- per architecture: the raw syscall (returns -errno on failure) and _start ------------------
  * _start: the kernel leaves argc at the stack pointer, then argv[], NULL, envp[], NULL; each stub hands
  * that address to pyrt_tramp_main with the stack set up as the ABI wants for a call. */
+
+/* aarch64, s390x, riscv64: the number in one register, the arguments in others, the result (-errno on
+ * failure) in the first argument's register */
+#define REG_SYSCALL(insn, rn, ra, rb, rc, rd)                                                          \
+    static long sys4(long n, long a, long b, long c, long d)                                           \
+    {                                                                                                  \
+        register long n_ __asm__(rn) = n, a_ __asm__(ra) = a, b_ __asm__(rb) = b;                      \
+        register long c_ __asm__(rc) = c, d_ __asm__(rd) = d;                                          \
+        __asm__ volatile(insn : "+r"(a_) : "r"(n_), "r"(b_), "r"(c_), "r"(d_) : "memory");             \
+        return a_;                                                                                     \
+    }
+
 #if defined(__x86_64__)
 static long sys4(long n, long a, long b, long c, long d)
 {
@@ -74,13 +86,7 @@ static long sys4(long n, long a, long b, long c, long d)
 __asm__(".globl _start\n_start:\n  mov %rsp, %rdi\n  and $-16, %rsp\n  call pyrt_tramp_main\n");
 
 #elif defined(__aarch64__)
-static long sys4(long n, long a, long b, long c, long d)
-{
-    register long x8 __asm__("x8") = n, x0 __asm__("x0") = a, x1 __asm__("x1") = b;
-    register long x2 __asm__("x2") = c, x3 __asm__("x3") = d;
-    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
-    return x0;
-}
+REG_SYSCALL("svc 0", "x8", "x0", "x1", "x2", "x3")
 /* sp is 16-byte aligned at entry; frame pointer and link register cleared (outermost frame) */
 __asm__(".globl _start\n_start:\n  mov x0, sp\n  mov x29, #0\n  mov x30, #0\n  bl pyrt_tramp_main\n");
 
@@ -104,25 +110,13 @@ __asm__(".globl _start\n_start:\n"
         "  bl pyrt_tramp_main\n  nop\n");
 
 #elif defined(__s390x__)
-static long sys4(long n, long a, long b, long c, long d)
-{
-    register long r1 __asm__("r1") = n, r2 __asm__("r2") = a, r3 __asm__("r3") = b;
-    register long r4 __asm__("r4") = c, r5 __asm__("r5") = d;
-    __asm__ volatile("svc 0" : "+r"(r2) : "r"(r1), "r"(r3), "r"(r4), "r"(r5) : "memory");
-    return r2;
-}
+REG_SYSCALL("svc 0", "r1", "r2", "r3", "r4", "r5")
 /* the callee may store registers in the caller's 160-byte save area: make one, back chain 0 */
 __asm__(".globl _start\n_start:\n  lgr %r2, %r15\n  aghi %r15, -160\n  xc 0(8,%r15), 0(%r15)\n"
         "  brasl %r14, pyrt_tramp_main\n");
 
 #elif defined(__riscv)
-static long sys4(long n, long a, long b, long c, long d)
-{
-    register long a7 __asm__("a7") = n, a0 __asm__("a0") = a, a1 __asm__("a1") = b;
-    register long a2 __asm__("a2") = c, a3 __asm__("a3") = d;
-    __asm__ volatile("ecall" : "+r"(a0) : "r"(a7), "r"(a1), "r"(a2), "r"(a3) : "memory");
-    return a0;
-}
+REG_SYSCALL("ecall", "a7", "a0", "a1", "a2", "a3")
 /* gp first: the linker may relax accesses to gp-relative ones */
 __asm__(".globl _start\n_start:\n  .option push\n  .option norelax\n  lla gp, __global_pointer$\n"
         "  .option pop\n  mv a0, sp\n  andi sp, sp, -16\n  call pyrt_tramp_main\n");
