@@ -244,13 +244,7 @@ def validate_process(proc: object, f: str, walked: bool = False) -> None:
     seen = set()
     for i, rl in enumerate(_type(proc.get("rlimits", []) or [], list, f"{f}.rlimits", "an array")):
         rf = f"{f}.rlimits[{i}]"
-        _type(rl, dict, rf, "an object")
-        t = rl.get("type")
-        if not isinstance(t, str) or t not in RLIMITS:
-            raise ConfigError(f"{rf}.type", f'unknown rlimit "{t}"')
-        if t in seen:
-            raise ConfigError(f"{rf}.type", f'duplicate rlimit "{t}"')
-        seen.add(t)
+        seen.add(_entry_type(_type(rl, dict, rf, "an object"), rf, RLIMITS, "rlimit", seen))
         soft, hard = _int(rl.get("soft"), f"{rf}.soft", 0, U64), _int(rl.get("hard"), f"{rf}.hard", 0, U64)
         if soft > hard:
             raise ConfigError(rf, f"soft limit {soft} is above the hard limit {hard}")
@@ -269,6 +263,18 @@ def validate_process(proc: object, f: str, walked: bool = False) -> None:
         raise ConfigError(f"{f}.commandLine", "is Windows-only; use process.args on Linux")
     if user.get("username") is not None:
         raise ConfigError(f"{f}.user.username", "is Windows-only; use process.user.uid/gid on Linux")
+
+
+def _entry_type(entry: dict, f: str, known: set[str] | dict[str, int], what: str,
+                seen: set[str] | dict[str, str | None]) -> str:
+    """The ``type`` of an object entry of a typed array (rlimits, namespaces): one of ``known`` and not
+    one already ``seen`` -- a second entry of a type would silently override the first."""
+    t = entry.get("type")
+    if not isinstance(t, str) or t not in known:
+        raise ConfigError(f"{f}.type", f'unknown {what} "{t}"')
+    if t in seen:
+        raise ConfigError(f"{f}.type", f'duplicate {what} "{t}"')
+    return t
 
 
 PROPAGATION = {"shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable"}
@@ -294,12 +300,7 @@ def _validate_namespaces(nss: object) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for i, ns in enumerate(nss):
         f = f"linux.namespaces[{i}]"
-        _type(ns, dict, f, "an object")
-        t = ns.get("type")
-        if not isinstance(t, str) or t not in NAMESPACES:
-            raise ConfigError(f"{f}.type", f'unknown namespace "{t}"')
-        if t in out:
-            raise ConfigError(f"{f}.type", f'duplicate namespace "{t}"')
+        t = _entry_type(_type(ns, dict, f, "an object"), f, NAMESPACES, "namespace", out)
         path = ns.get("path")
         if path:
             _abspath(path, f"{f}.path")

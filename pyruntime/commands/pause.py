@@ -6,15 +6,13 @@ never races still-running tasks.
 from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
+from . import configure_id
 
 HELP = "pause all processes inside the container"
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("id", help="container id")
+configure = configure_id
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..container import pause
+    from ..control import pause
     pause(args.root, args.id)
     return 0

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
+from . import configure_id
 
 HELP = "start a created container"
-
-
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id", help="container id")
+configure = configure_id
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..container import start
+    from ..control import start
     start(args.root, args.id)
     return 0
