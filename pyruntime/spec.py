@@ -63,32 +63,58 @@ def _path(parent: str, key: object) -> str:
 def check_tree(doc: object, top: str = "") -> None:
     """One iterative pass over the whole document before anything reads it: strings the kernel and C
     cannot carry (NUL bytes cut an argument short; lone surrogates cannot be encoded), numbers JSON
-    cannot write back (NaN, Infinity) and nesting no config needs.  Each error names the JSON path."""
-    stack: list = [(doc, top, 0)]
+    cannot write back (NaN, Infinity) and nesting no config needs.  Each error names the JSON path.
+
+    The walk carries no path strings (podman's config is ~2000 values, most of them its seccomp
+    profile): each stack entry keeps its parent entry and key, and the path is spelled out only for
+    an error."""
+    stack: list = [(doc, None, None, 0)]
+    pop, push = stack.pop, stack.append
     while stack:
-        v, where, depth = stack.pop()
-        if isinstance(v, str):
-            _check_str(v, where or "(document)")
+        entry = pop()
+        v = entry[0]
+        t = type(v)
+        if t is str:
+            if "\0" in v or not v.isascii():
+                _check_str(v, entry, top)
+        elif t is dict or t is list or isinstance(v, (dict, list)):
+            depth = entry[3]
+            if depth >= MAX_DEPTH:
+                raise ConfigError(_where(entry, top), f"nested more than {MAX_DEPTH} levels deep")
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    if isinstance(k, str) and ("\0" in k or not k.isascii()):
+                        _check_str(k, (k, entry, "<key>", depth + 1), top)
+                    push((x, entry, k, depth + 1))
+            else:
+                for k, x in enumerate(v):
+                    push((x, entry, k, depth + 1))
         elif isinstance(v, float):
             if v != v or v in (float("inf"), float("-inf")):
-                raise ConfigError(where or "(document)", "number out of range")
-        elif isinstance(v, (dict, list)):
-            if depth >= MAX_DEPTH:
-                raise ConfigError(where or "(document)", f"nested more than {MAX_DEPTH} levels deep")
-            items = v.items() if isinstance(v, dict) else enumerate(v)
-            for k, x in items:
-                if isinstance(k, str):
-                    _check_str(k, _path(where, "<key>"))
-                stack.append((x, _path(where, k), depth + 1))
+                raise ConfigError(_where(entry, top), "number out of range")
+        elif isinstance(v, str):
+            _check_str(v, entry, top)
 
 
-def _check_str(v: str, where: str) -> None:
+def _where(entry: tuple, top: str) -> str:
+    """The JSON path of a check_tree stack entry ``(value, parent entry, key, depth)``."""
+    keys = []
+    while entry[1] is not None:
+        keys.append(entry[2])
+        entry = entry[1]
+    where = top
+    for k in reversed(keys):
+        where = _path(where, k)
+    return where or "(document)"
+
+
+def _check_str(v: str, entry: tuple, top: str) -> None:
     if "\0" in v:
-        raise ConfigError(where, "contains a NUL byte")
+        raise ConfigError(_where(entry, top), "contains a NUL byte")
     try:
         v.encode()
     except UnicodeEncodeError:
-        raise ConfigError(where, "contains an invalid unicode code point (a lone surrogate)") from None
+        raise ConfigError(_where(entry, top), "contains an invalid unicode code point (a lone surrogate)") from None
 
 
 def load(bundle: str) -> dict:
@@ -138,7 +164,7 @@ def validate(cfg: object) -> None:
     proc = cfg.get("process")
     if proc is None:
         raise ConfigError("process", "is required")
-    validate_process(proc, "process")
+    validate_process(proc, "process", walked=True)
     for key in ("hostname", "domainname"):
         if key in cfg:
             _type(cfg[key], str, key, "a string")
@@ -192,10 +218,12 @@ def validate_id_mappings(maps: object, field: str) -> None:
             _int(m.get(k), f"{f}.{k}")
 
 
-def validate_process(proc: object, f: str) -> None:
-    """Also used for ``exec --process`` files."""
+def validate_process(proc: object, f: str, walked: bool = False) -> None:
+    """Also used for ``exec --process`` files; ``walked``: check_tree has been over it already (as part
+    of the whole config)."""
     _type(proc, dict, f, "an object")
-    check_tree(proc, f)
+    if not walked:
+        check_tree(proc, f)
     args = proc.get("args")
     if not args:
         raise ConfigError(f"{f}.args", "is required and must not be empty")

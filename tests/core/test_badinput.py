@@ -141,6 +141,20 @@ def test_unknown_container(rt, tmp_path):
         assert cp.returncode == want and b"container ghost does not exist" in cp.stderr, (cmd, cp.stderr)
 
 
+def test_exec_sub_cgroup_refused(rt, make_bundle, tmp_path):
+    """runc's `exec --cgroup [CONTROLLER:]PATH` (a sub-cgroup for the process) is not implemented: said in
+    one line (exec's status 255), never silently run in the container's own cgroup instead."""
+    b = make_bundle(["sleep", "100"])
+    rt("create", "--bundle", b, "subcg")
+    cp = rt("exec", "--cgroup", "pids:inner", "subcg", "true", check=False)
+    assert cp.returncode == 255, cp
+    err = cp.stderr.decode()
+    assert "--cgroup pids:inner: running the process in a sub-cgroup is not supported" in err and \
+        "Traceback" not in err, err
+    assert rt.state("subcg")["status"] == "created"        # nothing was started in it
+    rt("delete", "--force", "subcg")
+
+
 def test_terminal_without_console_socket(rt, make_bundle, tmp_path):
     b = make_bundle(edit=lambda c: c["process"].__setitem__("terminal", True))
     fails(rt, ["create", "--bundle", b, "t"], "t", "cannot allocate tty", tmp_path)
