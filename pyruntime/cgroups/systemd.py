@@ -24,6 +24,20 @@ from .fs2 import V2Manager
 from .lazy import res
 
 
+def _user_instance() -> bool:
+    """Which systemd instance, decided as runc decides it: the user's for rootless cgroups (euid
+    != 0, ``--rootless true``, or uid 0 of a user namespace, which is how rootless podman runs the
+    runtime); but uid 0 of a user namespace with no session bus to reach (a system container with
+    its own systemd) uses the system instance, as runc does when it finds no bus owner."""
+    from ..rootless import euid_rootless, rootless_cgroups
+    if not rootless_cgroups():
+        return False
+    if euid_rootless():
+        return True
+    from .sdbus import user_bus_available
+    return user_bus_available()
+
+
 class SystemdManager:
     driver = "systemd"
 
@@ -53,7 +67,7 @@ class SystemdManager:
             raise RuntimeFailure(f"this host's cgroups are {lay.kind}; this build's systemd driver supports "
                                  "the unified (cgroup v2) hierarchy only: run without --systemd-cgroup",
                                  step="systemd cgroup driver")
-        user = os.geteuid() != 0
+        user = _user_instance()
         sl, prefix, name = sdprops.parse_cgroups_path(cgroups_path, cid, user)
         unit = sdprops.unit_name(prefix, name)
         slice_path = sdprops.expand_slice(sl)
@@ -85,7 +99,11 @@ class SystemdManager:
         """Nothing to make yet: the scope is created with the init's pid (add_pid)."""
 
     def apply(self, resources: dict) -> None:
-        """Validate now (bad input fails before any process exists); applied in add_pid."""
+        """Validate now (bad input fails before any process exists); applied in add_pid.  The user's
+        instance gets no device rules: installing a device filter (BPF) needs privileges no user
+        manager has, and a rootless container reaches only the devices its user may open anyway."""
+        if self.user:
+            resources = {k: v for k, v in resources.items() if k != "devices"}
         self._resources = res.validate(resources)
 
     def clone_fd(self) -> int | None:
@@ -106,7 +124,8 @@ class SystemdManager:
             props += [("PIDs", ("au", [pid])), ("MemoryAccounting", ("b", True)),
                       ("CPUAccounting", ("b", True)), ("IOAccounting", ("b", True)),
                       ("TasksAccounting", ("b", True)), ("DefaultDependencies", ("b", False))]
-            props += sdprops.resource_props(r, bus.version(), initial=True)
+            props += [p for p in sdprops.resource_props(r, bus.version(), initial=True)
+                      if not (self.user and p[0] in ("DevicePolicy", "DeviceAllow"))]
             props += self.extra
             try:
                 bus.start_transient_unit(self.unit, props)
@@ -126,6 +145,8 @@ class SystemdManager:
 
     def update(self, resources: dict) -> None:
         from . import sdprops
+        if self.user:
+            resources = {k: v for k, v in resources.items() if k != "devices"}
         r = res.validate(resources)
         with self._bus() as bus:
             bus.set_unit_properties(self.unit, sdprops.resource_props(r, bus.version(), initial=False))

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.e2e
 
 
 class Podman:
-    def __init__(self, rl) -> None:
+    """podman as the test user, its config under the user's home; ``cgroup_manager`` "systemd" is the
+    systemd lane's (tests/systemd/test_systemd_rootless.py: the user's systemd instance)."""
+
+    def __init__(self, rl, cgroup_manager: str = "cgroupfs") -> None:
         self.rl, self.u = rl, rl.owner
         self.conf = os.path.join(self.u.home, ".config", "containers")
         os.makedirs(self.conf, exist_ok=True)
@@ -30,7 +33,7 @@ class Podman:
 netns = "none"
 log_driver = "k8s-file"
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "{cgroup_manager}"
 events_logger = "file"
 runtime_supports_json = ["crun", "runc", "kata", "runsc", "pyruntime"]
 [engine.runtimes]
