@@ -40,7 +40,7 @@ build: $(CORE)
 
 # The installed command runs the venv's real interpreter directly, isolated and without site
 # (no .pth scanning): containerd and podman call `state`/`kill`/`delete` constantly.
-bin/pyruntime: Makefile $(VENV)/.stamp-pip
+bin/pyruntime: Makefile _native/mklauncher.py $(VENV)/.stamp-pip
 	@mkdir -p bin
 	$(PY) _native/mklauncher.py $(ROOT) $@
 

@@ -14,7 +14,7 @@ import sysconfig
 
 def launcher(exe: str, paths: list[str]) -> str:
     return (f"#!{exe} -IS\nimport sys\nsys.path[:0] = {paths!r}\n"
-            "from pyruntime.cli import main\nsys.exit(main())\n")
+            "from pyruntime.cli import launch\nlaunch()\n")
 
 
 def main(argv: list[str]) -> None:

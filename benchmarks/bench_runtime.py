@@ -21,7 +21,8 @@ private mount namespace without it: each call goes through `nsenter -m -t <holde
 
 Environment: BENCH_N (iterations, default 15), BENCH_BULK (containers in the bulk runs, default 100 and
 200), BENCH_CLIENTS (default "podman containerd"), BENCH_RUNTIMES (default "pyruntime runc crun"),
-BENCH_NOCACHE=1 adds pyruntime with PYRUNTIME_SECCOMP_CACHE=0, BENCH_JSON=file.
+BENCH_NOCACHE=1 adds pyruntime with PYRUNTIME_SECCOMP_CACHE=0, BENCH_JSON=file, BENCH_ONLY (a subset of
+the measure groups "run csd exec small rss bulk", default all: e.g. BENCH_ONLY="exec bulk").
 """
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ N = int(os.environ.get("BENCH_N", "15"))
 BULK = int(os.environ.get("BENCH_BULK", "100"))
 PAR_TOTAL = int(os.environ.get("BENCH_PAR", str(2 * BULK)))
 PAR_WAYS = 8
+GROUPS = ("run", "csd", "exec", "small", "rss", "bulk")
+ONLY = set(os.environ.get("BENCH_ONLY", " ".join(GROUPS)).split())
+if ONLY - set(GROUPS):
+    sys.exit(f"BENCH_ONLY: unknown group(s) {' '.join(sorted(ONLY - set(GROUPS)))} (known: {' '.join(GROUPS)})")
 ROOTFS = os.path.join(ROOT, "bundles", "busybox", "rootfs")
 LAUNCHER = os.path.join(ROOT, "bin", "pyruntime")
 PR_SET_CHILD_SUBREAPER = 36
@@ -261,19 +266,23 @@ def measure_client(client: str, rts: list[Runtime], tmp: str, bare: list[str]) -
         for rt in rts:                        # warm-up: page cache, first cgroup creation, seccomp cache
             cid, b = bundles.make(rt, ["/bin/true"])
             rt("run", "--bundle", b, cid)
-        for i in range(N):
+        for i in range(N):                    # the bare interpreter every time: the report needs it
             bare_samples.append(call(bare))
             for rt in rotate(rts, i):
-                cid, b = bundles.make(rt, ["/bin/true"])
-                add(rt, "run /bin/true", rt("run", "--bundle", b, cid))
-                for k, r in c_s_w_d(rt, bundles, tmp).items():
-                    add(rt, k, r)
-                add(rt, "exec /bin/true", exec_true(rt, long[rt.name][0], bundles, tmp))
-                add(rt, "state", rt("state", long[rt.name][0]))
-                add(rt, "kill", rt("kill", long[rt.name][0], str(SIGCONT)))
-                add(rt, "--version", call(rt.argv[:-2] + ["--version"], rt.env))
+                if "run" in ONLY:
+                    cid, b = bundles.make(rt, ["/bin/true"])
+                    add(rt, "run /bin/true", rt("run", "--bundle", b, cid))
+                if "csd" in ONLY:
+                    for k, r in c_s_w_d(rt, bundles, tmp).items():
+                        add(rt, k, r)
+                if "exec" in ONLY:
+                    add(rt, "exec /bin/true", exec_true(rt, long[rt.name][0], bundles, tmp))
+                if "small" in ONLY:
+                    add(rt, "state", rt("state", long[rt.name][0]))
+                    add(rt, "kill", rt("kill", long[rt.name][0], str(SIGCONT)))
+                    add(rt, "--version", call(rt.argv[:-2] + ["--version"], rt.env))
         rss: dict[str, dict[str, list[int]]] = {"run /bin/true": {}, "exec /bin/true": {}, "state": {}}
-        if os.access("/usr/bin/time", os.X_OK):
+        if "rss" in ONLY and os.access("/usr/bin/time", os.X_OK):
             for i in range(5):
                 for rt in rotate(rts, i):
                     cid, b = bundles.make(rt, ["/bin/true"])
@@ -286,7 +295,7 @@ def measure_client(client: str, rts: list[Runtime], tmp: str, bare: list[str]) -
                     reap(read_pid(pidfile))
                     rss["state"].setdefault(rt.name, []).append(peak_rss(rt.argv + ["state", long[rt.name][0]],
                                                                          rt.env))
-        for rnd in range(2):                  # bulk: A B C then C B A
+        for rnd in range(2 if "bulk" in ONLY else 0):     # bulk: A B C then C B A
             for rt in (rts if rnd == 0 else rts[::-1]):
                 add(rt, f"{BULK} runs in a row", bulk_run(rt, bundles, BULK))
                 add(rt, f"{PAR_WAYS}-way parallel c/s/w/d of {PAR_TOTAL}",

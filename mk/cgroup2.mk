@@ -3,7 +3,7 @@
 # Boots a qemu VM (TCG) with Debian's kernel, cgroup_no_v1=all and every controller enabled in the
 # root cgroup, the host / read-only (+ tmpfs overlay) and this project read-write at the same path,
 # and runs the cgroup tests in it: $(PYTEST) -m cgroup tests (see tests/vm/run-in-vm.sh).
-# tests/vm/cgroup2-lane.sh exits with pytest's status; 124 = the VM hit CGROUP2_TIMEOUT; 125 = the VM
+# tests/vm/lane.sh exits with pytest's status; 124 = the VM hit CGROUP2_TIMEOUT; 125 = the VM
 # did not boot or no status came back. When no VM can be run here (qemu/kernel missing and not
 # installable) it prints "test-cgroup2: SKIPPED: <reason>" and succeeds, unless CGROUP2_REQUIRED=1.
 #
@@ -34,5 +34,5 @@ cgroup2-vm-deps:
 
 # all = build (C core) + rootfs (busybox bundle) + bin/pyruntime: the cgroup tests use all three.
 test-cgroup2: cgroup2-vm-deps venv all
-	@CGROUP2_TIMEOUT=$(CGROUP2_TIMEOUT) CGROUP2_REQUIRED=$(CGROUP2_REQUIRED) \
-	  tests/vm/cgroup2-lane.sh $(PYTEST) -m cgroup $(CGROUP2_PYTEST_ARGS) $(CGROUP2_TESTS)
+	@LANE_TIMEOUT=$(CGROUP2_TIMEOUT) LANE_REQUIRED=$(CGROUP2_REQUIRED) VM_INIT=shell VM_CGROUP=v2 \
+	  tests/vm/lane.sh test-cgroup2 -- $(PYTEST) -m cgroup $(CGROUP2_PYTEST_ARGS) $(CGROUP2_TESTS)

@@ -8,7 +8,7 @@ fields (see ``_native/pyrt.h``), so a failure in C reads exactly like one found 
 from __future__ import annotations
 
 import errno as _errno
-import os
+import posix   # not os: see fastos.py (every command imports this module)
 
 
 class RuntimeFailure(Exception):
@@ -24,15 +24,15 @@ class RuntimeFailure(Exception):
     def __str__(self) -> str:
         parts = [p for p in (self.step, self.path) if p]
         text = ": ".join(parts + [self.message]) if parts else self.message
-        if self.errno and os.strerror(self.errno).lower() not in text.lower():
-            text += ": " + os.strerror(self.errno).lower()
+        if self.errno and posix.strerror(self.errno).lower() not in text.lower():
+            text += ": " + posix.strerror(self.errno).lower()
         return text
 
     @classmethod
     def from_os(cls, exc: OSError, step: str, path: str = "") -> "RuntimeFailure":
         """Wrap an OSError so the message names the step and path, runc-style lower-case strerror."""
         err = exc.errno or _errno.EIO
-        return cls(os.strerror(err).lower(), step=step, path=path or (exc.filename or ""), errno=err)
+        return cls(posix.strerror(err).lower(), step=step, path=path or (exc.filename or ""), errno=err)
 
 
 class ConfigError(RuntimeFailure):

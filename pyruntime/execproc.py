@@ -16,15 +16,14 @@ from .plan import build_exec
 from .protocol import Forwarder, kill_and_reap, send_pidfd, spawn, wait_exec, write_pid_file
 
 
-def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_file: str | None = None,
+def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False, pid_file: str | None = None,
                  console_socket: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
                  cgroup_sub: str | None = None, pidfd_socket: str | None = None) -> int:
-    """Start ``proc`` in the container; returns its exit status (0 at once when detached).  The
-    process is planned by the same builder as create's init (plan.fill_container_process) and
-    driven by the same protocol module."""
+    """Start ``proc`` in the container whose state ``st`` the caller loaded; returns its exit status
+    (0 at once when detached).  The process is planned by the same builder as create's init
+    (plan.fill_container_process) and driven by the same protocol module."""
     from . import protocol, spec
-    from .container import forward_listener
-    st = state.load(root, cid)
+    cid = st.id
     status = state.status(root, st)
     if status == "stopped":
         raise RuntimeFailure("cannot exec in a stopped container")
@@ -87,6 +86,7 @@ def exec_process(root: str, cid: str, proc: dict, *, detach: bool = False, pid_f
             sync.send(sync.m.GO)
 
         def on_listener(_payload: bytes, fds: list) -> None:
+            from .container import forward_listener     # only with a seccomp listener: not on every exec
             forward_listener(p, fds, state.oci_state(root, st, "running"))
 
         def on_pid(payload: bytes, _fds: list) -> None:

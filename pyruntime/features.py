@@ -250,7 +250,7 @@ def _capabilities() -> list[str]:
 
 
 def _unified_only() -> bool:
-    """/sys/fs/cgroup is the cgroup2 mount itself (no v1 hierarchies): the systemd driver's layout."""
+    """/sys/fs/cgroup is the cgroup2 mount itself (no v1 hierarchies): the rootless systemd driver's layout."""
     try:
         from .cgroups.layout import V2, detect
         return detect().kind == V2
@@ -262,7 +262,7 @@ def _cgroup() -> dict[str, bool]:
     """Cgroup managers: the drivers present in pyruntime.cgroups and the kernel's filesystems.
 
     systemd / systemdUser: the package declares the systemd driver in ``pyruntime.cgroups.FEATURES``,
-    systemd runs (/run/systemd/system) and the hierarchy is cgroup v2 (the driver's only layout).
+    systemd runs (/run/systemd/system); systemdUser also needs cgroup v2 (rootless on v1 is refused).
     """
     fs = kernel_filesystems()
     pkg = _optional("pyruntime.cgroups")
@@ -270,9 +270,9 @@ def _cgroup() -> dict[str, bool]:
     if isinstance(declared, dict):
         v1, v2 = bool(declared.get("v1")), bool(declared.get("v2"))
         rdma = bool(declared.get("rdma"))
-        sd_ok = os.path.isdir("/run/systemd/system") and _unified_only()
+        sd_ok = os.path.isdir("/run/systemd/system")
         systemd = bool(declared.get("systemd")) and sd_ok
-        systemd_user = bool(declared.get("systemdUser")) and sd_ok
+        systemd_user = bool(declared.get("systemdUser")) and sd_ok and _unified_only()
     else:
         names: set[str] = set()
         if pkg is not None and getattr(pkg, "__path__", None):

@@ -9,8 +9,10 @@ library itself through the core, as before.
 """
 from __future__ import annotations
 
-import os
+import posix   # not os: see fastos.py
 import sys
+
+from .fastos import exists, getenv, join
 
 SONAME = "libseccomp.so.2"
 
@@ -24,18 +26,30 @@ def _search_dirs() -> list[str]:
 
 
 def from_file_name() -> str | None:
-    if os.environ.get("LD_LIBRARY_PATH") or os.environ.get("LD_PRELOAD"):
+    if getenv("LD_LIBRARY_PATH") or getenv("LD_PRELOAD"):
         return None
     for d in _search_dirs():
-        path = os.path.join(d, SONAME)
-        if os.path.exists(path):
-            name = os.path.basename(os.path.realpath(path))
+        path = join(d, SONAME)
+        if exists(path):
+            name = _final_name(path)
             rest = name[len(SONAME) - 1:] if name.startswith(SONAME[:-1]) else ""   # "2.5.4"
             parts = rest.split(".")
             if len(parts) == 3 and all(p.isdigit() for p in parts):
                 return rest
             return None
     return None
+
+
+def _final_name(path: str) -> str:
+    """The file name `path` resolves to (os.path.realpath's last component): only the last component's
+    symlinks can change it, and the soname link is one (libseccomp.so.2 -> libseccomp.so.2.5.4)."""
+    for _ in range(40):
+        try:
+            target = posix.readlink(path)
+        except OSError:      # not a symlink (EINVAL): this is the file
+            break
+        path = target if target.startswith("/") else join(path.rsplit("/", 1)[0], target)
+    return path.rsplit("/", 1)[-1]
 
 
 def libseccomp_version() -> str | None:

@@ -5,7 +5,7 @@ error message, so every failure goes there as well as to stderr.
 """
 from __future__ import annotations
 
-import os
+import posix   # not os: see fastos.py (every command imports this module)
 import sys
 import time
 
@@ -20,7 +20,7 @@ def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
     global _path, _fmt, _debug
     _path, _fmt, _debug = path, fmt, debug
     if path:
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        posix.close(posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644))
 
 
 def _now() -> str:
@@ -37,11 +37,11 @@ def _write(level: str, msg: str) -> None:
     else:
         line = f'time="{_now()}" level={level} msg="{msg}"\n'
     try:
-        fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = posix.open(_path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
         try:
-            os.write(fd, line.encode())
+            posix.write(fd, line.encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError:
         pass  # a log we cannot write must not hide the real error on stderr
 

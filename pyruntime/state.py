@@ -14,11 +14,11 @@ next ``create`` of the id find what was made (init, cgroup) and clear it.
 """
 from __future__ import annotations
 
-import fcntl
-import os
-import stat as _stat   # already imported by os
+import _stat
+import posix   # not os, which costs ~1 ms of every shim call: see fastos.py
 
 from . import fastjson as json
+from . import fastos
 from .errors import ContainerNotFound, RuntimeFailure
 
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
@@ -73,11 +73,12 @@ def validate_id(cid: object) -> None:
 
 def container_dir(root: str, cid: str) -> str:
     validate_id(cid)
-    return os.path.join(root, cid)
+    return fastos.join(root, cid)
 
 
 def ensure_root(root: str) -> None:
     """Create the state root (0700) or check that the given one is a directory."""
+    import os      # create's path only (it imports os anyway)
     try:
         os.makedirs(root, mode=0o700, exist_ok=True)
     except FileExistsError:
@@ -93,37 +94,38 @@ def _bad(path: str, cause: str) -> RuntimeFailure:
 def _read_state_file(root: str, cid: str) -> tuple[str, bytes]:
     """(path, bytes) of state.json, reached without following any symlink in <root>/<id>/state.json."""
     cdir = container_dir(root, cid)
-    path = os.path.join(cdir, "state.json")
+    path = fastos.join(cdir, "state.json")
     try:
-        dfd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        dfd = posix.open(cdir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
     except FileNotFoundError:
         raise ContainerNotFound(cid) from None
     except OSError as e:
-        if os.path.lexists(root) and not os.path.isdir(root):
+        if fastos.lexists(root) and not fastos.isdir(root):
             raise _root_error(root) from None
-        if os.path.islink(cdir):
+        if fastos.islink(cdir):
             raise _bad(cdir, "the container directory is a symlink (refused)") from None
         raise RuntimeFailure.from_os(e, "state", cdir) from None
     try:
         try:
-            fd = os.open("state.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+            fd = posix.open("state.json", posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC,
+                            dir_fd=dfd)
         except FileNotFoundError:
             raise ContainerNotFound(cid) from None
         except OSError as e:
-            if os.path.islink(path):
+            if fastos.islink(path):
                 raise _bad(path, "is a symlink (refused: a state file is never followed)") from None
             raise RuntimeFailure.from_os(e, "state", path) from None
     finally:
-        os.close(dfd)
+        posix.close(dfd)
     try:
-        st = os.fstat(fd)
+        st = posix.fstat(fd)
         if not _stat.S_ISREG(st.st_mode):
             raise _bad(path, "not a regular file")
         if st.st_size > STATE_MAX:
             raise _bad(path, f"too large ({st.st_size} bytes)")
         chunks = []
         while True:
-            b = os.read(fd, 1 << 20)
+            b = posix.read(fd, 1 << 20)
             if not b:
                 break
             chunks.append(b)
@@ -131,11 +133,11 @@ def _read_state_file(root: str, cid: str) -> tuple[str, bytes]:
     except OSError as e:
         raise RuntimeFailure.from_os(e, "state", path) from None
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _root_error(root: str) -> RuntimeFailure:
-    if os.path.lexists(root):
+    if fastos.lexists(root):
         return RuntimeFailure("not a directory", step="--root", path=root)
     return RuntimeFailure("no such file or directory", step="--root", path=root)
 
@@ -171,29 +173,30 @@ def load(root: str, cid: str) -> State:
 def save(root: str, st: State) -> None:
     """Atomic replace; a full disk or any write error is a RuntimeFailure naming the file."""
     d = container_dir(root, st.id)
-    tmp = os.path.join(d, ".state.json.tmp")
-    path = os.path.join(d, "state.json")
+    tmp = fastos.join(d, ".state.json.tmp")
+    path = fastos.join(d, "state.json")
     try:
         data = json.dumps(st.to_dict()).encode()
     except (TypeError, ValueError, RecursionError, UnicodeEncodeError) as e:
         raise RuntimeFailure(f"cannot encode the state: {e}", step="state", path=path) from None
     try:
         try:
-            os.unlink(tmp)
+            posix.unlink(tmp)
         except FileNotFoundError:
             pass
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC,
+                        0o600)
         try:
             view = memoryview(data)
             while view:
-                n = os.write(fd, view)
+                n = posix.write(fd, view)
                 view = view[n:]
         finally:
-            os.close(fd)
-        os.rename(tmp, path)
+            posix.close(fd)
+        posix.rename(tmp, path)
     except OSError as e:
         try:
-            os.unlink(tmp)
+            posix.unlink(tmp)
         except OSError:
             pass
         raise RuntimeFailure.from_os(e, "write state", path) from None
@@ -202,11 +205,11 @@ def save(root: str, st: State) -> None:
 def list_ids(root: str) -> list[str]:
     """Every container directory (valid id, a real directory), with or without a state file."""
     try:
-        names = os.listdir(root)
+        names = posix.listdir(root)
     except FileNotFoundError:
         return []
     except OSError as e:
-        if not os.path.isdir(root):
+        if not fastos.isdir(root):
             raise _root_error(root) from None
         raise RuntimeFailure.from_os(e, "--root", root) from None
     out = []
@@ -215,8 +218,8 @@ def list_ids(root: str) -> list[str]:
             validate_id(n)
         except RuntimeFailure:
             continue
-        p = os.path.join(root, n)
-        if os.path.isdir(p) or os.path.islink(p):
+        p = fastos.join(root, n)
+        if fastos.isdir(p) or fastos.islink(p):
             out.append(n)
     return sorted(out)
 
@@ -236,20 +239,21 @@ class locked:
         self.fd = -1
 
     def acquire(self, blocking: bool = True) -> bool:
-        path = os.path.join(self.dir, "lock")
+        path = fastos.join(self.dir, "lock")
         try:
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            self.fd = posix.open(path, posix.O_RDWR | posix.O_CREAT | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600)
         except FileNotFoundError:
             raise ContainerNotFound(self.cid) from None
         except OSError as e:
             raise RuntimeFailure.from_os(e, "lock", path) from None
+        import fcntl      # not at the top: `state` and `kill` take no lock
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
             self.release()
             return False
         try:
-            same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(self.fd).st_ino
+            same = posix.stat(path, follow_symlinks=False).st_ino == posix.fstat(self.fd).st_ino
         except FileNotFoundError:
             same = False
         if not same:
@@ -259,7 +263,7 @@ class locked:
 
     def release(self) -> None:
         if self.fd >= 0:
-            os.close(self.fd)
+            posix.close(self.fd)
             self.fd = -1
 
     def __enter__(self) -> str:
@@ -273,23 +277,23 @@ class locked:
 def lock_busy(root: str, cid: str) -> bool:
     """Is a command (a create under way, say) holding this container's lock right now?"""
     try:
-        fd = os.open(os.path.join(root, cid, "lock"), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = posix.open(fastos.join(root, cid, "lock"), posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
     except OSError:
         return False
+    import fcntl
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
     except BlockingIOError:
         return True
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def proc_start_time(pid: int) -> int | None:
     """Start time (clock ticks since boot) of a live, non-zombie pid; None if gone or a zombie."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = fastos.read_small(f"/proc/{pid}/stat")
     except OSError:
         return None
     rest = data[data.rindex(b")") + 2:].split()
@@ -307,6 +311,11 @@ def creator_alive(st: State) -> bool:
     return len(c) == 2 and isinstance(c[0], int) and c[0] > 0 and proc_start_time(c[0]) == c[1]
 
 
+def stopped(st: State) -> bool:
+    """``status(...) == "stopped"`` without telling created, running and paused apart (what `kill` asks)."""
+    return not creator_alive(st) if st.creating else not alive(st)
+
+
 def status(root: str, st: State) -> str:
     """creating | created | running | paused | stopped, derived from the processes and the freezer.
     A record still marked creating whose create process is dead is a half-made container: stopped."""
@@ -314,12 +323,12 @@ def status(root: str, st: State) -> str:
         return "creating" if creator_alive(st) else "stopped"
     if not alive(st):
         return "stopped"
-    if os.path.exists(os.path.join(root, st.id, FIFO)):
+    if fastos.exists(fastos.join(root, st.id, FIFO)):
         return "created"
     if st.cgroup:
-        from .cgroups import frozen_from_state     # not the drivers: see there
+        from .cgstate import frozen     # not the drivers: see there
         try:
-            if frozen_from_state(st.cgroup):
+            if frozen(st.cgroup):
                 return "paused"
         except (OSError, RuntimeFailure, KeyError, TypeError):
             pass

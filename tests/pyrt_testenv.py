@@ -7,12 +7,51 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(ROOT, "bin", "pyruntime")
 ROOTFS = os.path.join(ROOT, "bundles", "busybox", "rootfs")
 # one parent cgroup per test session, so concurrent sessions never see (or remove) each other's
 CG_PARENT = f"pyrt-tests-{os.getpid()}"
+RUNC = shutil.which("runc")   # the control runtime (runc 1.1.5 here), None when not installed
+# pyruntime's compiled-filter cache in a state root (pyruntime/seccomp_cache.py): the only entry of a
+# root that is not a container (container ids cannot start with ".")
+SECCOMP_CACHE = ".seccomp-cache"
+
+
+def state_root_leftovers(root: str) -> list[str]:
+    """What a runtime left in its state root (--root), the seccomp cache aside: for leak checks."""
+    try:
+        return sorted(n for n in os.listdir(root) if n != SECCOMP_CACHE)
+    except FileNotFoundError:
+        return []
+
+
+def remove_seccomp_cache(root: str) -> None:
+    """Remove the seccomp cache pyruntime made in a shared state root (a client's runtime root)."""
+    shutil.rmtree(os.path.join(root, SECCOMP_CACHE), ignore_errors=True)
+
+
+def build_sdsend(out_dir: str) -> str:
+    """tests/sdsend.c linked static into out_dir: the sd_notify sender the notify tests run in containers."""
+    out = os.path.join(out_dir, "sdsend")
+    subprocess.run(["gcc", "-static", "-O", "-o", out, os.path.join(ROOT, "tests", "sdsend.c")], check=True)
+    return out
+
+
+def run_captured(argv: list[str], *, timeout: float, input: bytes | None = None,
+                 **kw) -> subprocess.CompletedProcess:
+    """subprocess.run with stdout/stderr captured through files, not pipes: a created container's init
+    inherits the runtime's stdio and may outlive the call, holding a pipe open."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        cp = subprocess.run(argv, stdout=kw.pop("stdout", out), stderr=err, timeout=timeout, input=input, **kw)
+        out.seek(0)
+        err.seek(0)
+        cp.stdout, cp.stderr = out.read(), err.read()
+    return cp
 
 
 def cgroup_dirs(rel: str) -> list[str]:
@@ -53,13 +92,7 @@ class Runtime:
         glob = ["--root", self.root]
         if log:
             glob += ["--log", log, "--log-format", "json"]
-        # Files, not pipes: a created container's init inherits our stdio and may outlive this call.
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            cp = subprocess.run([self.binary, *glob, *args], stdout=kw.pop("stdout", out), stderr=err,
-                                timeout=timeout, input=input, **kw)
-            out.seek(0)
-            err.seek(0)
-            cp.stdout, cp.stderr = out.read(), err.read()
+        cp = run_captured([self.binary, *glob, *args], timeout=timeout, input=input, **kw)
         if check and cp.returncode != 0:
             raise AssertionError(f"pyruntime {' '.join(args)} -> {cp.returncode}\nstdout: {cp.stdout.decode()}\n"
                                  f"stderr: {cp.stderr.decode()}")
@@ -74,7 +107,17 @@ class Runtime:
     def cleanup(self) -> None:
         if not os.path.isdir(self.root):
             return
-        for cid in os.listdir(self.root):
-            if not cid.startswith("."):     # every container dir, half-made ones too
-                subprocess.run([self.binary, "--root", self.root, "delete", "--force", cid], capture_output=True)
+        for cid in state_root_leftovers(self.root):     # every container dir, half-made ones too
+            subprocess.run([self.binary, "--root", self.root, "delete", "--force", cid], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def runc_control(root: str | None = None) -> Iterator[Runtime]:
+    """runc (the control) with a private --root (default a new dir under /run); every container in it
+    deleted and the root removed at the end.  Callers skip first when RUNC is None."""
+    r = Runtime(root or f"/run/runc-test-{uuid.uuid4().hex[:8]}", binary=RUNC or "runc")
+    try:
+        yield r
+    finally:
+        r.cleanup()

@@ -181,4 +181,7 @@ def test_start_wire_constants_match_the_core():
     from pyruntime import protocol
     m = protocol.msg()                        # read from the core through cffi
     w = protocol._StartWire
-    assert (w.size, w.GO, w.err_max, w.struct.format) == (m.size, m.GO, m.err_max, m.struct.format)
+    assert (w.size, w.GO, w.err_max, w.format) == (m.size, m.GO, m.err_max, m.struct.format)
+    # its hand-made header is the core's struct, byte for byte, both ways
+    assert w.pack(m.GO) == m.struct.pack(m.GO, 0, 0, 0)
+    assert w.unpack(m.struct.pack(m.ERROR, -22, 4000, 0) + b"x") == (m.ERROR, -22, 4000)

@@ -11,8 +11,8 @@ such container owns: each removes it once empty (the one that made it may go fir
 in it; rmdir of a non-empty cgroup fails, and mkdirs re-makes a parent removed under it).  The runtime never moves itself
 into a container cgroup: the container init is moved (add_pid) or cloned into it (clone_fd).
 
-``manager_from_state`` rebuilds a manager from state.json without probing the host, which keeps
-``state`` (paused or running?) cheap.
+``manager_from_state`` rebuilds a manager from state.json without probing the host.  `state` (paused or
+running?) and `delete` of a stopped container read that record without the drivers: pyruntime/cgstate.py.
 """
 from __future__ import annotations
 
@@ -177,25 +177,3 @@ def join_warmup() -> None:
         if not tid[0] or not os.path.exists(f"/proc/self/task/{tid[0]}"):
             return
         time.sleep(0.0002)
-
-
-def frozen_from_state(d: dict) -> bool:
-    """``manager_from_state(d).frozen()`` without importing the drivers: `state` asks this on every call
-    (is a running container paused?) and needs nothing else of them.  The same files the drivers read:
-    v1 freezer.state (FREEZING counts), else the unified cgroup's cgroup.freeze."""
-    def read(path: str) -> str | None:
-        try:
-            with open(path) as f:
-                return f.read().strip()
-        except FileNotFoundError:
-            return None
-
-    drv = d.get("driver")
-    if drv == "v1":
-        fz = (d.get("paths") or {}).get("freezer")
-        if fz:
-            return read(os.path.join(fz, "freezer.state")) in ("FROZEN", "FREEZING")
-        d = d.get("unified") or {}
-    elif drv not in ("v2", "systemd"):     # systemd: the scope's directory is the top-level "path"
-        raise RuntimeFailure(f"unknown cgroup driver {drv!r} in state", step="cgroup")
-    return bool(d.get("path")) and read(os.path.join(d["path"], "cgroup.freeze")) == "1"

@@ -248,7 +248,9 @@ class V1Manager:
             raise ConfigError(f"{P}.devices", "device rules need the v1 devices controller; this host "
                                               "lacks it")
 
-    def _set(self, r: dict) -> None:
+    def _set(self, r: dict, initial: bool = True) -> None:
+        """Write validated resources to the files (``initial``: the systemd driver's shared signature
+        with fs2; v1 files need no difference between create and update)."""
         if r.get("cpu"):
             self._cpu(r["cpu"])
         if r.get("memory"):

@@ -160,21 +160,29 @@ def _overlaps(a, r) -> bool:
         and (a.minor < 0 or r.minor < 0 or a.minor == r.minor)
 
 
-def resource_props(r: dict, version: int, *, initial: bool) -> list[Prop]:
+def resource_props(r: dict, version: int, *, initial: bool, v1: bool = False) -> list[Prop]:
     """Unit properties for validated linux.resources ``r`` (see module doc).  ``r`` may be updated in
-    place where systemd rounds a value (cpu quota), so the cgroup file gets the same value."""
+    place where systemd rounds a value (cpu quota), so the cgroup file gets the same value.
+
+    ``v1`` (hybrid and legacy hosts): the properties systemd has for cgroup v1, as runc passes them
+    there: MemoryLimit, CPUShares, the CPU quota, the cpusets, BlockIOWeight, TasksMax and the device
+    list.  Everything else (swap, reservation, throttles, freezer, net_cls ...) only goes to the
+    files, which the fs1 driver writes after."""
     props: list[Prop] = []
     m = r.get("memory") or {}
     if m.get("limit"):
-        props.append(("MemoryMax", ("t", U64_MAX if m["limit"] < 0 else m["limit"])))
-    if m.get("reservation"):
+        props.append(("MemoryLimit" if v1 else "MemoryMax", ("t", U64_MAX if m["limit"] < 0 else m["limit"])))
+    if m.get("reservation") and not v1:
         props.append(("MemoryLow", ("t", U64_MAX if m["reservation"] < 0 else m["reservation"])))
-    if m.get("swap") and m.get("limit"):
+    if m.get("swap") and m.get("limit") and not v1:
         sw = res.swap_to_v2(m["swap"], m["limit"])
         if sw is not None:
             props.append(("MemorySwapMax", ("t", U64_MAX if sw < 0 else sw)))
     c = r.get("cpu") or {}
-    if c.get("idle") == 1 and version >= 252:
+    if v1:
+        if c.get("shares"):
+            props.append(("CPUShares", ("t", c["shares"])))
+    elif c.get("idle") == 1 and version >= 252:
         props.append(("CPUWeight", ("t", 0)))
     elif c.get("shares"):
         props.append(("CPUWeight", ("t", res.shares_to_weight(c["shares"]))))
@@ -192,6 +200,20 @@ def resource_props(r: dict, version: int, *, initial: bool) -> list[Prop]:
     if p.get("limit"):
         props.append(("TasksMax", ("t", U64_MAX if p["limit"] < 0 else max(p["limit"], 1))))
     b = r.get("blockIO") or {}
+    if v1:
+        if b.get("weight"):
+            props.append(("BlockIOWeight", ("t", b["weight"])))
+    else:
+        props.extend(_io_props(b))
+        props.extend(unified_props(r.get("unified") or {}, version))
+    if "devices" in r or initial:
+        props.extend(device_props(res.device_rules(r)))
+    return props
+
+
+def _io_props(b: dict) -> list[Prop]:
+    """blockIO as cgroup v2's IO* properties."""
+    props: list[Prop] = []
     if b.get("weight"):
         props.append(("IOWeight", ("t", res.blkio_to_io_weight(b["weight"]))))
     wd = [(_dev_path("b", e["major"], e["minor"]), res.blkio_to_io_weight(e["weight"]))
@@ -205,9 +227,6 @@ def resource_props(r: dict, version: int, *, initial: bool) -> list[Prop]:
         ents = [(_dev_path("b", e["major"], e["minor"]), e["rate"] or U64_MAX) for e in b.get(key, [])]
         if ents:
             props.append((prop, ("a(st)", ents)))
-    props.extend(unified_props(r.get("unified") or {}, version))
-    if "devices" in r or initial:
-        props.extend(device_props(res.device_rules(r)))
     return props
 
 

@@ -12,16 +12,25 @@ before the init is cloned.  As runc does, the init is cloned without CLONE_INTO_
 the scope by StartTransientUnit(PIDs=[init]) while it is still blocked on the sync socket, before it
 runs anything of the container's; resources are applied right after, still before it is released.
 
-cgroup v2 (the unified hierarchy) is supported, as root on the system instance and rootless on the
-user's instance (the session bus).  v1/hybrid hosts are refused with a clear error.
+Layouts: cgroup v2 (the unified hierarchy), as root on the system instance and rootless on the user's
+instance (the session bus); hybrid and legacy v1 as root, as runc does them: the unit gets the v1
+properties systemd has (MemoryLimit, CPUShares, CPUQuota, BlockIOWeight, TasksMax, DeviceAllow), then
+the scope's directory in every mounted v1 hierarchy is made where systemd did not make it (freezer,
+cpuset, net_cls ...), the init is written into each, and the fs1 driver writes every file; on hybrid
+the scope's directory in the unified hierarchy (systemd's own) lists and kills the processes.  The
+cgroupfs driver behind the scope is therefore fs2's V2Manager or fs1's V1Manager, never a copy.
+Rootless on v1 is refused, as by runc (a user instance cannot delegate v1 controllers).
 """
 from __future__ import annotations
 
 import os
 
 from ..errors import RuntimeFailure
+from .fs1 import V1Manager
 from .fs2 import V2Manager
 from .lazy import res
+
+Fs = V2Manager | V1Manager
 
 
 def _user_instance() -> bool:
@@ -41,14 +50,14 @@ def _user_instance() -> bool:
 class SystemdManager:
     driver = "systemd"
 
-    def __init__(self, fs: V2Manager, unit: str, slice_: str, user: bool, started: bool,
+    def __init__(self, fs: Fs, unit: str, slice_: str, user: bool, started: bool,
                  description: str = "", extra: list | None = None) -> None:
-        self.fs = fs                    # the scope's directory, driven by the cgroupfs driver
+        self.fs = fs                    # the scope's directories, driven by the cgroupfs driver
         self.unit = unit                # prefix-name.scope (or a .slice for kubelet-style names)
         self.slice = slice_             # the parent slice unit, as given (system.slice ...)
         self.user = user                # the user's systemd instance (rootless)
         self.started = started          # the unit exists (exec and the other commands)
-        self.layout = "v2"
+        self.layout = fs.layout         # v2 | hybrid | v1
         self.description = description
         self.extra = list(extra or [])  # annotation properties, for StartTransientUnit
         self._resources: dict | None = None
@@ -57,17 +66,17 @@ class SystemdManager:
     # --- construction -------------------------------------------------------------------------------
     @classmethod
     def open(cls, cgroups_path: str | None, cid: str, annotations: dict | None) -> "SystemdManager":
-        from .layout import V2, detect, host_path
+        from .layout import HYBRID, V2, detect, host_path
         from . import sdprops
         if not os.path.isdir("/run/systemd/system"):
             raise RuntimeFailure("systemd is not running on this host (no /run/systemd/system)",
                                  step="systemd cgroup driver")
         lay = detect()
-        if lay.kind != V2 or lay.unified is None:
-            raise RuntimeFailure(f"this host's cgroups are {lay.kind}; this build's systemd driver supports "
-                                 "the unified (cgroup v2) hierarchy only: run without --systemd-cgroup",
-                                 step="systemd cgroup driver")
         user = _user_instance()
+        if user and lay.kind != V2:
+            raise RuntimeFailure(f"this host's cgroups are {lay.kind}: rootless containers with the systemd "
+                                 "driver need cgroup v2 (so does runc); run without --systemd-cgroup",
+                                 step="systemd cgroup driver")
         sl, prefix, name = sdprops.parse_cgroups_path(cgroups_path, cid, user)
         unit = sdprops.unit_name(prefix, name)
         slice_path = sdprops.expand_slice(sl)
@@ -75,19 +84,30 @@ class SystemdManager:
             from .sdbus import Systemd
             with Systemd(user=True) as bus:
                 slice_path = os.path.join(str(bus.manager_property("ControlGroup")), slice_path.lstrip("/"))
-        path = sdprops.cgroup_dir(host_path(lay.unified, lay.unified_root, "/"), slice_path, unit)
+        def scope_dir(mount: str, root: str) -> str:
+            return sdprops.cgroup_dir(host_path(mount, root, "/"), slice_path, unit)
+        fs: Fs
+        if lay.kind == V2:
+            assert lay.unified is not None
+            fs = V2Manager(lay.unified, scope_dir(lay.unified, lay.unified_root), layout="v2")
+        else:
+            unified = None
+            if lay.kind == HYBRID and lay.unified is not None:
+                unified = V2Manager(lay.unified, scope_dir(lay.unified, lay.unified_root), layout="hybrid")
+            fs = V1Manager({c: scope_dir(m, lay.v1_root[c]) for c, m in lay.v1.items()}, dict(lay.v1),
+                           unified=unified)
         extra = sdprops.annotation_props(annotations or {})
-        return cls(V2Manager(lay.unified, path, layout="v2"), unit, sl, user, False,
-                   f"pyruntime container {name}", extra)
+        return cls(fs, unit, sl, user, False, f"pyruntime container {name}", extra)
 
     def to_state(self) -> dict:
-        d = self.fs.to_state()        # "path"/"mount" stay top-level: plan's cgroup mounts read them
+        d = self.fs.to_state()        # "path"/"mount" ("paths" on v1) stay top-level: plan's cgroup mounts read them
         d.update(driver=self.driver, unit=self.unit, slice=self.slice, user=self.user)
         return d
 
     @classmethod
     def from_state(cls, d: dict) -> "SystemdManager":
-        fs = V2Manager(d["mount"], d["path"], d.get("created"), "v2")
+        fs: Fs = V1Manager.from_state(d) if d.get("paths") is not None else \
+            V2Manager(d["mount"], d["path"], d.get("created"), "v2")
         return cls(fs, d["unit"], d.get("slice", ""), bool(d.get("user")), True)
 
     def _bus(self):
@@ -105,6 +125,8 @@ class SystemdManager:
         if self.user:
             resources = {k: v for k, v in resources.items() if k != "devices"}
         self._resources = res.validate(resources)
+        if isinstance(self.fs, V1Manager):
+            self.fs._check_support(self._resources)
 
     def clone_fd(self) -> int | None:
         return self.fs.clone_fd() if self.started else None
@@ -115,17 +137,16 @@ class SystemdManager:
             return
         r = self._resources if self._resources is not None else res.validate({})
         with self._bus() as bus:
-            from . import sdprops
             props = [("Description", ("s", self.description))]
             if self.unit.endswith(".slice"):
                 props.append(("Wants", ("as", [self.slice])))
             else:
                 props += [("Slice", ("s", self.slice)), ("Delegate", ("b", True))]
+            v1 = isinstance(self.fs, V1Manager)
             props += [("PIDs", ("au", [pid])), ("MemoryAccounting", ("b", True)),
-                      ("CPUAccounting", ("b", True)), ("IOAccounting", ("b", True)),
+                      ("CPUAccounting", ("b", True)), ("BlockIOAccounting" if v1 else "IOAccounting", ("b", True)),
                       ("TasksAccounting", ("b", True)), ("DefaultDependencies", ("b", False))]
-            props += [p for p in sdprops.resource_props(r, bus.version(), initial=True)
-                      if not (self.user and p[0] in ("DevicePolicy", "DeviceAllow"))]
+            props += self._props_for(r, bus.version(), initial=True)
             props += self.extra
             try:
                 bus.start_transient_unit(self.unit, props)
@@ -137,19 +158,42 @@ class SystemdManager:
                         pass
                 raise RuntimeFailure(f"cannot start unit {self.unit}: {e}", step="systemd cgroup driver") from None
             self.started = True
-        if not os.path.isdir(self.fs.path):
+        if not os.path.isdir(self.path):
             raise RuntimeFailure(f"systemd started {self.unit} but its cgroup is not where expected",
-                                 step="systemd cgroup driver", path=self.fs.path)
-        self.fs.create()            # enables the other controllers (cpuset, hugetlb, ...) down to the scope
+                                 step="systemd cgroup driver", path=self.path)
+        # v2: enables the other controllers (cpuset, hugetlb, ...) down to the scope; v1: makes the
+        # scope's directory in the hierarchies systemd leaves alone (freezer, cpuset ...)
+        self.fs.create()
+        if isinstance(self.fs, V1Manager):
+            self.fs.add_pid(pid)    # joins those (where systemd put it already, a no-op move)
         self.fs._set(r, initial=True)
 
-    def update(self, resources: dict) -> None:
+    def _props_for(self, r: dict, version: int, initial: bool) -> list:
         from . import sdprops
+        props = sdprops.resource_props(r, version, initial=initial, v1=isinstance(self.fs, V1Manager))
+        # the user's instance: no device rules (see apply)
+        return [p for p in props if not (self.user and p[0] in ("DevicePolicy", "DeviceAllow"))]
+
+    def update(self, resources: dict) -> None:
         if self.user:
             resources = {k: v for k, v in resources.items() if k != "devices"}
         r = res.validate(resources)
+        v1 = isinstance(self.fs, V1Manager)
+        if v1:
+            self.fs._check_support(r)
         with self._bus() as bus:
-            bus.set_unit_properties(self.unit, sdprops.resource_props(r, bus.version(), initial=False))
+            props = self._props_for(r, bus.version(), initial=False)
+            # v1: systemd rewrites device rules deny-all first; freeze meanwhile so the container
+            # never sees a spurious EPERM (runc does the same), unless it is paused anyway
+            thaw = v1 and any(k == "DeviceAllow" for k, _ in props) and "freezer" in self.fs.paths \
+                and not self.fs.frozen()
+            if thaw:
+                self.fs.freeze()
+            try:
+                bus.set_unit_properties(self.unit, props)
+            finally:
+                if thaw:
+                    self.fs.thaw()
         self.fs._set(r, initial=False)
 
     def destroy(self, kill: bool = True) -> None:
@@ -158,10 +202,11 @@ class SystemdManager:
         last process exited, is fine.  kill=False (processes that are not the container's may be
         in the scope): stop the unit only when it is empty, signal nobody."""
         if self.started and (kill or not self.fs.pids()):
+            if kill and isinstance(self.fs, V1Manager) and self.fs.frozen():
+                self.fs.thaw()      # v1-frozen tasks do not die: systemd's stop would wait its timeout
             with self._bus() as bus:
                 bus.stop_unit(self.unit)
-        if os.path.isdir(self.fs.path):
-            self.fs.destroy(kill=kill)
+        self.fs.destroy(kill=kill)     # what systemd did not remove (on v1 the dirs we made)
 
     # --- the cgroup itself: straight to the scope's directory ---------------------------------------
     def freeze(self) -> None:
@@ -187,4 +232,10 @@ class SystemdManager:
 
     @property
     def path(self) -> str:
-        return self.fs.path
+        """The scope's directory systemd made and tracks: on v1 layouts the unified one (hybrid) or
+        the name=systemd one (legacy)."""
+        if isinstance(self.fs, V2Manager):
+            return self.fs.path
+        if self.fs.unified is not None:
+            return self.fs.unified.path
+        return self.fs.paths.get("name=systemd") or next(iter(self.fs.paths.values()))

@@ -12,6 +12,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..container import delete
+    from ..control import delete
     delete(args.root, args.id, args.force)
     return 0

@@ -100,9 +100,9 @@ def build_process(args: argparse.Namespace, base: dict) -> dict:
 def run(args: argparse.Namespace) -> int:
     from .. import state
     from ..execproc import exec_process
-    st = state.load(args.root, args.id)
+    st = state.load(args.root, args.id)      # first, as runc: an unknown id is the error before --process's
     proc = build_process(args, st.config.get("process", {}))
-    return exec_process(args.root, args.id, proc, detach=args.detach, pid_file=args.pid_file,
+    return exec_process(args.root, st, proc, detach=args.detach, pid_file=args.pid_file,
                         console_socket=args.console_socket, preserve_fds=args.preserve_fds,
                         ignore_paused=args.ignore_paused, cgroup_sub=args.cgroup,
                         pidfd_socket=args.pidfd_socket)

@@ -31,6 +31,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..container import kill
+    from ..control import kill
     kill(args.root, args.id, parse_signal(args.signal), args.all)
     return 0

@@ -15,6 +15,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..container import pause
+    from ..control import pause
     pause(args.root, args.id)
     return 0

@@ -11,6 +11,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..container import resume
+    from ..control import resume
     resume(args.root, args.id)
     return 0

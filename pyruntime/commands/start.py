@@ -11,6 +11,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..container import start
+    from ..control import start
     start(args.root, args.id)
     return 0

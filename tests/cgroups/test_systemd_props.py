@@ -8,6 +8,8 @@ from pyruntime.cgroups import sdprops
 from pyruntime.cgroups.resources import DEFAULT_DEVICES, DeviceRule, shares_to_weight, validate
 from pyruntime.errors import ConfigError, RuntimeFailure
 
+MiB = 1 << 20
+
 U64 = (1 << 64) - 1
 
 
@@ -122,8 +124,8 @@ def test_systemd_driver_refuses_clearly_where_it_cannot_run():
     import os
     from pyruntime.cgroups import open_manager
     from pyruntime.cgroups.layout import V2, detect
-    if os.path.isdir("/run/systemd/system") and detect().kind == V2:
-        pytest.skip("systemd runs here on cgroup v2: the driver is tested live in tests/systemd")
+    if os.path.isdir("/run/systemd/system") and (os.geteuid() == 0 or detect().kind == V2):
+        pytest.skip("systemd runs here: the driver is tested live in tests/systemd")
     with pytest.raises(RuntimeFailure, match="systemd cgroup driver"):
         open_manager("system.slice:pyrt:x", "x", systemd=True)
 
@@ -131,9 +133,57 @@ def test_systemd_driver_refuses_clearly_where_it_cannot_run():
 def test_state_sees_a_paused_systemd_container(tmp_path):
     """`state` reads the freezer from state.json without the drivers: the systemd driver's record
     (the scope's directory as "path") must be understood there too."""
-    from pyruntime.cgroups import frozen_from_state
+    from pyruntime.cgstate import frozen as frozen_from_state
     (tmp_path / "cgroup.freeze").write_text("1\n")
     d = {"driver": "systemd", "path": str(tmp_path), "unit": "pyrt-x.scope", "mount": "/sys/fs/cgroup"}
     assert frozen_from_state(d) is True
     (tmp_path / "cgroup.freeze").write_text("0\n")
+    assert frozen_from_state(d) is False
+
+
+def test_v1_properties_as_runc_passes_them():
+    """hybrid/legacy hosts: MemoryLimit, CPUShares, quota, BlockIOWeight, TasksMax, devices; what
+    systemd has no v1 property for (swap, reservation, throttles) is left to the files."""
+    r = validate({"memory": {"limit": 64 * MiB, "reservation": 32 * MiB, "swap": 96 * MiB},
+                      "cpu": {"shares": 512, "quota": 33333, "period": 100000},
+                      "pids": {"limit": -1}, "blockIO": {"weight": 300, "throttleReadBpsDevice": [
+                          {"major": 8, "minor": 0, "rate": 1000}]}})
+    props = dict(sdprops.resource_props(r, 252, initial=False, v1=True))
+    assert props == {"MemoryLimit": ("t", 64 * MiB), "CPUShares": ("t", 512),
+                     "CPUQuotaPeriodUSec": ("t", 100000), "CPUQuotaPerSecUSec": ("t", 340000),
+                     "TasksMax": ("t", sdprops.U64_MAX), "BlockIOWeight": ("t", 300)}
+    assert r["cpu"]["quota"] == 34000       # the file gets systemd's rounded quota
+    init = dict(sdprops.resource_props(validate({}), 252, initial=True, v1=True))
+    assert init["DevicePolicy"] == ("s", "strict")
+
+
+def test_systemd_driver_on_a_hybrid_layout(monkeypatch, tmp_path):
+    """The scope's directory in every v1 hierarchy and in the unified one; the record round-trips
+    through state.json, and `state` reads the v1 freezer from it."""
+    import os
+    from pyruntime.cgroups import layout, manager_from_state
+    from pyruntime.cgstate import frozen as frozen_from_state
+    from pyruntime.cgroups.fs1 import V1Manager
+    from pyruntime.cgroups.systemd import SystemdManager
+    mnt = str(tmp_path)
+    lay = layout.Layout(layout.HYBRID, f"{mnt}/unified", "/",
+                        {"memory": f"{mnt}/memory", "freezer": f"{mnt}/freezer", "name=systemd": f"{mnt}/systemd"},
+                        {"memory": "/", "freezer": "/", "name=systemd": "/"}, {"": "/init.scope"})
+    monkeypatch.setattr(layout, "_cached", lay)
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: p == "/run/systemd/system" or real_isdir(p))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    m = SystemdManager.open("a-b.slice:pre:c1", "c1", None)
+    assert isinstance(m.fs, V1Manager) and m.layout == "hybrid" and m.unit == "pre-c1.scope"
+    assert m.fs.paths["freezer"] == f"{mnt}/freezer/a.slice/a-b.slice/pre-c1.scope"
+    assert m.path == f"{mnt}/unified/a.slice/a-b.slice/pre-c1.scope"
+    d = m.to_state()
+    assert d["driver"] == "systemd" and d["unit"] == "pre-c1.scope"
+    back = manager_from_state(d)
+    assert isinstance(back.fs, V1Manager) and back.fs.paths == m.fs.paths and back.path == m.path
+    fz = tmp_path / "freezer/a.slice/a-b.slice/pre-c1.scope"
+    fz.mkdir(parents=True)
+    (fz / "freezer.state").write_text("FROZEN\n")
+    assert frozen_from_state(d) is True
+    (fz / "freezer.state").write_text("THAWED\n")
     assert frozen_from_state(d) is False

@@ -21,9 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pyrt_testenv import CG_PARENT, LAUNCHER, ROOTFS, cgroup_dirs
-
-RUNC = shutil.which("runc")
+from pyrt_testenv import CG_PARENT, LAUNCHER, RUNC, ROOTFS, cgroup_dirs, runc_control
 SEEDS = [int(s) for s in os.environ.get("PYRT_FUZZ_SEED", "20,34,27").split(",")]
 CASES = int(os.environ.get("PYRT_FUZZ_CASES", "110"))
 BUDGET = 50.0        # seconds per seed: the loop stops early rather than run unbounded on a loaded host
@@ -225,31 +223,29 @@ def test_fuzz_runc_control(tmp_path, rt, fuzz_rootfs):
     """A sample of the same mutations given to runc: runc never crashes (exit 0 or 1), and when runc
     accepts a config pyruntime does too or refuses it with one clean line."""
     seed = SEEDS[0]
-    root = str(tmp_path / "runc-root")
     disagreements = []
-    for n in range(0, 24):
-        rng = random.Random(seed * 100003 + n)
-        rel_cg = f"{CG_PARENT}/fuzzrc-{n}-{uuid.uuid4().hex[:4]}"
-        cfg = base_config(rel_cg, fuzz_rootfs)
-        path, kind, text = mutate(cfg, rng)
-        b = tmp_path / f"r{n}"
-        b.mkdir()
-        (b / "config.json").write_text(text, encoding="utf-8", errors="surrogatepass")
-        cid = f"rc{n}"
-        with open(b / "stderr", "wb") as ef:
-            r = subprocess.run([RUNC, "--root", root, "create", "-b", str(b), cid], stdout=subprocess.DEVNULL,
-                               stderr=ef, timeout=30, stdin=subprocess.DEVNULL)
-        r.stderr = (b / "stderr").read_bytes()
-        subprocess.run([RUNC, "--root", root, "delete", "--force", cid], capture_output=True, timeout=30)
-        for d in cgroup_dirs(rel_cg):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
-        assert r.returncode in (0, 1), (kind, path, r.returncode, r.stderr[-300:])
-        (tmp_path / "py").mkdir(exist_ok=True)
-        p = run_case(n, seed, str(tmp_path / "py"), rt.root, fuzz_rootfs)
-        assert p[0] in ("ok", "refused"), p[0]
-        if r.returncode == 0 and p[0] != "ok":
-            disagreements.append(f"{kind} at {path}: runc accepts, pyruntime: {p[1]}")
+    with runc_control(str(tmp_path / "runc-root")) as runc:
+        for n in range(0, 24):
+            rng = random.Random(seed * 100003 + n)
+            rel_cg = f"{CG_PARENT}/fuzzrc-{n}-{uuid.uuid4().hex[:4]}"
+            cfg = base_config(rel_cg, fuzz_rootfs)
+            path, kind, text = mutate(cfg, rng)
+            b = tmp_path / f"r{n}"
+            b.mkdir()
+            (b / "config.json").write_text(text, encoding="utf-8", errors="surrogatepass")
+            cid = f"rc{n}"
+            r = runc("create", "-b", str(b), cid, check=False, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                     timeout=30)
+            runc("delete", "--force", cid, check=False, timeout=30)
+            for d in cgroup_dirs(rel_cg):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+            assert r.returncode in (0, 1), (kind, path, r.returncode, r.stderr[-300:])
+            (tmp_path / "py").mkdir(exist_ok=True)
+            p = run_case(n, seed, str(tmp_path / "py"), rt.root, fuzz_rootfs)
+            assert p[0] in ("ok", "refused"), p[0]
+            if r.returncode == 0 and p[0] != "ok":
+                disagreements.append(f"{kind} at {path}: runc accepts, pyruntime: {p[1]}")
     print("\n".join(disagreements) or "no disagreements")

@@ -8,12 +8,10 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 
 import pytest
-from pyrt_testenv import Runtime
+from pyrt_testenv import RUNC, runc_control
 
-RUNC = shutil.which("runc")
 
 
 @pytest.fixture
@@ -45,13 +43,10 @@ def test_rro_reaches_submounts(rt, make_bundle, tree):
     out = rt.out("run", "--bundle", b, "rro").split()
     assert out == ["/mnt/top:ro", "/mnt/sub/x:ro", "/home/top:ro", "/home/sub/x:rw"], out
     if RUNC:
-        r = Runtime(f"/run/runc-test-{uuid.uuid4().hex[:8]}", binary=RUNC)
-        try:
+        with runc_control() as r:
             cp = r("run", "--bundle", b, "rro-runc", check=False)
             if cp.returncode == 0:
                 assert cp.stdout.decode().split()[:2] == ["/mnt/top:ro", "/mnt/sub/x:ro"]
-        finally:
-            r.cleanup()
 
 
 def test_recursive_noexec_nosuid_nodev(rt, make_bundle, tree):

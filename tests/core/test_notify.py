@@ -11,29 +11,11 @@ import subprocess
 import uuid
 
 import pytest
+from pyrt_testenv import build_sdsend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("PYRUNTIME_BIN") or os.path.join(ROOT, "bin", "pyruntime")
 ROOTFS = os.path.join(ROOT, "bundles", "busybox", "rootfs")
-# what sd_notify(3) does, as a static program (busybox cannot send a unix datagram): each argument
-# is one datagram to $NOTIFY_SOCKET
-SENDER_C = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-int main(int argc, char **argv) {
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    const char *p = getenv("NOTIFY_SOCKET");
-    int s = socket(AF_UNIX, SOCK_DGRAM, 0);
-    if (!p || s < 0) return 2;
-    strncpy(a.sun_path, p, sizeof(a.sun_path) - 1);
-    for (int i = 1; i < argc; i++)
-        if (sendto(s, argv[i], strlen(argv[i]), 0, (struct sockaddr *)&a, sizeof(a)) < 0) { perror("sendto"); return 1; }
-    return 0;
-}
-"""
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -43,15 +25,13 @@ def _bundle(tmp, args):
     would be left in the shared build rootfs) and /run a tmpfs."""
     b = tmp / "bundle"
     b.mkdir()
-    src = tmp / "sdsend.c"
-    src.write_text(SENDER_C)
-    subprocess.run(["gcc", "-static", "-O", "-o", str(tmp / "sdsend"), str(src)], check=True)
+    sdsend = build_sdsend(str(tmp))   # stands in for the service's sd_notify(3)
     subprocess.run([BIN, "spec"], cwd=b, check=True)
     cfg = json.loads((b / "config.json").read_text())
     cfg["root"] = {"path": ROOTFS, "readonly": True}
     cfg["process"].update(terminal=False, args=args)
     cfg["mounts"] += [{"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
-                      {"destination": "/etc/hostname", "type": "bind", "source": str(tmp / "sdsend"),
+                      {"destination": "/etc/hostname", "type": "bind", "source": sdsend,
                        "options": ["bind", "ro"]}]
     cfg["linux"]["cgroupsPath"] = f"/pyrt-notify-{uuid.uuid4().hex[:8]}"
     (b / "config.json").write_text(json.dumps(cfg))

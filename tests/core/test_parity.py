@@ -15,19 +15,15 @@ import threading
 import uuid
 
 import pytest
-from pyrt_testenv import Runtime
-from pyrt_testenv import ROOTFS
-
-RUNC = shutil.which("runc")
+from pyrt_testenv import RUNC, ROOTFS, runc_control
 
 
 @pytest.fixture
 def runc():
     if not RUNC:
         pytest.skip("runc is not installed on this host (the control runtime)")
-    r = Runtime(f"/run/runc-test-{uuid.uuid4().hex[:8]}", binary=RUNC)
-    yield r
-    r.cleanup()
+    with runc_control() as r:
+        yield r
 
 
 def both(rt, runc, bundle: str, *extra: str) -> tuple[str, str]:

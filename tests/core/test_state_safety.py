@@ -15,9 +15,7 @@ import uuid
 
 import pytest
 
-from pyrt_testenv import CG_PARENT, LAUNCHER, cgroup_dirs
-
-RUNC = shutil.which("runc")
+from pyrt_testenv import CG_PARENT, LAUNCHER, RUNC, cgroup_dirs, runc_control
 
 
 def one_error_line(cp, *needles: str) -> str:
@@ -68,15 +66,10 @@ def test_state_dir_and_file_are_private(rt, make_bundle, tmp_path):
     for n in os.listdir(os.path.join(rt.root, "perm")):
         assert mode(os.path.join(rt.root, "perm", n)) & 0o077 == 0, n
     if RUNC:    # the control: runc's own modes on this host
-        root = str(tmp_path / "runc-root")
-        subprocess.run([RUNC, "--root", root, "create", "--bundle", b, "perm-runc"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-        try:
-            assert mode(os.path.join(root, "perm-runc")) & 0o077 == 0o011 or \
-                mode(os.path.join(root, "perm-runc")) & 0o077 == 0
-            assert mode(os.path.join(root, "perm-runc", "state.json")) & 0o077 == 0
-        finally:
-            subprocess.run([RUNC, "--root", root, "delete", "--force", "perm-runc"], timeout=30)
+        with runc_control(str(tmp_path / "runc-root")) as runc:
+            runc("create", "--bundle", b, "perm-runc", timeout=30)
+            assert mode(os.path.join(runc.root, "perm-runc")) & 0o077 in (0o011, 0)
+            assert mode(os.path.join(runc.root, "perm-runc", "state.json")) & 0o077 == 0
 
 
 # --- 9: one id rule everywhere ---------------------------------------------------------------------------
@@ -402,9 +395,10 @@ def test_terminal_without_a_terminal_fails_at_once(rt, make_bundle, tmp_path):
     cp = rt("exec", "-t", "x", "sh", check=False, timeout=20, stdin=subprocess.DEVNULL)
     assert cp.returncode != 0 and b"open /dev/tty: no such device or address" in cp.stderr, cp
     if RUNC:     # the control: runc refuses the same
-        r = subprocess.run([RUNC, "--root", str(tmp_path / "runc"), "run", "-b", b, "tty-runc"],
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=20, start_new_session=True)
-        assert r.returncode != 0 and b"/dev/tty" in r.stderr, r
+        with runc_control(str(tmp_path / "runc")) as runc:
+            r = runc("run", "-b", b, "tty-runc", check=False, stdin=subprocess.DEVNULL, timeout=20,
+                     start_new_session=True)
+            assert r.returncode != 0 and b"/dev/tty" in r.stderr, r
 
 
 @pytest.mark.skipif(RUNC is None, reason="runc (the control) is not installed")
@@ -416,18 +410,14 @@ def test_shared_cgroup_runc_control(rt, make_bundle, tmp_path):
     ba, bb = make_bundle(["sleep", "60"], edit=setcg), make_bundle(["sleep", "60"], edit=setcg)
     rt("run", "-d", "-b", ba, "A")
     pa = rt.state("A")["pid"]
-    root = str(tmp_path / "runc-root")
-    err = tmp_path / "runc.err"
     try:
-        with open(err, "wb") as ef:
-            r = subprocess.run([RUNC, "--root", root, "create", "-b", bb, "R"], stdout=subprocess.DEVNULL,
-                               stderr=ef, timeout=30)
-        assert b"cgroup is not empty" in err.read_bytes()
-        if r.returncode == 0:
-            subprocess.run([RUNC, "--root", root, "delete", "--force", "R"], capture_output=True, timeout=30)
-        assert alive(pa) and rt.state("A")["status"] == "running"
+        with runc_control(str(tmp_path / "runc-root")) as runc:   # its R deleted before A, at the end
+            r = runc("create", "-b", bb, "R", check=False, stdout=subprocess.DEVNULL, timeout=30)
+            assert b"cgroup is not empty" in r.stderr
+            if r.returncode == 0:
+                runc("delete", "--force", "R", check=False, timeout=30)
+            assert alive(pa) and rt.state("A")["status"] == "running"
     finally:
-        subprocess.run([RUNC, "--root", root, "delete", "--force", "R"], capture_output=True, timeout=30)
         rt("delete", "--force", "A")
     assert not cgroup_dirs(rel)
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import tarfile
 
-from tests.e2e.helpers import (StepError, kill_pids, mounts_under, processes_mentioning, sh,
-                               unmount_all, wait_for)
+from tests.e2e.containerd_env import ContainerdDaemon
+from tests.e2e.helpers import StepError, sh, wait_for
 from tests.e2e.image import MTIME, build_oci_archive, build_rootfs_tar
+from tests.pyrt_testenv import remove_seccomp_cache
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NS = "k8s.io"                              # the CRI plugin's containerd namespace (fixed)
@@ -53,16 +52,13 @@ def build_pause_archive(tmp: str) -> str:
     return build_oci_archive(rootfs, os.path.join(tmp, "pause-oci.tar"), PAUSE_IMAGE, cmd=["/pause"])
 
 
-class CriEnv:
+class CriEnv(ContainerdDaemon):
     """containerd (CRI plugin on, handlers runc + pyruntime), the CNI conf, a loopback registry."""
 
     def __init__(self, tmp: str, runtimes: dict[str, str], systemd_cgroup: bool = False) -> None:
-        self.tmp = tmp
+        super().__init__(tmp, os.path.join(tmp, "containerd.sock"))
         self.systemd_cgroup = systemd_cgroup
         self.runtimes = runtimes
-        self.sock = os.path.join(tmp, "containerd.sock")
-        self.root = os.path.join(tmp, "root")
-        self.state = os.path.join(tmp, "state")
         self.cni_conf = os.path.join(tmp, "cni", "net.d")
         self.ipam = os.path.join(tmp, "cni", "ipam")
         self.logs = os.path.join(tmp, "pods")
@@ -70,7 +66,6 @@ class CriEnv:
             os.makedirs(d, exist_ok=True)
         self.registry_port = free_port()
         self.registry = f"127.0.0.1:{self.registry_port}"
-        self.proc: subprocess.Popen | None = None
         self.registry_proc: subprocess.Popen | None = None
         self.preexisting = {d for d in HOST_DIRS if os.path.exists(d)}
         self.netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
@@ -80,7 +75,8 @@ class CriEnv:
             self.ip_forward_before = f.read().strip()
 
     # ------------------------------------------------------------------ configuration
-    def write_config(self) -> str:
+    def cri_config(self) -> str:
+        """The CNI conflist (written) and the CRI plugin's part of config.toml (returned)."""
         systemd_cgroup = self.systemd_cgroup
         with open(os.path.join(self.cni_conf, "10-pyrt-cri.conflist"), "w") as f:
             f.write('{"cniVersion": "0.4.0", "name": "pyrt-cri", "plugins": [{"type": "bridge", '
@@ -95,22 +91,7 @@ class CriEnv:
   BinaryName = "{binary}"
   SystemdCgroup = {"true" if systemd_cgroup else "false"}
 """ for name, binary in self.runtimes.items())
-        conf = os.path.join(self.tmp, "config.toml")
-        with open(conf, "w") as f:
-            f.write(f"""version = 2
-root = "{self.root}"
-state = "{self.state}"
-disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "{self.sock}"
-[ttrpc]
-  address = "{self.sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
+        return f"""\
 [{cri}]
   sandbox_image = "{PAUSE_IMAGE}"
   restrict_oom_score_adj = true
@@ -128,21 +109,11 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   max_conf_num = 1
 [{cri}.registry.mirrors."{self.registry}"]
   endpoint = ["http://{self.registry}"]
-""")
-        return conf
+"""
 
     # ------------------------------------------------------------------ daemons
     def start(self) -> None:
-        conf = self.write_config()
-        log = open(os.path.join(self.tmp, "containerd.log"), "w")
-        self.proc = subprocess.Popen(["containerd", "--config", conf], stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.tmp)
-        log.close()
-        wait_for("containerd to serve its socket",
-                 lambda: self.proc.poll() is not None or sh(["ctr", "-a", self.sock, "version"]).rc == 0,
-                 timeout=30)
-        if self.proc.poll() is not None:
-            raise StepError(f"containerd exited {self.proc.returncode}: {self.log_tail()}")
+        self.start_daemon(extra_config=self.cri_config())
 
     def start_registry(self) -> None:
         """Debian's docker-registry on 127.0.0.1:<free port>, storage in the temp dir."""
@@ -167,13 +138,6 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
         if self.registry_proc.poll() is not None:
             raise StepError(f"docker-registry exited {self.registry_proc.returncode}")
 
-    def log_tail(self) -> str:
-        try:
-            with open(os.path.join(self.tmp, "containerd.log")) as f:
-                return f.read()[-1500:]
-        except OSError:
-            return ""
-
     def ctr(self, *args: str, timeout: float = 120):
         return sh(["ctr", "-a", self.sock, "-n", NS, *args], timeout=timeout, cwd=self.tmp)
 
@@ -197,15 +161,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 
     def close(self) -> list[str]:
         """Stop both daemons by pid; remove what they left outside the temp dir; return what was forced."""
-        problems: list[str] = []
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                problems.append("containerd did not stop on SIGTERM")
+        problems = self.stop_daemon()
         if self.registry_proc is not None and self.registry_proc.poll() is None:
             self.registry_proc.terminate()
             try:
@@ -213,14 +169,6 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
             except subprocess.TimeoutExpired:
                 self.registry_proc.kill()
                 self.registry_proc.wait()
-        shims = processes_mentioning(self.sock)
-        if shims:
-            problems.append(f"shims left: {shims}")
-            kill_pids([int(s.split(":")[0]) for s in shims])
-        mounts = mounts_under(self.tmp)
-        if mounts:
-            problems.append(f"mounts left: {mounts}")
-            unmount_all(mounts)
         for ns in self.netns_created():
             problems.append(f"netns left: /run/netns/{ns}")
             sh(["ip", "netns", "delete", ns])
@@ -232,9 +180,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
             if f.read().strip() != self.ip_forward_before:
                 f.seek(0)
                 f.write(self.ip_forward_before)
-        cache = f"{RUNC_ROOT}/{NS}/.seccomp-cache"   # pyruntime's compiled-filter cache in the runtime root
-        if f"{RUNC_ROOT}/{NS}" not in self.preexisting and os.path.isdir(cache):
-            shutil.rmtree(cache, ignore_errors=True)
+        if f"{RUNC_ROOT}/{NS}" not in self.preexisting:
+            remove_seccomp_cache(f"{RUNC_ROOT}/{NS}")
         for d in HOST_DIRS:   # deepest first; only what this lane created, only if empty
             if d not in self.preexisting:
                 try:

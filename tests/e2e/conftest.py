@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from .helpers import Control, pyruntime_binary, runtime_paths, sh
+from .helpers import RUNTIMES, Control, Tmux, lane_dir, need, pyruntime_binary, runtime_paths, sh
 from .image import build_rootfs_tar
 
 
@@ -70,6 +70,27 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if path and lines:
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request) -> str:
+    """Each step of a lane: runc (the control) first, then pyruntime."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def control(request, control_factory) -> Control:
+    """The control of the test module's lane (its ``LANE`` name heads its step table)."""
+    return control_factory(request.module.LANE)
+
+
+@pytest.fixture(scope="module")
+def tmux(request, e2e_tmp):
+    """A private tmux server for the module's lane, to drive ``-it``/``--tty`` sessions."""
+    need("tmux")
+    t = Tmux(lane_dir(e2e_tmp, f"tmux-{request.module.LANE}"))
+    yield t
+    t.close()
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ import signal
 import subprocess
 import uuid
 
+from tests.pyrt_testenv import state_root_leftovers
+
 from .helpers import (Result, StepError, cgroup_dirs, cgroup_procs, kill_pids, mounts_under,
                       processes_mentioning, remove_cgroup_tree, sh, state_entries, unmount_all, wait_for)
 
@@ -24,37 +26,35 @@ RUNC_ROOT = "/run/containerd/runc"
 HOST_DIRS = ("/run/containerd/s", "/run/containerd/fifo", RUNC_ROOT, "/run/containerd")
 
 
-class Containerd:
-    """One daemon (started in the background, stopped by its pid)."""
+# what every private containerd here turns off: snapshotters this host has no use for, and the opt plugin
+# (it would write /opt/containerd)
+DISABLED_PLUGINS = ("io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+                    "io.containerd.snapshotter.v1.aufs")
 
-    def __init__(self, tmp: str, namespace: str, runtime: str, binary: str, oci_archive: str) -> None:
+
+class ContainerdDaemon:
+    """A private containerd: config, root, state, socket and log in ``tmp``, never the host's
+    /etc/containerd; started in the background, stopped by its pid.  The e2e lane (one daemon per
+    runtime) and the CRI lane (tests/cri/crienv.py) build on it."""
+
+    def __init__(self, tmp: str, sock: str) -> None:
         self.tmp = tmp
-        self.ns = namespace
-        self.runtime = runtime
-        self.binary = binary
-        self.sock = os.path.join(tmp, "c.sock")
-        self.fifo = os.path.join(tmp, "fifo")
+        self.sock = sock
         self.root = os.path.join(tmp, "root")
         self.state = os.path.join(tmp, "state")
-        os.makedirs(self.fifo, exist_ok=True)
-        self.ids: set[str] = set()
         self.proc: subprocess.Popen | None = None
-        self.path_dir = os.path.join(tmp, "path")
-        os.makedirs(self.path_dir, exist_ok=True)
-        # the runtime the shim finds as "runc" when ctr drops --runc-binary
-        os.symlink(binary, os.path.join(self.path_dir, "runc"))
-        self._start()
-        self.ctr("images", "import", oci_archive, timeout=120).check()
 
-    def _start(self) -> None:
+    def start_daemon(self, *, disabled: tuple[str, ...] = (), extra_config: str = "",
+                     env: dict[str, str] | None = None) -> None:
+        """Write config.toml (``extra_config`` appended), start containerd, wait for its socket."""
+        plugins = ", ".join(f'"{p}"' for p in (*disabled, *DISABLED_PLUGINS))
         conf = os.path.join(self.tmp, "config.toml")
         with open(conf, "w") as f:
             f.write(f"""version = 2
 root = "{self.root}"
 state = "{self.state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+disabled_plugins = [{plugins}]
 [grpc]
   address = "{self.sock}"
 [ttrpc]
@@ -63,9 +63,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
   address = ""
 [metrics]
   address = ""
-""")
-        env = dict(os.environ)
-        env["PATH"] = self.path_dir + ":" + env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+{extra_config}""")
         log = open(os.path.join(self.tmp, "containerd.log"), "w")
         self.proc = subprocess.Popen(["containerd", "--config", conf], stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env, cwd=self.tmp)
@@ -82,6 +80,49 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
                 return f.read()[-1500:]
         except OSError:
             return ""
+
+    def stop_daemon(self) -> list[str]:
+        """SIGTERM by pid (SIGKILL after 20 s), then force away shims and mounts it left; what was forced."""
+        problems: list[str] = []
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                problems.append("containerd did not stop on SIGTERM")
+        self.proc = None
+        shims = processes_mentioning(self.sock)
+        if shims:
+            problems.append(f"shims left: {shims}")
+            kill_pids([int(s.split(":")[0]) for s in shims])
+        mounts = mounts_under(self.tmp)
+        if mounts:
+            problems.append(f"mounts left: {mounts}")
+            unmount_all(mounts)
+        return problems
+
+
+class Containerd(ContainerdDaemon):
+    """One daemon of the e2e lane, for one runtime, in its own namespace."""
+
+    def __init__(self, tmp: str, namespace: str, runtime: str, binary: str, oci_archive: str) -> None:
+        super().__init__(tmp, os.path.join(tmp, "c.sock"))
+        self.ns = namespace
+        self.runtime = runtime
+        self.binary = binary
+        self.fifo = os.path.join(tmp, "fifo")
+        os.makedirs(self.fifo, exist_ok=True)
+        self.ids: set[str] = set()
+        self.path_dir = os.path.join(tmp, "path")
+        os.makedirs(self.path_dir, exist_ok=True)
+        # the runtime the shim finds as "runc" when ctr drops --runc-binary
+        os.symlink(binary, os.path.join(self.path_dir, "runc"))
+        env = dict(os.environ)
+        env["PATH"] = self.path_dir + ":" + env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        self.start_daemon(disabled=("io.containerd.grpc.v1.cri",), env=env)
+        self.ctr("images", "import", oci_archive, timeout=120).check()
 
     def ctr(self, *args: str, timeout: float = 60) -> Result:
         return sh(self.ctr_argv(*args), timeout=timeout, cwd=self.tmp)
@@ -139,23 +180,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
                 for c in set(tasks) | set(ctrs):
                     self.remove(c)
             self.ctr("images", "rm", IMAGE)
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                problems.append("containerd did not stop on SIGTERM")
-        self.proc = None
-        shims = [p for p in processes_mentioning(self.sock)]
-        if shims:
-            problems.append(f"shims left: {shims}")
-            kill_pids([int(s.split(":")[0]) for s in shims])
-        mounts = mounts_under(self.tmp)
-        if mounts:
-            problems.append(f"mounts left: {mounts}")
-            unmount_all(mounts)
-        return problems
+        return problems + self.stop_daemon()
 
 
 class ContainerdLane:
@@ -191,7 +216,7 @@ class ContainerdLane:
             problems.append(f"cgroups that could not be removed: {stuck}")
         nsroot = os.path.join(RUNC_ROOT, self.ns)
         if os.path.isdir(nsroot):
-            left = [n for n in os.listdir(nsroot) if n != ".seccomp-cache"]   # the runtime's filter cache
+            left = state_root_leftovers(nsroot)
             if left:
                 problems.append(f"runtime state left in {nsroot}: {left}")
             sh(["rm", "-rf", nsroot])

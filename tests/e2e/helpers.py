@@ -88,6 +88,21 @@ def pyruntime_binary(tmp_root: str) -> str:
     return path
 
 
+def need(*tools: str) -> None:
+    """Skip, naming them, when client tools of a lane are not installed."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (make e2e-deps installs them)")
+
+
+def lane_dir(e2e_tmp: str, lane: str) -> str:
+    """A lane's own dir in the session's temp dir (0755: user-namespaced container roots traverse it)."""
+    d = os.path.join(e2e_tmp, lane)
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    return d
+
+
 def runtime_paths(pyruntime: str) -> dict[str, str]:
     runc = shutil.which("runc")
     if runc is None:
@@ -202,6 +217,26 @@ class Tmux:
     def kill(self, name: str) -> None:
         self._tmux("kill-session", "-t", name)
 
+    def tty_shell(self, command: str, exit_rc: int, *, env: dict[str, str] | None = None,
+                  size: bool = True) -> tuple:
+        """Use ``command`` (an interactive ``sh`` in a container) as a user would: at the prompt type
+        ``tty`` (and ``stty size``) and a sum, then ``exit <exit_rc>``.  Returns what a client must show
+        the same with either runtime: (tty device, [rows cols,] exit code), each asserted present."""
+        s = self.start(command, env)
+        try:
+            self.wait(s, r"# $")
+            self.type(s, "tty; " + ("stty size; " if size else "") + "echo $((6*7))z")
+            self.wait(s, r"^42z")
+            screen = self.screen(s)
+            self.type(s, f"exit {exit_rc}")
+            rc = self.exit_code(s)
+        finally:
+            self.kill(s)
+        tty = re.search(r"^(/dev/\S+)\s*$", screen, re.M)
+        rows_cols = re.search(r"^(\d+ \d+)\s*$", screen, re.M)
+        assert tty and (rows_cols or not size) and rc == exit_rc, screen
+        return (tty.group(1), rows_cols.group(1), rc) if size else (tty.group(1), rc)
+
     def close(self) -> None:
         if os.path.exists(self.sock):
             self._tmux("kill-server")
@@ -276,6 +311,19 @@ def remove_cgroup_tree(rel: str) -> list[str]:
         except OSError as e:
             left.append(f"{d}: {e.strerror}")
     return left
+
+
+def memory_limit(client: Any, cid: str) -> int:
+    """memory.limit_in_bytes of a container, as the host sees it (``client.cgroup(cid, controller)``:
+    the podman lane or a containerd daemon)."""
+    with open(os.path.join(client.cgroup(cid, "memory"), "memory.limit_in_bytes")) as f:
+        return int(f.read())
+
+
+def freezer_state(client: Any, cid: str) -> str:
+    """freezer.state of a container (FROZEN, THAWED), as the host sees it."""
+    with open(os.path.join(client.cgroup(cid, "freezer"), "freezer.state")) as f:
+        return f.read().strip()
 
 
 def processes_mentioning(needle: str) -> list[str]:

@@ -27,11 +27,44 @@ import shlex
 import subprocess
 import uuid
 
+from tests.pyrt_testenv import SECCOMP_CACHE, remove_seccomp_cache
+
 from .helpers import (Result, StepError, cgroup_dirs, cgroup_procs, kill_pids, mounts_under,
                       processes_mentioning, remove_cgroup_tree, sh, state_entries, unmount_all, wait_for)
 
 IMAGE = "localhost/pyrt-busybox:e2e"
 STATE_ROOTS = {"runc": "/run/runc", "pyruntime": "/run/pyruntime"}
+
+
+def write_podman_config(conf_dir: str, *, graphroot: str, runroot: str, driver: str = "vfs",
+                        cgroup_manager: str = "cgroupfs", work_dir: str | None = None,
+                        containers_extra: str = "", engine_extra: str = "") -> dict[str, str]:
+    """containers.conf, storage.conf and registries.conf for a private podman in ``conf_dir``; returns
+    the CONTAINERS_* variables that point podman at them.  Every lane's podman: no network, k8s-file
+    logs, file events, no search registries, pyruntime among the runtimes that get ``--log-format=json``.
+    ``work_dir``: events log, CNI config dir (and, with ``engine_extra``, tmp/volume dirs) there, not in
+    podman's defaults under /var or the user's home."""
+    os.makedirs(conf_dir, exist_ok=True)
+    events = f'events_logfile_path = "{work_dir}/events.log"\n' if work_dir else ""
+    network = f'\n[network]\nnetwork_backend = "cni"\nnetwork_config_dir = "{work_dir}/net"\n' if work_dir else ""
+    conf = {"CONTAINERS_CONF": os.path.join(conf_dir, "containers.conf"),
+            "CONTAINERS_STORAGE_CONF": os.path.join(conf_dir, "storage.conf"),
+            "CONTAINERS_REGISTRIES_CONF": os.path.join(conf_dir, "registries.conf")}
+    with open(conf["CONTAINERS_CONF"], "w") as f:
+        f.write(f"""[containers]
+netns = "none"
+log_driver = "k8s-file"
+{containers_extra}
+[engine]
+cgroup_manager = "{cgroup_manager}"
+events_logger = "file"
+{events}runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "pyruntime"]
+{engine_extra}{network}""")
+    with open(conf["CONTAINERS_STORAGE_CONF"], "w") as f:
+        f.write(f'[storage]\ndriver = "{driver}"\ngraphroot = "{graphroot}"\nrunroot = "{runroot}"\n')
+    with open(conf["CONTAINERS_REGISTRIES_CONF"], "w") as f:
+        f.write("unqualified-search-registries = []\n")
+    return conf
 
 
 class PodmanLane:
@@ -45,8 +78,7 @@ class PodmanLane:
         self.ids: dict[str, str] = {}        # container id -> runtime that ran it
         # pyruntime's compiled-filter cache lands in podman's runtime root (the default --root): the
         # lane removes it at the end unless it was there before
-        self.cache = os.path.join(STATE_ROOTS["pyruntime"], ".seccomp-cache")
-        self.cache_before = os.path.isdir(self.cache)
+        self.cache_before = os.path.isdir(os.path.join(STATE_ROOTS["pyruntime"], SECCOMP_CACHE))
         self._write_config()
         self._start_namespace()
         self.podman("runc", "import", "--change", 'CMD ["/bin/sh"]', rootfs_tar, IMAGE, timeout=120).check()
@@ -57,31 +89,10 @@ class PodmanLane:
         nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], 32768)
         for d in ("tmp", "volumes", "net", "etc"):
             os.makedirs(os.path.join(self.tmp, d), exist_ok=True)
-        self.conf = os.path.join(self.tmp, "containers.conf")
-        with open(self.conf, "w") as f:
-            f.write(f"""[containers]
-netns = "none"
-log_driver = "k8s-file"
-default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{self.tmp}/events.log"
-runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "pyruntime"]
-tmp_dir = "{self.tmp}/tmp"
-volume_path = "{self.tmp}/volumes"
-
-[network]
-network_backend = "cni"
-network_config_dir = "{self.tmp}/net"
-""")
-        self.storage_conf = os.path.join(self.tmp, "storage.conf")
-        with open(self.storage_conf, "w") as f:
-            f.write(f'[storage]\ndriver = "overlay"\ngraphroot = "{self.root}"\nrunroot = "{self.runroot}"\n')
-        self.registries_conf = os.path.join(self.tmp, "registries.conf")
-        with open(self.registries_conf, "w") as f:
-            f.write("unqualified-search-registries = []\n")
+        self.conf_env = write_podman_config(
+            self.tmp, graphroot=self.root, runroot=self.runroot, driver="overlay", work_dir=self.tmp,
+            containers_extra=f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n',
+            engine_extra=f'tmp_dir = "{self.tmp}/tmp"\nvolume_path = "{self.tmp}/volumes"\n')
         for name in ("subuid", "subgid"):
             with open(os.path.join(self.tmp, "etc", name), "w") as f:
                 f.write("containers:300000:200000\n")
@@ -106,8 +117,7 @@ network_config_dir = "{self.tmp}/net"
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTAINERS_", "XDG_RUNTIME"))}
-        env.update(CONTAINERS_CONF=self.conf, CONTAINERS_STORAGE_CONF=self.storage_conf,
-                   CONTAINERS_REGISTRIES_CONF=self.registries_conf, TMPDIR=os.path.join(self.tmp, "tmp"))
+        env.update(self.conf_env, TMPDIR=os.path.join(self.tmp, "tmp"))
         return env
 
     def argv(self, runtime: str, *args: str) -> list[str]:
@@ -200,18 +210,8 @@ network_config_dir = "{self.tmp}/net"
             problems.append(f"mounts leaked into the host namespace: {host}")
             unmount_all(host)
         if not self.cache_before:
-            sh(["rm", "-rf", self.cache])
+            remove_seccomp_cache(STATE_ROOTS["pyruntime"])
         return problems
-
-
-def memory_limit(lane: PodmanLane, cid: str) -> int:
-    with open(os.path.join(lane.cgroup(cid, "memory"), "memory.limit_in_bytes")) as f:
-        return int(f.read())
-
-
-def freezer_state(lane: PodmanLane, cid: str) -> str:
-    with open(os.path.join(lane.cgroup(cid, "freezer"), "freezer.state")) as f:
-        return f.read().strip()
 
 
 def podman_json(res: Result) -> object:

@@ -9,41 +9,27 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import uuid
 
 import pytest
 
 from .containerd_env import IMAGE, RUNC_ROOT, ContainerdLane
-from .helpers import RUNTIMES, StepError, Tmux, sh, wait_for
+from .helpers import StepError, freezer_state, lane_dir, memory_limit, need, sh, wait_for
 from .image import build_oci_archive
 
 pytestmark = [pytest.mark.e2e]
+LANE = "containerd"
 
 
 @pytest.fixture(scope="module")
 def lane(e2e_tmp, runtimes, rootfs_tar):
-    missing = [t for t in ("containerd", "ctr", "containerd-shim-runc-v2") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (make e2e-deps installs them)")
-    tmp = os.path.join(e2e_tmp, "containerd")
-    os.makedirs(tmp)
-    os.chmod(tmp, 0o755)
+    need("containerd", "ctr", "containerd-shim-runc-v2")
+    tmp = lane_dir(e2e_tmp, LANE)
     archive = build_oci_archive(rootfs_tar, os.path.join(tmp, "busybox-oci.tar"), IMAGE)
     cl = ContainerdLane(tmp, runtimes, archive)
     yield cl
     problems = cl.close()
     assert not problems, "containerd lane teardown: " + "; ".join(problems)
-
-
-@pytest.fixture(scope="module")
-def control(control_factory):
-    return control_factory("containerd")
-
-
-@pytest.fixture(params=RUNTIMES)
-def runtime(request) -> str:
-    return request.param
 
 
 class Tasks:
@@ -58,6 +44,13 @@ class Tasks:
         self.mine.append((rt, cid))
         self.lane.daemon(rt).ids.add(cid)
         return cid
+
+    def run_d(self, rt: str, what: str, *cmd: str, opts: tuple[str, ...] = ()):
+        """``ctr run -d`` a new task (default command ``sleep 600``); returns (its daemon, its id)."""
+        d = self.lane.daemon(rt)
+        cid = self.new(rt, what)
+        d.ctr(*d.run_args("-d", *opts), IMAGE, cid, *(cmd or ("sleep", "600"))).check()
+        return d, cid
 
     def finish(self) -> None:
         for rt, cid in self.mine:
@@ -152,9 +145,7 @@ def test_exit_codes(lane, control, runtime, tasks, cmd, want):
 
 def test_run_d_exec_ps(lane, control, runtime, tasks):
     def step(rt):
-        d = lane.daemon(rt)
-        cid = tasks.new(rt, "exec")
-        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
+        d, cid = tasks.run_d(rt, "exec")
         hi = d.ctr("task", "exec", "--exec-id", "e1", cid, "sh", "-c", "echo hi; id -u").check().out
         r3 = d.ctr("task", "exec", "--exec-id", "e2", cid, "sh", "-c", "exit 3")
         envcwd = d.ctr("task", "exec", "--exec-id", "e3", "--cwd", "/tmp", "--user", "1000", cid,
@@ -169,15 +160,11 @@ def test_run_d_exec_ps(lane, control, runtime, tasks):
 
 def test_pause_resume(lane, control, runtime, tasks):
     def step(rt):
-        d = lane.daemon(rt)
-        cid = tasks.new(rt, "pause")
-        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
+        d, cid = tasks.run_d(rt, "pause")
         d.ctr("task", "pause", cid).check()
-        with open(os.path.join(d.cgroup(cid, "freezer"), "freezer.state")) as f:
-            paused = (_status(d, cid), f.read().strip())
+        paused = (_status(d, cid), freezer_state(d, cid))
         d.ctr("task", "resume", cid).check()
-        with open(os.path.join(d.cgroup(cid, "freezer"), "freezer.state")) as f:
-            resumed = (_status(d, cid), f.read().strip())
+        resumed = (_status(d, cid), freezer_state(d, cid))
         d.ctr("task", "exec", "--exec-id", "p1", cid, "true").check()
         assert paused == ("PAUSED", "FROZEN") and resumed == ("RUNNING", "THAWED"), (paused, resumed)
         return paused, resumed
@@ -186,16 +173,12 @@ def test_pause_resume(lane, control, runtime, tasks):
 
 def test_kill_and_delete(lane, control, runtime, tasks):
     def step(rt):
-        d = lane.daemon(rt)
-        trap = tasks.new(rt, "killterm")
-        d.ctr(*d.run_args("-d"), IMAGE, trap, "sh", "-c",
-              'trap "exit 7" TERM; while :; do sleep 0.1; done').check()
+        d, trap = tasks.run_d(rt, "killterm", "sh", "-c", 'trap "exit 7" TERM; while :; do sleep 0.1; done')
         d.ctr("task", "kill", trap).check()                       # SIGTERM
         wait_for("the task to stop", lambda: _status(d, trap) == "STOPPED")
         code_term = _delete_exit(d, trap)
         d.ctr("container", "delete", trap).check()
-        hard = tasks.new(rt, "killkill")
-        d.ctr(*d.run_args("-d"), IMAGE, hard, "sleep", "600").check()
+        _, hard = tasks.run_d(rt, "killkill")
         d.ctr("task", "kill", "-s", "SIGKILL", hard).check()
         wait_for("the task to stop", lambda: _status(d, hard) == "STOPPED")
         code_kill = _delete_exit(d, hard)
@@ -208,9 +191,7 @@ def test_kill_and_delete(lane, control, runtime, tasks):
 
 def test_delete_force_running(lane, control, runtime, tasks):
     def step(rt):
-        d = lane.daemon(rt)
-        cid = tasks.new(rt, "delf")
-        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
+        d, cid = tasks.run_d(rt, "delf")
         d.ctr("task", "delete", "-f", cid).check()
         d.ctr("container", "delete", cid).check()
         complaints = wait_for_log_settled(d, cid)
@@ -221,68 +202,26 @@ def test_delete_force_running(lane, control, runtime, tasks):
 
 def test_memory_limit(lane, control, runtime, tasks):
     def step(rt):
-        d = lane.daemon(rt)
-        cid = tasks.new(rt, "mem")
-        d.ctr(*d.run_args("-d", "--memory-limit", str(64 << 20)), IMAGE, cid, "sleep", "600").check()
-        with open(os.path.join(d.cgroup(cid, "memory"), "memory.limit_in_bytes")) as f:
-            limit = int(f.read())
+        d, cid = tasks.run_d(rt, "mem", opts=("--memory-limit", str(64 << 20)))
+        limit = memory_limit(d, cid)
         assert limit == 64 << 20, limit
         return limit
     control.run("--memory-limit 64m", runtime, step)
-
-
-@pytest.fixture(scope="module")
-def tmux(e2e_tmp):
-    if shutil.which("tmux") is None:
-        pytest.skip("not installed: tmux (make e2e-deps installs it)")
-    d = os.path.join(e2e_tmp, "tmux-containerd")
-    os.makedirs(d, exist_ok=True)
-    t = Tmux(d)
-    yield t
-    t.close()
 
 
 def test_run_tty(lane, control, runtime, tasks, tmux):
     def step(rt):
         d = lane.daemon(rt)
         cid = tasks.new(rt, "tty")
-        cmd = shlex.join(d.ctr_argv(*d.run_args("-t", "--rm"), IMAGE, cid, "sh"))
-        s = tmux.start(cmd)
-        try:
-            tmux.wait(s, r"# $")
-            tmux.type(s, "tty; stty size; echo $((6*7))z")
-            tmux.wait(s, r"^42z")
-            screen = tmux.screen(s)
-            tmux.type(s, "exit 6")
-            rc = tmux.exit_code(s)
-        finally:
-            tmux.kill(s)
-        tty = re.search(r"^(/dev/\S+)\s*$", screen, re.M)
-        size = re.search(r"^(\d+ \d+)\s*$", screen, re.M)
-        assert tty and size and rc == 6, screen
-        return tty.group(1), size.group(1), rc
+        return tmux.tty_shell(shlex.join(d.ctr_argv(*d.run_args("-t", "--rm"), IMAGE, cid, "sh")), 6)
     control.run("ctr run --tty (tmux)", runtime, step)
 
 
 def test_exec_tty(lane, control, runtime, tasks, tmux):
     def step(rt):
-        d = lane.daemon(rt)
-        cid = tasks.new(rt, "exectty")
-        d.ctr(*d.run_args("-d"), IMAGE, cid, "sleep", "600").check()
-        cmd = shlex.join(d.ctr_argv("task", "exec", "-t", "--exec-id", "t1", cid, "sh"))
-        s = tmux.start(cmd)
-        try:
-            tmux.wait(s, r"# $")
-            tmux.type(s, "tty; echo $((7*6))w")
-            tmux.wait(s, r"^42w")
-            screen = tmux.screen(s)
-            tmux.type(s, "exit 2")
-            rc = tmux.exit_code(s)
-        finally:
-            tmux.kill(s)
-        tty = re.search(r"^(/dev/\S+)\s*$", screen, re.M)
-        assert tty and rc == 2, screen
-        return tty.group(1), rc
+        d, cid = tasks.run_d(rt, "exectty")
+        return tmux.tty_shell(shlex.join(d.ctr_argv("task", "exec", "-t", "--exec-id", "t1", cid, "sh")), 2,
+                              size=False)
     control.run("ctr task exec --tty (tmux)", runtime, step)
 
 

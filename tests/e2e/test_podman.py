@@ -13,38 +13,21 @@ import uuid
 
 import pytest
 
-from .helpers import RUNTIMES, StepError, Tmux, wait_for
-from .podman_env import IMAGE, STATE_ROOTS, PodmanLane, freezer_state, memory_limit
+from .helpers import StepError, freezer_state, lane_dir, memory_limit, need, wait_for
+from .podman_env import IMAGE, STATE_ROOTS, PodmanLane
 
 pytestmark = [pytest.mark.e2e]
-
-
-def _need(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (make e2e-deps installs them)")
+LANE = "podman"
 
 
 @pytest.fixture(scope="module")
 def lane(e2e_tmp, runtimes, rootfs_tar):
-    _need("podman", "conmon", "nsenter", "unshare")
-    tmp = os.path.join(e2e_tmp, "podman")
-    os.makedirs(tmp)
-    os.chmod(tmp, 0o755)
+    need("podman", "conmon", "nsenter", "unshare")
+    tmp = lane_dir(e2e_tmp, LANE)
     pl = PodmanLane(tmp, runtimes, rootfs_tar)
     yield pl
     problems = pl.close()
     assert not problems, "podman lane teardown: " + "; ".join(problems)
-
-
-@pytest.fixture(scope="module")
-def control(control_factory):
-    return control_factory("podman")
-
-
-@pytest.fixture(params=RUNTIMES)
-def runtime(request) -> str:
-    return request.param
 
 
 class Containers:
@@ -282,33 +265,10 @@ def test_rm_and_rm_force(lane, control, runtime, ctrs):
 
 
 # ----------------------------------------------------------------------------------- terminals
-@pytest.fixture(scope="module")
-def tmux(e2e_tmp):
-    _need("tmux")
-    d = os.path.join(e2e_tmp, "tmux-podman")
-    os.makedirs(d, exist_ok=True)
-    t = Tmux(d)
-    yield t
-    t.close()
-
-
 def test_run_it(lane, control, runtime, tmux):
     def step(rt):
         cmd, env = lane.shell_command(rt, "run", "-it", "--rm", *lane.run_opts(), IMAGE, "sh")
-        s = tmux.start(cmd, env)
-        try:
-            tmux.wait(s, r"# $")
-            tmux.type(s, "tty; stty size; echo $((6*7))x")
-            tmux.wait(s, r"^42x")
-            screen = tmux.screen(s)
-            tmux.type(s, "exit 5")
-            rc = tmux.exit_code(s)
-        finally:
-            tmux.kill(s)
-        tty = re.search(r"^(/dev/\S+)\s*$", screen, re.M)
-        size = re.search(r"^(\d+ \d+)\s*$", screen, re.M)
-        assert tty and size and rc == 5, screen
-        return tty.group(1), size.group(1), rc
+        return tmux.tty_shell(cmd, 5, env=env)
     control.run("run -it (tmux)", runtime, step)
 
 
@@ -316,20 +276,7 @@ def test_exec_it(lane, control, runtime, tmux, ctrs):
     def step(rt):
         name, _ = ctrs.run_d(rt, "execit", "sleep", "600")
         cmd, env = lane.shell_command(rt, "exec", "-it", name, "sh")
-        s = tmux.start(cmd, env)
-        try:
-            tmux.wait(s, r"# $")
-            tmux.type(s, "tty; stty size; echo $((7*6))y")
-            tmux.wait(s, r"^42y")
-            screen = tmux.screen(s)
-            tmux.type(s, "exit 4")
-            rc = tmux.exit_code(s)
-        finally:
-            tmux.kill(s)
-        tty = re.search(r"^(/dev/\S+)\s*$", screen, re.M)
-        size = re.search(r"^(\d+ \d+)\s*$", screen, re.M)
-        assert tty and size and rc == 4, screen
-        return tty.group(1), size.group(1), rc
+        return tmux.tty_shell(cmd, 4, env=env)
     control.run("exec -it (tmux)", runtime, step)
 
 

@@ -38,6 +38,24 @@ def new_id() -> str:
     return "hk-" + uuid.uuid4().hex[:10]
 
 
+def failed_start(rt, bundle: str) -> tuple[str, int, str, float]:
+    """create, then a start that must fail; after it the init must be gone and the container stopped.
+    Returns (id, init pid, start's stderr, seconds start took)."""
+    cid = new_id()
+    rt("create", "--bundle", bundle, cid)
+    pid = rt.state(cid)["pid"]
+    t0 = time.monotonic()
+    r = rt("start", cid, check=False)
+    took = time.monotonic() - t0
+    assert r.returncode != 0
+    for _ in range(200):
+        if pid_gone(pid):
+            break
+        time.sleep(0.02)
+    assert rt.state(cid)["status"] == "stopped"
+    return cid, pid, r.stderr.decode(), took
+
+
 def test_every_kind_at_its_step_with_its_state(rt, make_bundle, hooklog):
     bundle = full_bundle(make_bundle, hooklog)
     cid = new_id()
@@ -134,19 +152,9 @@ def test_create_hook_failure_kills_and_cleans(rt, make_bundle, hooklog, kind):
 
 def test_start_container_failure_stops_container(rt, make_bundle, hooklog):
     bundle = full_bundle(make_bundle, hooklog, fail="startContainer")
-    cid = new_id()
-    rt("create", "--bundle", bundle, cid)
-    pid = rt.state(cid)["pid"]
-    r = rt("start", cid, check=False)
-    assert r.returncode != 0
-    err = r.stderr.decode()
+    cid, pid, err, _ = failed_start(rt, bundle)
     assert "boom-startContainer" in err or "exit status 9" in err, err
     assert "process" not in hooklog.seq() and "poststart" not in hooklog.seq()
-    for _ in range(200):
-        if pid_gone(pid):
-            break
-        time.sleep(0.02)
-    assert rt.state(cid)["status"] == "stopped"
     rt("delete", cid)
     assert hooklog.seq()[-1] == "poststop"
     assert_nothing_left(rt, cid, [pid], bundle)
@@ -154,18 +162,8 @@ def test_start_container_failure_stops_container(rt, make_bundle, hooklog):
 
 def test_poststart_failure_fails_start_and_stops(rt, make_bundle, hooklog):
     bundle = full_bundle(make_bundle, hooklog, fail="poststart")
-    cid = new_id()
-    rt("create", "--bundle", bundle, cid)
-    pid = rt.state(cid)["pid"]
-    r = rt("start", cid, check=False)
-    assert r.returncode != 0
-    err = r.stderr.decode()
+    cid, pid, err, _ = failed_start(rt, bundle)
     assert hooklog.recorder in err and "exit status 7" in err and "boom-poststart" in err, err
-    for _ in range(200):
-        if pid_gone(pid):
-            break
-        time.sleep(0.02)
-    assert rt.state(cid)["status"] == "stopped"
     assert "poststop" not in hooklog.seq()
     rt("delete", cid)
     assert hooklog.seq()[-1] == "poststop"
@@ -238,19 +236,10 @@ def test_start_container_hook_timeout(rt, make_bundle, hooklog):
             "sh", "-c", "echo $$ > /hooklog/sc.pid; exec sleep 60"], "timeout": 1}],
             "poststop": [hooklog.hook("poststop")]}
     bundle = make_bundle(["sh", "-c", "echo process >> /hooklog/seq"], edit=edit)
-    cid = new_id()
-    rt("create", "--bundle", bundle, cid)
-    pid = rt.state(cid)["pid"]
-    t0 = time.monotonic()
-    r = rt("start", cid, check=False)
-    assert r.returncode != 0 and time.monotonic() - t0 < 10
-    assert b"tim" in r.stderr.lower(), r.stderr      # "timed out" / "timeout"
+    cid, pid, err, took = failed_start(rt, bundle)
+    assert took < 10, took
+    assert "tim" in err.lower(), err      # "timed out" / "timeout"
     assert "process" not in hooklog.seq()
-    for _ in range(200):
-        if pid_gone(pid):
-            break
-        time.sleep(0.02)
-    assert rt.state(cid)["status"] == "stopped"
     rt("delete", cid)
     assert hooklog.seq() == ["poststop"]
     assert_nothing_left(rt, cid, [pid], bundle)

@@ -15,6 +15,8 @@ import uuid
 
 import pytest
 
+from e2e.podman_env import write_podman_config
+
 IMAGE = "localhost/pyrt-rl-busybox:t"
 # a client lane: `make test-rootless-podman` (part of `make test` through test-lanes), not the base run
 pytestmark = pytest.mark.e2e
@@ -26,26 +28,11 @@ class Podman:
 
     def __init__(self, rl, cgroup_manager: str = "cgroupfs") -> None:
         self.rl, self.u = rl, rl.owner
+        # where rootless podman looks by default (the user's env names no CONTAINERS_* files)
         self.conf = os.path.join(self.u.home, ".config", "containers")
-        os.makedirs(self.conf, exist_ok=True)
-        with open(os.path.join(self.conf, "containers.conf"), "w") as f:
-            f.write(f"""[containers]
-netns = "none"
-log_driver = "k8s-file"
-[engine]
-cgroup_manager = "{cgroup_manager}"
-events_logger = "file"
-runtime_supports_json = ["crun", "runc", "kata", "runsc", "pyruntime"]
-[engine.runtimes]
-pyruntime = ["{rl.pyruntime}"]
-runc = ["{rl.runc}"]
-""")
-        with open(os.path.join(self.conf, "storage.conf"), "w") as f:
-            f.write(f"""[storage]
-driver = "vfs"
-graphroot = "{self.u.home}/storage"
-runroot = "{self.u.xdg}/containers"
-""")
+        write_podman_config(self.conf, graphroot=f"{self.u.home}/storage", runroot=f"{self.u.xdg}/containers",
+                            cgroup_manager=cgroup_manager,
+                            engine_extra=f'[engine.runtimes]\npyruntime = ["{rl.pyruntime}"]\nrunc = ["{rl.runc}"]\n')
         subprocess.run(["chown", "-R", f"{self.u.uid}:{self.u.gid}", self.u.home], check=True)
         tarball = os.path.join(rl.tmp, "rootfs.tar")
         subprocess.run(["tar", "-C", rl.rootfs, "-cf", tarball, "."], check=True)

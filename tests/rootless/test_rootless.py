@@ -21,6 +21,18 @@ def _cid() -> str:
     return f"rl-{uuid.uuid4().hex[:8]}"
 
 
+def _shared_mnt(rl, name: str):
+    """A dir of the test user's, and the config edit that binds it at /mnt (rw): the container's way to
+    leave files the host then checks.  Returns (dir, edit)."""
+    shared = os.path.join(rl.owner.work, name)
+    os.mkdir(shared)
+    os.chown(shared, rl.owner.uid, rl.owner.gid)
+
+    def edit(cfg):
+        cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": shared, "options": ["rbind", "rw"]})
+    return shared, edit
+
+
 def _no_traceback(cp) -> None:
     assert "Traceback" not in cp.stderr and "Traceback" not in cp.stdout, cp.stderr
 
@@ -35,13 +47,7 @@ def test_root_inside_is_the_user_outside(rl, both, bundle, mapping):
     uids, gids = mappings(rl, mapping)
     results = {}
     for r in both:
-        shared = os.path.join(rl.owner.work, f"shared-{r.name}-{mapping}")
-        os.mkdir(shared)
-        os.chown(shared, rl.owner.uid, rl.owner.gid)
-
-        def edit(cfg, shared=shared):
-            cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": shared,
-                                  "options": ["rbind", "rw"]})
+        shared, edit = _shared_mnt(rl, f"shared-{r.name}-{mapping}")
         b = bundle(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; id -u; id -g;"
                     " echo hi > /mnt/made-by-root"], mapping, edit)
         cp = r("run", "--bundle", b, _cid())
@@ -144,13 +150,7 @@ def test_signal_reaches_the_container(rl, both, bundle, mapping):
     codes = {}
     for r in both:
         cid = _cid()
-        shared = os.path.join(rl.owner.work, f"sig-{r.name}-{mapping}")
-        os.mkdir(shared)
-        os.chown(shared, rl.owner.uid, rl.owner.gid)
-
-        def edit(cfg, shared=shared):
-            cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": shared,
-                                  "options": ["rbind", "rw"]})
+        shared, edit = _shared_mnt(rl, f"sig-{r.name}-{mapping}")
         b = bundle(["sh", "-c", "trap 'exit 42' TERM; touch /mnt/ready; while :; do sleep 0.05; done"], mapping,
                    edit)
         p = rl.owner.popen([r.binary, "--root", r.root, "run", "--bundle", b, cid],

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from .helpers import CGROUP_PARENT, REPO, ROOTFS, Bundle, Runtime, default_config
+from .helpers import CGROUP_PARENT, REPO, ROOTFS, Bundle, Runtime, default_config, runtime_for_test
 
 
 def _need_root() -> None:
@@ -45,16 +44,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any):  # noqa: ANN201
 @pytest.fixture
 def runtime(request: pytest.FixtureRequest) -> Runtime:
     _need_root()
-    root = tempfile.mkdtemp(prefix="pyruntime-test-", dir="/run")
-    rt = Runtime(root)
-
-    def fin() -> None:
-        problems = rt.cleanup()
-        # A leak fails the test, but must not hide the test's own failure.
-        if problems and not getattr(request.node, "_sec_failed", False):
-            pytest.fail("cleanup: " + "; ".join(problems), pytrace=False)
-    request.addfinalizer(fin)
-    return rt
+    return runtime_for_test(request)
 
 
 @pytest.fixture

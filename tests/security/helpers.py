@@ -13,13 +13,15 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 PYTHON = sys.executable
 CGROUP_PARENT = "pyrt-sec-tests"
 
 
-from pyrt_testenv import cgroup_dirs  # noqa: E402,F401  (shared with the other suites)
+from pyrt_testenv import cgroup_dirs, run_captured, state_root_leftovers  # noqa: E402  (shared with the other suites)
 
 
 class Runtime:
@@ -44,14 +46,7 @@ class Runtime:
 
     def __call__(self, *args: str, timeout: float = 60, input: bytes | None = None,
                  check: bool = False) -> subprocess.CompletedProcess:
-        # Files, not pipes: a created container inherits the runtime's stdio and would hold a
-        # pipe open long after the runtime exited.
-        with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
-            res = subprocess.run(self.cmd(*args), cwd=str(REPO), env=self.env(), stdout=fo, stderr=fe,
-                                 timeout=timeout, input=input)
-            fo.seek(0)
-            fe.seek(0)
-            res.stdout, res.stderr = fo.read(), fe.read()
+        res = run_captured(self.cmd(*args), cwd=str(REPO), env=self.env(), timeout=timeout, input=input)
         if check and res.returncode != 0:
             raise AssertionError(f"pyruntime {' '.join(args)} failed ({res.returncode}):\n"
                                  f"stdout: {out(res)}\nstderr: {err(res)}")
@@ -117,13 +112,24 @@ class Runtime:
                     problems.append(f"cgroup left behind: {d}")
                 except OSError as exc:
                     problems.append(f"cgroup left behind and busy: {d}: {exc}")
-        # .seccomp-cache is the runtime's own compiled-filter cache (pyruntime/seccomp_cache.py), not a container
-        leftovers = sorted(p.name for p in Path(self.root).iterdir()
-                           if p.name != ".seccomp-cache") if os.path.isdir(self.root) else []
+        leftovers = state_root_leftovers(self.root)
         if leftovers:
             problems.append(f"state left behind in {self.root}: {leftovers}")
         shutil.rmtree(self.root, ignore_errors=True)
         return problems
+
+
+def runtime_for_test(request: Any, cls: type[Runtime] = Runtime, prefix: str = "pyruntime-test-") -> Runtime:
+    """A ``cls`` runtime with a fresh state root under /run, cleaned up when the test ends: a leak fails
+    the test, but never hides the test's own failure (the conftest marks a failed call)."""
+    rt = cls(tempfile.mkdtemp(prefix=prefix, dir="/run"))
+
+    def fin() -> None:
+        problems = rt.cleanup()
+        if problems and not getattr(request.node, "_sec_failed", False):
+            pytest.fail(f"cleanup of {rt.root}: " + "; ".join(problems), pytrace=False)
+    request.addfinalizer(fin)
+    return rt
 
 
 class Bundle:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import PYTHON, REPO, Runtime, both, err, out, wait_for
+from pyrt_testenv import RUNC
+from .helpers import PYTHON, REPO, Runtime, both, err, out, runtime_for_test, wait_for
 
-RUNC = shutil.which("runc")
 SECRET = f"PYRT_SECRET_{uuid.uuid4().hex[:12]}"
 
 # ----------------------------------------------------------------------------- attackers (C)
@@ -157,15 +157,8 @@ def rt(request, runtime) -> Runtime:
         return runtime
     if RUNC is None:
         pytest.fail("runc (the control runtime) is not installed: apt-get install runc")
-    import tempfile
-    r = Runc(tempfile.mkdtemp(prefix="pyruntime-test-runc-", dir="/run"))
+    r = runtime_for_test(request, Runc, prefix="pyruntime-test-runc-")
     r.name = "runc"
-
-    def fin() -> None:
-        problems = r.cleanup()
-        if problems and not getattr(request.node, "_sec_failed", False):
-            pytest.fail("runc cleanup: " + "; ".join(problems), pytrace=False)
-    request.addfinalizer(fin)
     return r
 
 
@@ -181,8 +174,12 @@ def _bundle(make_bundle, rt, attack_bin: Path | None = None, root: Path | None =
     return b
 
 
-def _start_scanner(rt, b, ctl: Path, secret_dir: Path, secs: int = 90):
-    """Run the scanner detached-in-foreground (Popen on `run`), wait until it runs."""
+def _start_scanner(rt, make_bundle, attack_bin: Path, tmp_path: Path, secs: int = 90):
+    """The operator's secret dir, and the scanner (CAP_SYS_PTRACE) run detached-in-foreground (Popen on
+    `run`) until /ctl/stop appears; waits until it runs.  Returns (secret dir, ctl dir, id, Popen)."""
+    secret_dir, ctl = _secret_dir(tmp_path), tmp_path / "ctl"
+    ctl.mkdir()
+    b = _bundle(make_bundle, rt, attack_bin, caps=("CAP_SYS_PTRACE",))
     b.args("/t/scanner", str(secs * 1000), str(secret_dir / "host-file"), "cwd-file", SECRET, "/ctl/stop")
     b.add_mount("/ctl", str(ctl), options=["rbind", "ro"])
     cid = rt.new_id("scan")
@@ -191,7 +188,7 @@ def _start_scanner(rt, b, ctl: Path, secret_dir: Path, secs: int = 90):
     proc = subprocess.Popen(rt.cmd("run", "--bundle", str(b.path), cid), cwd=str(REPO), env=rt.env(),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert wait_for(lambda: (rt.state(cid) or {}).get("status") == "running", 30), "scanner did not start"
-    return cid, proc
+    return secret_dir, ctl, cid, proc
 
 
 def _secret_dir(tmp_path: Path) -> Path:
@@ -244,10 +241,7 @@ def _env_with_secret() -> dict:
 def test_exec_helper_never_visible_with_host_root(rt, make_bundle, attack_bin, tmp_path, record_property):
     """A CAP_SYS_PTRACE container scans /proc/*/root, /proc/*/cwd and /proc/*/environ while the
     operator runs `exec` 30 times from a host directory with a secret in its environment."""
-    secret_dir, ctl = _secret_dir(tmp_path), tmp_path / "ctl"
-    ctl.mkdir()
-    b = _bundle(make_bundle, rt, attack_bin, caps=("CAP_SYS_PTRACE",))
-    cid, proc = _start_scanner(rt, b, ctl, secret_dir)
+    secret_dir, ctl, cid, proc = _start_scanner(rt, make_bundle, attack_bin, tmp_path)
     results = []
     try:
         for i in range(30):
@@ -269,10 +263,7 @@ def test_new_init_in_joined_pid_namespace_never_visible_with_host_root(rt, make_
     """A second container joins the scanner's pid namespace by path (a pod sharing its process
     namespace): its init must appear there only with the container's root.  runc 1.1.5 fails this
     one (its init does the mounts inside the joined namespace): recorded, not asserted."""
-    secret_dir, ctl = _secret_dir(tmp_path), tmp_path / "ctl"
-    ctl.mkdir()
-    b = _bundle(make_bundle, rt, attack_bin, caps=("CAP_SYS_PTRACE",))
-    cid, proc = _start_scanner(rt, b, ctl, secret_dir)
+    secret_dir, ctl, cid, proc = _start_scanner(rt, make_bundle, attack_bin, tmp_path)
     created = []
     try:
         pid = rt.state(cid)["pid"]

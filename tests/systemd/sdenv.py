@@ -26,9 +26,30 @@ def systemd_here() -> str | None:
                 return "PID 1 is not systemd here (make test-systemd runs these in a VM where it is)"
     except OSError as e:
         return f"cannot read /proc/1/comm: {e}"
-    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        return "/sys/fs/cgroup is not a pure cgroup v2 hierarchy"
     return None
+
+
+def cgroup_layout() -> str:
+    """The guest's layout (make test-systemd boots it as each): v2, hybrid (v1 controllers + cgroup2
+    at /sys/fs/cgroup/unified) or legacy (v1 only)."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return "v2"
+    return "hybrid" if os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers") else "legacy"
+
+
+LAYOUT = cgroup_layout()
+
+
+def cg_dir(ctrl: str, cg: str) -> str:
+    """The directory of unit cgroup ``cg`` (systemctl show's ControlGroup) with ``ctrl``'s files."""
+    return f"/sys/fs/cgroup{cg}" if LAYOUT == "v2" else f"/sys/fs/cgroup/{ctrl}{cg}"
+
+
+def cg_dirs(cg: str) -> list[str]:
+    """``cg`` in every hierarchy (one on v2; each v1 one, name=systemd and unified on v1 layouts)."""
+    if LAYOUT == "v2":
+        return [f"/sys/fs/cgroup{cg}"]
+    return [f"{e.path}{cg}" for e in os.scandir("/sys/fs/cgroup") if e.is_dir(follow_symlinks=False)]
 
 
 def sh(*args: str, check: bool = False, timeout: float = 120, capture: bool = True,

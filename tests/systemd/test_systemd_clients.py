@@ -19,26 +19,12 @@ from sdenv import RUNTIMES, SLICE, SLICE_PATH, rd, sh, unit_gone, unit_props, wa
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from e2e.image import build_oci_archive, build_rootfs_tar  # noqa: E402
+from e2e.podman_env import write_podman_config  # noqa: E402
+from pyrt_testenv import build_sdsend  # noqa: E402
 
 pytestmark = pytest.mark.systemd_vm
 IMAGE = "localhost/pyrt-busybox:sd"
 MiB = 1 << 20
-SDSEND_C = r"""
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-int main(int argc, char **argv) {
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    const char *p = getenv("NOTIFY_SOCKET");
-    int s = socket(AF_UNIX, SOCK_DGRAM, 0);
-    if (!p || s < 0) return 2;
-    strncpy(a.sun_path, p, sizeof(a.sun_path) - 1);
-    for (int i = 1; i < argc; i++)
-        if (sendto(s, argv[i], strlen(argv[i]), 0, (struct sockaddr *)&a, sizeof(a)) < 0) return 1;
-    return 0;
-}
-"""
 
 
 def _need(*tools: str) -> None:
@@ -52,10 +38,7 @@ def images(tmp_path_factory):
     d = tmp_path_factory.mktemp("images")
     tar = build_rootfs_tar(str(d / "rootfs.tar"))
     oci = build_oci_archive(tar, str(d / "oci.tar"), IMAGE)
-    src = d / "sdsend.c"
-    src.write_text(SDSEND_C)
-    subprocess.run(["gcc", "-static", "-O", "-o", str(d / "sdsend"), str(src)], check=True)
-    return {"rootfs": tar, "oci": oci, "sdsend": str(d / "sdsend")}
+    return {"rootfs": tar, "oci": oci, "sdsend": build_sdsend(str(d))}
 
 
 class Podman:
@@ -65,24 +48,8 @@ class Podman:
     def __init__(self, tmp, images: dict) -> None:
         self.tmp = tmp
         self.runtime = "runc"
-        conf = tmp / "containers.conf"
-        conf.write_text(f"""[containers]
-netns = "none"
-log_driver = "k8s-file"
-[engine]
-cgroup_manager = "systemd"
-events_logger = "file"
-events_logfile_path = "{tmp}/events.log"
-runtime_supports_json = ["crun", "runc", "pyruntime"]
-[network]
-network_backend = "cni"
-network_config_dir = "{tmp}/net"
-""")
-        (tmp / "storage.conf").write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{tmp}/root"\n'
-                                          f'runroot = "{tmp}/run"\n')
-        (tmp / "registries.conf").write_text("unqualified-search-registries = []\n")
-        self.env = dict(os.environ, CONTAINERS_CONF=str(conf), CONTAINERS_STORAGE_CONF=str(tmp / "storage.conf"),
-                        CONTAINERS_REGISTRIES_CONF=str(tmp / "registries.conf"))
+        self.env = dict(os.environ, **write_podman_config(str(tmp), graphroot=f"{tmp}/root", runroot=f"{tmp}/run",
+                                                          cgroup_manager="systemd", work_dir=str(tmp)))
         self.ids: list[str] = []
         self("import", "--change", 'CMD ["/bin/sh"]', images["rootfs"], IMAGE, check=True, timeout=180)
 

@@ -1,6 +1,8 @@
 """The systemd cgroup driver, live: containers in transient scopes of a real systemd (PID 1), limits
 read back from the unit (systemctl show) and from the scope's cgroup files, update, pause, ps,
-events, kill --all, delete leaving no unit and no cgroup.  runc --systemd-cgroup is the control."""
+events, kill --all, delete leaving no unit and no cgroup.  runc --systemd-cgroup is the control.
+make test-systemd runs this file on each layout the guest boots: v2, hybrid and legacy v1 (there the
+unit has systemd's v1 properties and the files are in each controller's hierarchy)."""
 from __future__ import annotations
 
 import json
@@ -9,10 +11,16 @@ import subprocess
 
 import pytest
 
-from sdenv import SLICE, SLICE_PATH, rd, sh, unit_gone, unit_props, wait_for
+from sdenv import LAYOUT, SLICE, SLICE_PATH, cg_dir, cg_dirs, rd, sh, unit_gone, unit_props, wait_for
 
 pytestmark = pytest.mark.systemd_vm
 MiB = 1 << 20
+V1 = LAYOUT != "v2"
+
+
+def gone(cg: str) -> list[str]:
+    """The directories of unit cgroup ``cg`` still present in any hierarchy (none, after delete)."""
+    return [d for d in cg_dirs(cg) if os.path.exists(d)]
 
 
 def test_scope_limits_lifecycle_and_delete(lane):
@@ -20,31 +28,60 @@ def test_scope_limits_lifecycle_and_delete(lane):
            "pids": {"limit": 40}, "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"}}
     b, cid, unit = lane.config(["sleep", "300"], res)
     lane.create(b, cid)
-    p = unit_props(unit, "Delegate", "Slice", "ControlGroup", "MemoryMax", "MemoryLow", "MemorySwapMax",
-                   "TasksMax", "CPUQuotaPerSecUSec", "ActiveState", "AllowedCPUs")
+    p = unit_props(unit, "Delegate", "Slice", "ControlGroup", "TasksMax", "CPUQuotaPerSecUSec", "ActiveState",
+                   *(("MemoryLimit", "CPUShares") if V1 else ("MemoryMax", "MemoryLow", "MemorySwapMax",
+                                                              "AllowedCPUs")))
     assert p["ActiveState"] == "active" and p["Delegate"] == "yes" and p["Slice"] == SLICE
-    assert p["ControlGroup"] == f"{SLICE_PATH}/{unit}"
-    assert (p["MemoryMax"], p["MemoryLow"], p["MemorySwapMax"]) == (str(64 * MiB), str(32 * MiB), str(32 * MiB))
-    assert p["TasksMax"] == "40" and p["CPUQuotaPerSecUSec"] == "500ms" and p["AllowedCPUs"] == "0"
-    d = f"/sys/fs/cgroup{p['ControlGroup']}"
-    assert rd(f"{d}/memory.max") == str(64 * MiB) and rd(f"{d}/memory.low") == str(32 * MiB)
-    assert rd(f"{d}/memory.swap.max") == str(32 * MiB) and rd(f"{d}/pids.max") == "40"
-    assert rd(f"{d}/cpu.max") == "50000 100000" and rd(f"{d}/cpuset.cpus") == "0"
+    cg = p["ControlGroup"]
+    assert cg == f"{SLICE_PATH}/{unit}"
+    assert p["TasksMax"] == "40" and p["CPUQuotaPerSecUSec"] == "500ms"
+    if V1:
+        assert (p["MemoryLimit"], p["CPUShares"]) == (str(64 * MiB), "512")
+        mem = cg_dir("memory", cg)
+        assert rd(f"{mem}/memory.limit_in_bytes") == str(64 * MiB)
+        assert rd(f"{mem}/memory.soft_limit_in_bytes") == str(32 * MiB)
+        if os.path.exists(f"{mem}/memory.memsw.limit_in_bytes"):
+            assert rd(f"{mem}/memory.memsw.limit_in_bytes") == str(96 * MiB)
+        cpu = cg_dir("cpu", cg)
+        assert (rd(f"{cpu}/cpu.cfs_quota_us"), rd(f"{cpu}/cpu.cfs_period_us"), rd(f"{cpu}/cpu.shares")) == \
+            ("50000", "100000", "512")
+        assert rd(f"{cg_dir('pids', cg)}/pids.max") == "40" and rd(f"{cg_dir('cpuset', cg)}/cpuset.cpus") == "0"
+    else:
+        assert (p["MemoryMax"], p["MemoryLow"], p["MemorySwapMax"]) == (str(64 * MiB), str(32 * MiB), str(32 * MiB))
+        assert p["AllowedCPUs"] == "0"
+        d = cg_dir("", cg)
+        assert rd(f"{d}/memory.max") == str(64 * MiB) and rd(f"{d}/memory.low") == str(32 * MiB)
+        assert rd(f"{d}/memory.swap.max") == str(32 * MiB) and rd(f"{d}/pids.max") == "40"
+        assert rd(f"{d}/cpu.max") == "50000 100000" and rd(f"{d}/cpuset.cpus") == "0"
     st = json.loads(lane.cli("state", cid, check=True).stdout)
-    assert st["status"] == "created" and rd(f"{d}/cgroup.procs").split() == [str(st["pid"])]
+    assert st["status"] == "created"
+    # the init is in the scope in every hierarchy runc joins: also those systemd leaves alone on v1
+    # (freezer, cpuset, net_cls ...), and the unified one on hybrid
+    joined = [cg_dir(h, cg) for h in ("cpuset", "cpu", "memory", "devices", "freezer", "blkio", "pids", "hugetlb",
+                                       "perf_event", "net_cls", "systemd", "unified")
+              if os.path.isdir(f"/sys/fs/cgroup/{h}")] if V1 else [cg_dir("", cg)]
+    for d in joined:
+        assert rd(f"{d}/cgroup.procs").split() == [str(st["pid"])], (d, rd(f"{d}/cgroup.procs"))
+    procs = f"{cg_dir('pids', cg)}/cgroup.procs"
 
     lane.cli("start", cid, check=True)
     ps = lane.cli("ps", "--format", "json", cid, check=True).stdout
     assert json.loads(ps) == [st["pid"]]
     lane.cli("pause", cid, check=True)
-    assert lane.status(cid) == "paused" and rd(f"{d}/cgroup.freeze") == "1"
+    assert lane.status(cid) == "paused"
+    if V1:
+        assert rd(f"{cg_dir('freezer', cg)}/freezer.state") == "FROZEN"
+    else:
+        assert rd(f"{cg_dir('', cg)}/cgroup.freeze") == "1"
     lane.cli("resume", cid, check=True)
     assert lane.status(cid) == "running"
 
     lane.cli("update", "--memory", str(48 * MiB), "--pids-limit", "30", cid, check=True)
-    p = unit_props(unit, "MemoryMax", "TasksMax")
-    assert (p["MemoryMax"], p["TasksMax"]) == (str(48 * MiB), "30")
-    assert rd(f"{d}/memory.max") == str(48 * MiB) and rd(f"{d}/pids.max") == "30"
+    mem_prop, mem_file = ("MemoryLimit", "memory.limit_in_bytes") if V1 else ("MemoryMax", "memory.max")
+    p = unit_props(unit, mem_prop, "TasksMax")
+    assert (p[mem_prop], p["TasksMax"]) == (str(48 * MiB), "30")
+    assert rd(f"{cg_dir('memory', cg)}/{mem_file}") == str(48 * MiB)
+    assert rd(f"{cg_dir('pids', cg)}/pids.max") == "30"
     ev = json.loads(lane.cli("events", "--stats", cid, check=True).stdout)
     assert ev["type"] == "stats" and ev["data"]["pids"]["current"] >= 1
 
@@ -53,12 +90,12 @@ def test_scope_limits_lifecycle_and_delete(lane):
                stderr=err, capture=False)
         err.seek(0)
         assert r.returncode == 0, err.read()
-    wait_for("the exec'd process in the scope", lambda: len(rd(f"{d}/cgroup.procs").split()) == 2)
+    wait_for("the exec'd process in the scope", lambda: len(rd(procs).split()) == 2)
     lane.cli("kill", "--all", cid, "KILL", check=True)
     wait_for("the container to stop", lambda: lane.status(cid) == "stopped")
     lane.cli("delete", cid, check=True)
     assert unit_gone(unit), unit_props(unit, "LoadState", "ActiveState")
-    assert not os.path.exists(d)
+    assert not gone(cg), gone(cg)
     assert not os.path.exists(os.path.join(lane.root, cid))
 
 
@@ -88,9 +125,8 @@ def test_annotations_devices_and_delete_force(lane):
     lane.cli("start", cid, check=True)
     r = lane.cli("exec", cid, "sh", "-c", "echo x > /dev/null && head -c 4 /dev/zero | wc -c")
     assert r.returncode == 0 and r.stdout.strip() == "4", r.stderr
-    d = f"/sys/fs/cgroup{p['ControlGroup']}"
     lane.cli("delete", "--force", cid, check=True)
-    assert unit_gone(unit) and not os.path.exists(d)
+    assert unit_gone(unit) and not gone(p["ControlGroup"]), gone(p["ControlGroup"])
 
 
 def test_default_slice_and_prefix(lane):
@@ -99,7 +135,7 @@ def test_default_slice_and_prefix(lane):
     lane.create(b, cid)
     unit = f"runc-{cid}.scope"
     assert unit_props(unit, "Slice")["Slice"] == "system.slice"
-    assert os.path.isdir(f"/sys/fs/cgroup/system.slice/{unit}")
+    assert os.path.isdir(cg_dir("pids", f"/system.slice/{unit}"))
     lane.cli("delete", "--force", cid, check=True)
     assert unit_gone(unit)
 

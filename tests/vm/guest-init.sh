@@ -6,7 +6,8 @@
 #     /                = host / (9p, read-only, cache=loose) + a tmpfs upper layer (overlayfs)
 #     <shared dirs>    = host dirs shared read-write at the same path (9p; the project, its .venv)
 #     /run/pyrt-vm/state = the host's per-run state dir (config, env+command script, rc)
-#     /sys/fs/cgroup   = the only cgroup hierarchy: cgroup2 (the kernel runs with cgroup_no_v1=all)
+#     /sys/fs/cgroup   = the only cgroup hierarchy: cgroup2 (the kernel runs with cgroup_no_v1=all);
+#                        with VM_CGROUP=hybrid|legacy (systemd only) nothing: systemd mounts its layout
 # stage 2 (PID 1 in the new root): enable every controller in the root cgroup, run the command
 #     with stdout/stderr on two virtio serial ports, write its exit status to state/rc, power off.
 # VM_INIT=systemd (in the state dir's config): stage 1 switch_roots into /lib/systemd/systemd
@@ -93,8 +94,10 @@ if [ "$1" != stage2 ]; then
     $BB ln -sfn /proc/self/fd/0 $R/dev/stdin
     $BB ln -sfn /proc/self/fd/1 $R/dev/stdout
     $BB ln -sfn /proc/self/fd/2 $R/dev/stderr
-    $BB mount -t cgroup2 -o nosuid,nodev,noexec,nsdelegate cgroup2 $R/sys/fs/cgroup \
-        || fatal "cannot mount cgroup2"
+    if [ "${VM_CGROUP:-v2}" = v2 ]; then   # hybrid/legacy: systemd mounts its layout itself
+        $BB mount -t cgroup2 -o nosuid,nodev,noexec,nsdelegate cgroup2 $R/sys/fs/cgroup \
+            || fatal "cannot mount cgroup2"
+    fi
     $BB mount -t bpf bpf $R/sys/fs/bpf 2>/dev/null
     $BB mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs $R/tmp
     $BB mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs $R/run
@@ -114,7 +117,10 @@ if [ "$1" != stage2 ]; then
         $BB umount /proc /sys
         $BB umount /dev 2>/dev/null
         say "switch_root (systemd)"
-        exec $BB switch_root $R /lib/systemd/systemd --log-level=warning --show-status=no
+        # The host's / has /.dockerenv, so systemd sees a container and takes "its kernel command
+        # line" from /proc/1/cmdline, its own argv: the cgroup layout options go there too
+        # (a PID 1 systemd ignores arguments it does not know).
+        exec $BB switch_root $R /lib/systemd/systemd --log-level=warning --show-status=no $VM_SYSTEMD_ARGS
         fatal "switch_root to systemd failed"
     fi
     $BB umount /proc /sys
@@ -138,17 +144,24 @@ else
     $BB hostname "${VM_HOSTNAME:-pyrt-vm}"
     say "systemd: $(/bin/systemctl is-system-running 2>&1)"
 fi
-say "controllers: $($BB cat /sys/fs/cgroup/cgroup.subtree_control)"
-# The command runs the way a runtime usually does on a cgroup v2 host: from a nested, populated,
-# non-root cgroup (a systemd service, a CI runner), not from the root cgroup, which hides the kernel's
-# "no internal processes" rule.  ci.slice gets every controller; runner.service holds our processes.
-RUNNER=/sys/fs/cgroup/ci.slice/runner.service
-$BB mkdir -p $RUNNER || fatal "cannot create $RUNNER"
-for c in $($BB cat /sys/fs/cgroup/ci.slice/cgroup.controllers); do
-    echo "+$c" > /sys/fs/cgroup/ci.slice/cgroup.subtree_control || say "cannot enable controller $c in ci.slice"
-done
-echo $$ > $RUNNER/cgroup.procs || fatal "cannot enter $RUNNER"
-say "running in cgroup $($BB cat /proc/self/cgroup)"
+if [ "${VM_CGROUP:-v2}" != v2 ]; then
+    # hybrid/legacy: systemd owns the v1 hierarchies (/sys/fs/cgroup is its read-only tmpfs); the
+    # command stays in pyrt-vm.service, as a runtime started by a service would
+    say "cgroup layout ${VM_CGROUP}: $($BB ls /sys/fs/cgroup | $BB tr '\n' ' ')"
+    say "running in cgroup $($BB tr '\n' ' ' < /proc/self/cgroup)"
+else
+    say "controllers: $($BB cat /sys/fs/cgroup/cgroup.subtree_control)"
+    # The command runs the way a runtime usually does on a cgroup v2 host: from a nested, populated,
+    # non-root cgroup (a systemd service, a CI runner), not from the root cgroup, which hides the kernel's
+    # "no internal processes" rule.  ci.slice gets every controller; runner.service holds our processes.
+    RUNNER=/sys/fs/cgroup/ci.slice/runner.service
+    $BB mkdir -p $RUNNER || fatal "cannot create $RUNNER"
+    for c in $($BB cat /sys/fs/cgroup/ci.slice/cgroup.controllers); do
+        echo "+$c" > /sys/fs/cgroup/ci.slice/cgroup.subtree_control || say "cannot enable controller $c in ci.slice"
+    done
+    echo $$ > $RUNNER/cgroup.procs || fatal "cannot enter $RUNNER"
+    say "running in cgroup $($BB cat /proc/self/cgroup)"
+fi
 
 OUT=/dev/console ERR=/dev/console
 for p in /sys/class/virtio-ports/*; do

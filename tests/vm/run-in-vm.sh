@@ -1,7 +1,8 @@
 #!/bin/bash
 # run-in-vm.sh - run one command inside a throw-away qemu VM whose only cgroup hierarchy is a pure
 # cgroup v2 one (kernel booted with cgroup_no_v1=all, every controller enabled in the root
-# cgroup.subtree_control), for pyruntime's `make test-cgroup2` lane.
+# cgroup.subtree_control), for pyruntime's `make test-cgroup2` and `make test-systemd` lanes (the
+# latter also boots systemd on the hybrid and legacy v1 layouts: VM_CGROUP).
 #
 #   tests/vm/run-in-vm.sh [--] PROGRAM [ARGS...]   run PROGRAM in the VM, exit with its status
 #   tests/vm/run-in-vm.sh --check                  exit 0 if a VM can be started here, else print
@@ -23,6 +24,9 @@
 #        VM_RW_CACHE=mmap (9p cache mode of the project dir)  VM_VENV_CACHE=loose|off (its .venv)
 #        VM_WRITE_BYTECODE=1 (unset PYTHONDONTWRITEBYTECODE in the guest; 0 = pass it through)
 #        VM_INIT=shell|systemd (systemd: systemd is PID 1 and runs PROGRAM from a service unit)
+#        VM_CGROUP=v2|hybrid|legacy (hybrid/legacy need VM_INIT=systemd: the kernel keeps its v1
+#        controllers and systemd mounts them, with systemd.unified_cgroup_hierarchy=0: "hybrid" =
+#        v1 controllers + cgroup2 at /sys/fs/cgroup/unified; "legacy" = v1 only, name=systemd too)
 #
 # Why TCG: /dev/kvm on the CI machines is a paravirtual (PVM) device that cannot boot stock kernels.
 # Boot speed tricks: the uncompressed vmlinux is extracted once (cached) and booted via PVH (no
@@ -207,7 +211,16 @@ case "${VM_INIT:-shell}" in shell|systemd) ;; *) die "VM_INIT must be shell or s
 if [ "${VM_INIT:-shell}" = systemd ] && [ ! -x /lib/systemd/systemd ]; then
     die "VM_INIT=systemd: /lib/systemd/systemd not installed (apt-get install systemd dbus)"
 fi
-printf 'VM_SHARES="%s"\nVM_HOSTNAME=pyrt-vm\nVM_INIT=%s\n' "${SHARES[*]}" "${VM_INIT:-shell}" > "$STATE/config"
+case "${VM_CGROUP:-v2}" in
+    v2) CG_CMDLINE="cgroup_no_v1=all" ;;
+    hybrid) CG_CMDLINE="systemd.unified_cgroup_hierarchy=0" ;;
+    legacy) CG_CMDLINE="systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1" ;;
+    *) die "VM_CGROUP must be v2, hybrid or legacy" ;;
+esac
+[ "${VM_CGROUP:-v2}" = v2 ] || [ "${VM_INIT:-shell}" = systemd ] \
+    || die "VM_CGROUP=${VM_CGROUP}: needs VM_INIT=systemd (systemd mounts the v1 hierarchies)"
+printf 'VM_SHARES="%s"\nVM_HOSTNAME=pyrt-vm\nVM_INIT=%s\nVM_CGROUP=%s\nVM_SYSTEMD_ARGS="%s"\n' "${SHARES[*]}" \
+    "${VM_INIT:-shell}" "${VM_CGROUP:-v2}" "${CG_CMDLINE//cgroup_no_v1=all/}" > "$STATE/config"
 
 {
     echo '#!/bin/bash'
@@ -235,7 +248,7 @@ case "${VM_ACCEL:-tcg}" in
     kvm) ACCEL=(-accel kvm -cpu host) ;;
     *) die "VM_ACCEL must be tcg or kvm" ;;
 esac
-CMDLINE="console=ttyS0 quiet loglevel=4 panic=-1 oops=panic rdinit=/init cgroup_no_v1=all psi=1"
+CMDLINE="console=ttyS0 quiet loglevel=4 panic=-1 oops=panic rdinit=/init $CG_CMDLINE psi=1"
 CMDLINE+=" random.trust_cpu=on mitigations=off tsc=reliable no_timer_check 8250.nr_uarts=1 ${VM_EXTRA_CMDLINE:-}"
 
 mkfifo "$STATE/console.fifo" "$STATE/stdout.fifo" "$STATE/stderr.fifo" || die "mkfifo failed"
