@@ -20,22 +20,24 @@ def _cdef_text(path: str) -> str:
 
 
 def _embed_trampoline(build_dir: str) -> None:
-    """Compile trampoline/trampoline.c (static, no libc) and write it as a C array header; on other
-    architectures write an empty one (the core then execs the user program directly)."""
+    """Compile trampoline/trampoline.c (static, no libc) and write it as a C array header.  Every
+    container process starts through it (the created init waits for `start` as it), and it is written
+    for x86_64 only: other architectures are refused here rather than built without it."""
     import platform
     import subprocess
+    if platform.machine() != "x86_64":
+        raise SystemExit(f"pyruntime builds on x86_64 only: _native/trampoline/trampoline.c (the image every "
+                         f"container process starts through) has no port to {platform.machine()}")
     os.makedirs(build_dir, exist_ok=True)
     hdr = os.path.join(build_dir, "trampoline_bin.h")
-    data = b""
-    if platform.machine() == "x86_64":
-        out = os.path.join(build_dir, "trampoline")
-        subprocess.run(["gcc", "-static", "-nostdlib", "-nostartfiles", "-Os", "-fno-stack-protector",
-                        "-fno-pie", "-no-pie", "-Wl,--build-id=none", "-o", out,
-                        os.path.join(HERE, "trampoline", "trampoline.c")], check=True)
-        subprocess.run(["strip", out], check=True)
-        with open(out, "rb") as f:
-            data = f.read()
-    body = ",".join(str(b) for b in data) or "0"
+    out = os.path.join(build_dir, "trampoline")
+    subprocess.run(["gcc", "-static", "-nostdlib", "-nostartfiles", "-Os", "-fno-stack-protector",
+                    "-fno-pie", "-no-pie", "-Wl,--build-id=none", "-o", out,
+                    os.path.join(HERE, "trampoline", "trampoline.c")], check=True)
+    subprocess.run(["strip", out], check=True)
+    with open(out, "rb") as f:
+        data = f.read()
+    body = ",".join(str(b) for b in data)
     text = (f"static const unsigned char pyrt_trampoline[] = {{{body}}};\n"
             f"static const size_t pyrt_trampoline_len = {len(data)};\n")
     if not os.path.exists(hdr) or open(hdr).read() != text:

@@ -3,11 +3,13 @@
 #include "common.h"
 #include "child.h"
 #include <grp.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 int pyrt_set_rlimits(const struct pyrt_plan *p, char *err, size_t errlen)
 {
@@ -141,26 +143,6 @@ int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen)
     return 0;
 }
 
-/* Give back the caps held for a seccomp load (cap_hold) once the filter is in; best effort, since the
- * filter may deny capset: execve recomputes the sets from bounding/inheritable/ambient anyway. */
-void pyrt_drop_held_caps(struct pyrt_plan *p)
-{
-    uint64_t held = p->cap_hold;
-
-    p->cap_hold = 0;
-    if (p->set_caps) {
-        capset_all(p);
-    } else {
-        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-        struct __user_cap_data_struct d[2];
-        if (p->uid == 0 || syscall(SYS_capget, &h, d) < 0)
-            return;     /* root without process.capabilities keeps every cap anyway */
-        d[0].effective &= ~(uint32_t)held;
-        d[1].effective &= ~(uint32_t)(held >> 32);
-        syscall(SYS_capset, &h, d);
-    }
-}
-
 int pyrt_load_seccomp(const struct pyrt_plan *p, int *listener, char *err, size_t errlen)
 {
     struct sock_fprog prog = { .len = (unsigned short)p->seccomp_len,
@@ -175,5 +157,74 @@ int pyrt_load_seccomp(const struct pyrt_plan *p, int *listener, char *err, size_
         return pyrt_fail(err, errlen, errno, "load seccomp filter (linux.seccomp)");
     if (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)
         *listener = (int)rc;
+    return 0;
+}
+
+/* Run a seccomp program on one syscall as the kernel would: 0 with the returned action in *ret, or -1
+ * when the program uses an instruction libseccomp does not emit (the kernel then decides alone).
+ * Classic BPF only jumps forward, so this ends. */
+static int bpf_eval(const struct sock_filter *f, uint32_t len, const struct seccomp_data *d, uint32_t *ret)
+{
+    uint32_t a = 0, pc = 0;
+
+    while (pc < len) {
+        const struct sock_filter *in = &f[pc++];
+        uint32_t k = in->k;
+        int t;
+
+        switch (in->code) {
+        case BPF_LD | BPF_W | BPF_ABS:
+            if (k > sizeof *d - 4 || k % 4)
+                return -1;
+            memcpy(&a, (const char *)d + k, 4);
+            continue;
+        case BPF_ALU | BPF_AND | BPF_K: a &= k; continue;
+        case BPF_RET | BPF_K: *ret = k; return 0;
+        case BPF_JMP | BPF_JA:
+            if (k >= len - pc)
+                return -1;
+            pc += k;
+            continue;
+        case BPF_JMP | BPF_JEQ | BPF_K: t = a == k; break;
+        case BPF_JMP | BPF_JGT | BPF_K: t = a > k; break;
+        case BPF_JMP | BPF_JGE | BPF_K: t = a >= k; break;
+        case BPF_JMP | BPF_JSET | BPF_K: t = (a & k) != 0; break;
+        default: return -1;
+        }
+        pc += t ? in->jt : in->jf;
+    }
+    return -1;
+}
+
+/* A filter loaded before CREATED (no no_new_privs, or notify): the waiting init (the trampoline) then
+ * calls these under it, with nobody to tell if one fails before `start` connects.  So the program is
+ * run on each first, here, where a refusal still reaches create.  runc's init runs its remaining
+ * steps under such a filter the same way, and a profile that denies them fails there too. */
+int pyrt_check_init_syscalls(const struct pyrt_plan *p, char *err, size_t errlen)
+{
+    static const struct { int nr; const char *name; uint64_t a2, a3; } calls[] = {
+        { SYS_write, "write", 16, 0 }, { SYS_close, "close", 0, 0 },
+        { SYS_accept4, "accept4", 0, SOCK_CLOEXEC }, { SYS_read, "read", 16, 0 },
+    };
+    struct seccomp_data d;
+    uint32_t ret, act;
+    size_t i;
+
+    for (i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        memset(&d, 0, sizeof d);
+        d.nr = calls[i].nr;
+        d.arch = AUDIT_ARCH_X86_64;
+        d.args[0] = 3;
+        d.args[2] = calls[i].a2;
+        d.args[3] = calls[i].a3;
+        if (bpf_eval(p->seccomp_prog, p->seccomp_len, &d, &ret) < 0)
+            return 0;
+        act = ret & SECCOMP_RET_ACTION_FULL;
+        if (act != SECCOMP_RET_ALLOW && act != SECCOMP_RET_LOG && act != SECCOMP_RET_USER_NOTIF)
+            return pyrt_fail(err, errlen, 0, "linux.seccomp: the profile does not allow %s, which the container "
+                             "init calls under the filter while it waits for start (without "
+                             "process.noNewPrivileges the filter is loaded before create returns, as runc "
+                             "does)", calls[i].name);
+    }
     return 0;
 }

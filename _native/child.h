@@ -25,7 +25,7 @@ int pyrt_switch_user(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_join_keyring(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_set_mempolicy(const struct pyrt_plan *p, char *err, size_t errlen);
 int pyrt_load_seccomp(const struct pyrt_plan *p, int *listener, char *err, size_t errlen);
-void pyrt_drop_held_caps(struct pyrt_plan *p);
+int pyrt_check_init_syscalls(const struct pyrt_plan *p, char *err, size_t errlen);
 
 /* mountopts.c */
 int pyrt_mount_idmapped(const struct pyrt_mount *m, int destfd, char *err, size_t errlen);

@@ -28,13 +28,11 @@
  *  |   |        |                     | (exec mode: about to execve)           |                                            |
  *  | * | child  | PYRT_MSG_ERROR      | any failure; err=errno, payload=text   | parent raises RuntimeFailure, cleans up    |
  *
- * After #5 in create mode the child blocks in accept() on exec.sock (plan->fifo_fd) until `start`
- * connects and sends GO, then runs startContainer hooks, loads seccomp (if not loaded earlier) and
- * execve()s; start reads EOF (exec'd, the connection is CLOEXEC) or an error text.
- * An error after #5 cannot be reported over the socket (create has exited): it goes to stderr.
- * Without startContainer hooks (and unless a seccomp filter without no_new_privs is still to load),
- * #5 is sent by the sealed trampoline the init has become (mode "pyruntime-init"), which then does the
- * accept/GO/seccomp/execve steps itself (_native/trampoline/trampoline.c).
+ * In create mode #5 is sent by the sealed trampoline the init has become (mode "pyruntime-init",
+ * _native/trampoline/trampoline.c), which then blocks in accept() on exec.sock (plan->fifo_fd) until
+ * `start` connects and sends GO, runs the startContainer hooks, loads seccomp (no_new_privs; any
+ * other filter was loaded before #5) and execve()s; start reads EOF (exec'd, the connection is
+ * CLOEXEC) or an error text.
  */
 
 enum {
@@ -167,9 +165,6 @@ struct pyrt_plan {
     uint32_t seccomp_len;
     uint32_t seccomp_flags;         /* SECCOMP_FILTER_FLAG_* */
     int seccomp_notify;             /* listener fd goes to the parent (PYRT_MSG_SECCOMP_FD) */
-    int seccomp_early;              /* load before CREATED, not right before execve: without no_new_privs
-                                       the init would wait holding CAP_SYS_ADMIN, and a container process
-                                       with CAP_SYS_PTRACE in the host user namespace could trace it */
 
     /* process attributes applied by procattrs.c before the user switch (-1 / NULL = leave) */
     long personality;
@@ -213,7 +208,7 @@ struct pyrt_plan {
     uint32_t console_rows, console_cols; /* process.consoleSize: the pty's initial size, 0 = leave */
     uint64_t cap_hold;              /* set by the child: caps kept in permitted+effective after the user
                                        switch until execve recomputes them (CAP_SYS_ADMIN to load a
-                                       seccomp filter without no_new_privs right before execve) */
+                                       seccomp filter without no_new_privs) */
     int userns_dumpable;            /* unprivileged caller, new user ns: stay dumpable until GO so the
                                        parent (or newuidmap) may write the maps; non-dumpable after */
 };
@@ -237,4 +232,3 @@ int pyrt_setns(int fd, int nstype);
 
 /* Child-side helpers implemented per concern; each returns 0 or -errno with `err` filled. */
 int pyrt_apply_procattrs(const struct pyrt_plan *plan, char *err, size_t errlen);
-int pyrt_run_start_hooks(const struct pyrt_plan *plan, char *err, size_t errlen);

@@ -96,30 +96,10 @@ static int close_fds(const struct pyrt_plan *p, const int *keep, int nkeep, char
     return 0;
 }
 
-/* Block until `pyruntime start` connects to exec.sock; returns the connection (CLOEXEC, so execve
- * closes it and start reads EOF = success), or -1 after reporting. */
-static int wait_for_start(const struct pyrt_plan *p)
-{
-    struct pyrt_msg hdr;
-    int conn;
-
-    do
-        conn = accept4(p->fifo_fd, NULL, NULL, SOCK_CLOEXEC);
-    while (conn < 0 && errno == EINTR);
-    if (conn < 0)
-        return -1;
-    close(p->fifo_fd);
-    if (pyrt_recv_msg(conn, &hdr, NULL, 0) < 0 || hdr.type != PYRT_MSG_GO)
-        return -1;
-    return conn;
-}
-
-extern int pyrt_run_start_hooks(const struct pyrt_plan *plan, char *err, size_t errlen);
-
 /* Where the runtime's own argv and environ strings live (filled by the parent before clone; the
  * child has a private copy of those pages).  /proc/PID/cmdline and /proc/PID/environ read exactly
  * these ranges, so the child overwrites them: nothing of the caller's environment (a shim's or an
- * operator's secrets) is readable through the container's /proc while the init waits for start. */
+ * operator's secrets) is readable through the container's /proc before the child's execve. */
 static unsigned long image_arg[2], image_env[2];
 
 static void scrub_host_strings(void)
@@ -266,25 +246,50 @@ static int hooks_memfd(const struct pyrt_plan *p, int fd)
     return mfd;
 }
 
-/* Create mode: wait for `start` as the sealed trampoline image, not as a copy of the runtime (issue 10
- * item 3): from CREATED on, the init's /proc/PID/exe is a sealed memfd and /proc/PID/environ holds the
- * container's environment only.  The trampoline sends CREATED itself, then accepts on exec.sock, runs
- * the startContainer hooks and loads a late seccomp program (no_new_privs), both passed as sealed
- * memfds, and execs.  Only a seccomp filter without no_new_privs that no container process could
- * ptrace around keeps the init waiting here (non-dumpable, environ scrubbed; below). */
-static void exec_waiter(struct pyrt_plan *p, int fd, int seccomp_done)
+/* Execute the sealed trampoline (argv[0] chooses its mode); a filter that allows execve but not
+ * execveat reaches the same sealed memfd by path.  Returns only on failure. */
+static void exec_trampoline(const struct pyrt_plan *p, char **targv)
 {
-    char sync_s[16], lsn_s[16], sfd_s[16], flags_s[16], hfd_s[16];
-    int sfd = -1, hfd, argc = 0;
+    syscall(SYS_execveat, p->trampoline_fd, "", targv, p->envp, AT_EMPTY_PATH);
+    if (errno == EPERM || errno == ENOSYS || errno == EACCES) {
+        char self[32];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", p->trampoline_fd);
+        execve(self, targv, p->envp);
+    }
+}
 
-    /* A filter without no_new_privs needs CAP_SYS_ADMIN, held until the final execve (cap_hold): the
-     * trampoline would not have it after its own execve, and loading the filter before the start
-     * handshake would make the profile allow it (tests/core/test_parity.py).  Then the init waits
-     * here, non-dumpable and with the caller's strings scrubbed: no container process can ptrace it
-     * (seccomp_early loads the filter before CREATED when one could). */
-    if (p->seccomp_len && !seccomp_done && !p->no_new_privs)
-        return;
-    if (p->seccomp_len && !seccomp_done) {
+/* Load the seccomp program now; a notify listener goes to the parent (PYRT_MSG_SECCOMP_FD). */
+static void load_seccomp(const struct pyrt_plan *p, int fd)
+{
+    char err[PYRT_ERRLEN];
+    int listener;
+
+    if (pyrt_load_seccomp(p, &listener, err, sizeof err) < 0)
+        pyrt_child_die(fd, 0, err);
+    if (listener >= 0) {
+        if (pyrt_send_msg(fd, PYRT_MSG_SECCOMP_FD, 0, NULL, 0, listener) < 0)
+            pyrt_child_die(fd, errno, "send seccomp listener fd");
+        close(listener);
+    }
+}
+
+/* Create mode: wait for `start` as the sealed trampoline image, never as a copy of the runtime (issue
+ * 10 item 3): from CREATED on, the init's /proc/PID/exe is a sealed memfd and /proc/PID/environ holds
+ * the container's environment only.  The trampoline sends CREATED itself, then accepts on exec.sock,
+ * runs the startContainer hooks (a sealed memfd with the state JSON) and execs.
+ * The seccomp filter: with no_new_privs the trampoline loads it after the hooks (a sealed memfd), so
+ * only execve follows it.  Without, loading it needs CAP_SYS_ADMIN, which the trampoline does not
+ * have after its execve: it is loaded here, before CREATED, as runc does (its init loads such a
+ * filter before dropping privileges and waiting for start), and the rest of the init runs under it;
+ * pyrt_check_init_syscalls first refuses, clearly, a profile that denies what that needs.  A notify
+ * filter is loaded here too: its listener must reach the parent before create returns. */
+__attribute__((noreturn)) static void wait_for_start(struct pyrt_plan *p, int fd)
+{
+    char sync_s[16], lsn_s[16], sfd_s[16], flags_s[16], hfd_s[16], err[PYRT_ERRLEN];
+    int sfd = -1, hfd, argc = 0;
+    int load_now = p->seccomp_len && (!p->no_new_privs || p->seccomp_notify);
+
+    if (p->seccomp_len && !load_now) {
         sfd = memfd_create("pyruntime-seccomp", MFD_ALLOW_SEALING);
         if (sfd < 0)
             pyrt_child_die(fd, errno, "memfd for the seccomp program");
@@ -303,6 +308,12 @@ static void exec_waiter(struct pyrt_plan *p, int fd, int seccomp_done)
     snprintf(hfd_s, sizeof hfd_s, "%d", hfd);
     while (p->argv[argc])
         argc++;
+    if (load_now) {
+        if (pyrt_check_init_syscalls(p, err, sizeof err) < 0)
+            pyrt_child_die(fd, 0, err);
+        /* from here on only the execve of the trampoline and the trampoline itself run */
+        load_seccomp(p, fd);
+    }
     {
         char *targv[argc + 8];          /* on the stack: no allocation after clone */
         targv[0] = "pyruntime-init";
@@ -313,7 +324,7 @@ static void exec_waiter(struct pyrt_plan *p, int fd, int seccomp_done)
         targv[5] = hfd_s;
         targv[6] = exec_path;
         memcpy(targv + 7, p->argv, sizeof(char *) * (size_t)(argc + 1));
-        syscall(SYS_execveat, p->trampoline_fd, "", targv, p->envp, AT_EMPTY_PATH);
+        exec_trampoline(p, targv);
     }
     pyrt_child_die(fd, errno, "exec the waiting init (sealed trampoline)");
 }
@@ -322,8 +333,8 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
 {
     char err[PYRT_ERRLEN];
     struct pyrt_msg hdr;
-    int fd = p->sync_fd, rootfd = -1, listener = -1, report = -1, n;
-    int seccomp_done = 0, cwd_done;
+    int fd = p->sync_fd, rootfd = -1, n;
+    int cwd_done;
 
     err[0] = 0;
     /* First: nothing in the container may open this (host) executable through /proc/PID/exe.
@@ -418,7 +429,8 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
 
     /* Every step the runtime itself needs happens before the seccomp filter is loaded, so that a
      * profile only has to allow what the user program needs plus execve (runc's rule): closing fds,
-     * the cwd change and its check, the user switch, the argv[0] lookup, the start handshake. */
+     * the cwd change and its check, the user switch, the argv[0] lookup; with no_new_privs the start
+     * handshake too (see wait_for_start). */
     {
         int keep[3] = { fd, p->fifo_fd, p->trampoline_fd };
         if (close_fds(p, keep, 3, err, sizeof err) < 0)
@@ -430,8 +442,9 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     if (!cwd_done && errno != EACCES)
         pyrt_child_die(fd, errno, "chdir to cwd");
     /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: keep it (permitted and effective
-     * only, never bounding/inheritable/ambient) until execve, which recomputes the capability sets
-     * from bounding, inheritable, ambient and the file, so it never reaches the user program. */
+     * only, never bounding/inheritable/ambient) until the next execve (the trampoline's), which
+     * recomputes the capability sets from bounding, inheritable, ambient and the file: neither the
+     * waiting init nor the user program has it. */
     if (p->seccomp_len && !p->no_new_privs)
         p->cap_hold = 1ULL << 21;       /* CAP_SYS_ADMIN */
     if (pyrt_switch_user(p, err, sizeof err) < 0)
@@ -450,41 +463,17 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     if (lookup_exec(p, err, sizeof err) < 0)
         pyrt_child_die(fd, 0, err);
 
-    /* A notify listener must reach the parent before create returns; and when a process of the
-     * container could ptrace this one (seccomp_early: CAP_SYS_PTRACE in the host user namespace),
-     * it must not wait for `start` holding CAP_SYS_ADMIN.  In both cases the filter is loaded now
-     * and the rest of the handshake (sendmsg, accept4, recvmsg, the startContainer hooks) runs under
-     * it, as with runc.  Every other filter is loaded right before execve. */
-    if (p->seccomp_len && (p->seccomp_notify || p->seccomp_early)) {
-        if (pyrt_load_seccomp(p, &listener, err, sizeof err) < 0)
-            pyrt_child_die(fd, 0, err);
-        seccomp_done = 1;
-        if (p->cap_hold)
-            pyrt_drop_held_caps(p);     /* a filter denying capset: execve drops them all the same */
-        if (listener >= 0) {
-            if (pyrt_send_msg(fd, PYRT_MSG_SECCOMP_FD, 0, NULL, 0, listener) < 0)
-                pyrt_child_die(fd, errno, "send seccomp listener fd");
-            close(listener);
-        }
-    }
-
-    if (p->mode == PYRT_MODE_CREATE && p->trampoline_fd >= 0)
-        exec_waiter(p, fd, seccomp_done);        /* returns only where it does not apply */
+    if (p->mode == PYRT_MODE_CREATE)
+        wait_for_start(p, fd);
+    /* exec: a notify listener must reach the parent before CREATED; any other filter is loaded after
+     * it, right before the execve, so that a profile only has to allow execve (runc's setns init). */
+    if (p->seccomp_len && p->seccomp_notify)
+        load_seccomp(p, fd);
     if (pyrt_send_msg(fd, PYRT_MSG_CREATED, 0, NULL, 0, -1) < 0)
         _exit(1);
-    if (p->mode == PYRT_MODE_CREATE) {
-        close(fd);          /* create has exited (or will): errors now go to start */
-        fd = -1;
-        report = wait_for_start(p);
-        if (report < 0)
-            _exit(1);
-        fd = report;
-        if (p->n_start_hooks && pyrt_run_start_hooks(p, err, sizeof err) < 0)
-            pyrt_child_die(fd, 0, err);
-    }
-    if (p->seccomp_len && !seccomp_done && pyrt_load_seccomp(p, &listener, err, sizeof err) < 0)
-        pyrt_child_die(fd, 0, err);
-    if (p->trampoline_fd >= 0) {
+    if (p->seccomp_len && !p->seccomp_notify)
+        load_seccomp(p, fd);
+    {
         int argc = 0;
         while (p->argv[argc])
             argc++;
@@ -493,16 +482,8 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
             targv[0] = "pyruntime-exec";
             targv[1] = exec_path;
             memcpy(targv + 2, p->argv, sizeof(char *) * (size_t)(argc + 1));
-            syscall(SYS_execveat, p->trampoline_fd, "", targv, p->envp, AT_EMPTY_PATH);
-            if (errno == EPERM || errno == ENOSYS || errno == EACCES) {
-                /* a filter that allows execve but not execveat: the same sealed memfd by path */
-                char self[32];
-                snprintf(self, sizeof self, "/proc/self/fd/%d", p->trampoline_fd);
-                execve(self, targv, p->envp);
-            }
+            exec_trampoline(p, targv);
         }
-    } else {
-        execve(exec_path, p->argv, p->envp);
     }
     pyrt_fail(err, sizeof err, errno, "exec: %s", exec_path);
     pyrt_child_die(fd, errno, err);
@@ -510,14 +491,12 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
 
 /* ---------------------------------------------------------------- parent */
 
-/* A sealed, anonymous copy of the exec trampoline (see trampoline/trampoline.c); -1 if none. */
+/* A sealed, anonymous copy of the exec trampoline (see trampoline/trampoline.c). */
 static int sealed_trampoline(char *err, size_t errlen)
 {
     size_t off = 0;
     int fd;
 
-    if (pyrt_trampoline_len == 0)
-        return -1;
     fd = memfd_create("pyruntime-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return pyrt_fail(err, errlen, errno, "memfd_create for the exec trampoline");
@@ -607,12 +586,11 @@ int pyrt_spawn(struct pyrt_plan *p, int *parent_fd, char *err, size_t errlen)
 
     read_image_regions();
     p->trampoline_fd = sealed_trampoline(err, errlen);
-    if (p->trampoline_fd < -1)
+    if (p->trampoline_fd < 0)
         return p->trampoline_fd;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         rc = pyrt_fail(err, errlen, errno, "socketpair");
-        if (p->trampoline_fd >= 0)
-            close(p->trampoline_fd);
+        close(p->trampoline_fd);
         return rc;
     }
     p->sync_fd = sv[1];
@@ -646,8 +624,7 @@ fail:
         close(own_time);
     }
     close(sv[1]);
-    if (p->trampoline_fd >= 0)
-        close(p->trampoline_fd);
+    close(p->trampoline_fd);
     if (rc < 0) {
         close(sv[0]);
         return rc;

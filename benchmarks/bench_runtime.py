@@ -21,8 +21,9 @@ private mount namespace without it: each call goes through `nsenter -m -t <holde
 
 Environment: BENCH_N (iterations, default 15), BENCH_BULK (containers in the bulk runs, default 100 and
 200), BENCH_CLIENTS (default "podman containerd"), BENCH_RUNTIMES (default "pyruntime runc crun"),
-BENCH_NOCACHE=1 adds pyruntime with PYRUNTIME_SECCOMP_CACHE=0, BENCH_JSON=file, BENCH_ONLY (a subset of
-the measure groups "run csd exec small rss bulk", default all: e.g. BENCH_ONLY="exec bulk").
+BENCH_NOCACHE=1 adds pyruntime with PYRUNTIME_SECCOMP_CACHE=0, BENCH_JSON=file, PYRUNTIME_BIN (the launcher
+to measure, default the checkout's bin/pyruntime; its shebang's interpreter is the "bare" figure), BENCH_ONLY
+(a subset of the measure groups "run csd exec small rss bulk", default all: e.g. BENCH_ONLY="exec bulk").
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ ONLY = set(os.environ.get("BENCH_ONLY", " ".join(GROUPS)).split())
 if ONLY - set(GROUPS):
     sys.exit(f"BENCH_ONLY: unknown group(s) {' '.join(sorted(ONLY - set(GROUPS)))} (known: {' '.join(GROUPS)})")
 ROOTFS = os.path.join(ROOT, "bundles", "busybox", "rootfs")
-LAUNCHER = os.path.join(ROOT, "bin", "pyruntime")
+# the checkout's launcher (the .venv's interpreter), or another one, e.g. an installed copy (Debian's python3)
+LAUNCHER = os.environ.get("PYRUNTIME_BIN") or os.path.join(ROOT, "bin", "pyruntime")
 PR_SET_CHILD_SUBREAPER = 36
 SIGCONT = 18
 DEVNULL = os.open(os.devnull, os.O_RDWR)

@@ -114,8 +114,10 @@ def _claim_dir(root: str, cid: str, keep_bundle: str = "") -> "state.locked":
 
 
 def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, *,
-           _keep_child: bool = False) -> state.State:
-    """Create the container and leave its init blocked before the user program (runtime.md)."""
+           _keep_child: bool = False, cfg: dict | None = None) -> state.State:
+    """Create the container and leave its init blocked before the user program (runtime.md).
+    ``cfg``: the bundle's config as ``spec.load(bundle)`` returned it, when the caller has it already
+    (`run` reads it first for process.terminal): parsing and validating it again is ~1 ms of podman's."""
     from .cgroups import open_manager
     from . import plan as planmod
     from . import spec
@@ -130,7 +132,8 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     bundle = os.path.abspath(bundle)
     if not os.path.isdir(bundle):
         raise RuntimeFailure("no such directory", step="bundle", path=bundle)
-    cfg = spec.load(bundle)
+    if cfg is None:
+        cfg = spec.load(bundle)
     proc = cfg["process"]
     if proc.get("terminal") and opts.console_socket is None and opts.console_fd is None:
         raise RuntimeFailure("cannot allocate tty if pyruntime will detach without setting console socket")

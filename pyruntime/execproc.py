@@ -18,7 +18,7 @@ from .protocol import Forwarder, kill_and_reap, send_pidfd, spawn, wait_exec, wr
 
 def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False, pid_file: str | None = None,
                  console_socket: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
-                 cgroup_sub: str | None = None, pidfd_socket: str | None = None) -> int:
+                 pidfd_socket: str | None = None) -> int:
     """Start ``proc`` in the container whose state ``st`` the caller loaded; returns its exit status
     (0 at once when detached).  The process is planned by the same builder as create's init
     (plan.fill_container_process) and driven by the same protocol module."""
@@ -50,7 +50,7 @@ def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False
         if st.cgroup:
             from .cgroups import manager_from_state
             mgr = manager_from_state(st.cgroup)
-            set_cgroup(p, mgr.clone_fd() if not cgroup_sub else None)
+            set_cgroup(p, mgr.clone_fd())
         if proc.get("terminal"):
             if console_socket:
                 set_console(p, socket_path=console_socket)

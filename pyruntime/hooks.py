@@ -1,5 +1,5 @@
-"""OCI lifecycle hooks run by the runtime (everything but ``startContainer``, which the C core runs inside
-the container just before execve, see ``_native/hookexec.c``).
+"""OCI lifecycle hooks run by the runtime (everything but ``startContainer``, which the waiting init runs
+inside the container after `start`, just before execve: ``_native/trampoline/trampoline.c``).
 
 Semantics (runtime-spec "POSIX-platform Hooks", with runc's choices where the spec is silent):
 

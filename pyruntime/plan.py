@@ -320,12 +320,6 @@ def fill_seccomp(p: Plan, seccomp: dict | None, cache_root: str | None = None) -
     return comp
 
 
-def _may_ptrace(proc: dict) -> bool:
-    """Can this process have CAP_SYS_PTRACE (no capabilities given: root keeps them all)?"""
-    caps = proc.get("capabilities")
-    return caps is None or "CAP_SYS_PTRACE" in (caps.get("bounding") or [])
-
-
 def fill_container_process(p: Plan, cfg: dict, proc: dict, *, joining: bool = False,
                            seccomp_cache: str | None = None, keyring: str | None = None) -> list[str]:
     """Everything about the process, for create's init and for exec alike (one builder, so the two
@@ -342,12 +336,6 @@ def fill_container_process(p: Plan, cfg: dict, proc: dict, *, joining: bool = Fa
         from . import mempolicy
         mempolicy.fill(p.c, linux["memoryPolicy"])
     p.seccomp = fill_seccomp(p, linux.get("seccomp"), seccomp_cache)
-    if p.c.seccomp_len and not p.c.no_new_privs and not p.c.in_userns and \
-            (_may_ptrace(proc) or _may_ptrace(cfg.get("process") or {})):
-        # the init holds CAP_SYS_ADMIN from the user switch to the filter load (no_new_privs is off);
-        # a container process with CAP_SYS_PTRACE in this (host) user namespace could trace it while
-        # it waits for start, so the filter is loaded before CREATED instead (as runc does)
-        p.c.seccomp_early = 1
     aff = proc.get("execCPUAffinity") or {}
     if aff.get("initial") is not None:
         # the process starts on these CPUs, inherited from the runtime at clone (protocol.spawn), until
@@ -544,7 +532,7 @@ def set_exec_sock(p: Plan, listening_fd: int) -> None:
 
 
 def set_hooks(p: Plan, hooks: dict) -> None:
-    """create: startContainer hooks run by the C core, and whether the child stops before pivot_root
+    """create: startContainer hooks (run by the waiting init), and whether the child stops before pivot_root
     for prestart/createRuntime/createContainer (with room for the state JSON that comes back)."""
     if hooks.get("startContainer"):
         set_start_hooks(p, hooks["startContainer"])

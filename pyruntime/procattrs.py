@@ -61,6 +61,19 @@ def _dict(value: object, field: str) -> dict:
     return value
 
 
+def _flags(names: object, table: dict[str, int], field: str, what: str) -> int:
+    """The OR of named flags (a JSON array of ``table``'s names; absent or null: none)."""
+    names = names or []
+    if not isinstance(names, list):
+        raise ConfigError(field, "must be an array of strings")
+    value = 0
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or name not in table:
+            raise ConfigError(f"{field}[{i}]", f"unknown {what} {name!r}")
+        value |= table[name]
+    return value
+
+
 # ------------------------------------------------------------------------------- encoders
 def personality(spec: object, field: str = "linux.personality") -> int:
     """linux.personality -> the value for personality(2)."""
@@ -68,15 +81,8 @@ def personality(spec: object, field: str = "linux.personality") -> int:
     domain = spec.get("domain")
     if not isinstance(domain, str) or domain not in PERSONALITY_DOMAINS:
         raise ConfigError(f"{field}.domain", f'must be "LINUX" or "LINUX32", not {domain!r}')
-    value = PERSONALITY_DOMAINS[domain]
-    flags = spec.get("flags") or []
-    if not isinstance(flags, list):
-        raise ConfigError(f"{field}.flags", "must be an array of strings")
-    for i, name in enumerate(flags):
-        if not isinstance(name, str) or name not in PERSONALITY_FLAGS:
-            raise ConfigError(f"{field}.flags[{i}]", f"unknown personality flag {name!r}")
-        value |= PERSONALITY_FLAGS[name]
-    return value
+    return PERSONALITY_DOMAINS[domain] | _flags(spec.get("flags"), PERSONALITY_FLAGS, f"{field}.flags",
+                                                "personality flag")
 
 
 def scheduler(spec: object, field: str = "process.scheduler") -> dict[str, int]:
@@ -92,14 +98,7 @@ def scheduler(spec: object, field: str = "process.scheduler") -> dict[str, int]:
     if policy in _RT_POLICIES and "priority" not in spec:
         raise ConfigError(f"{field}.priority", f"is required for {policy} (1-99)")
     priority = _int(spec.get("priority", 0), f"{field}.priority", lo, hi)
-    flags = 0
-    names = spec.get("flags") or []
-    if not isinstance(names, list):
-        raise ConfigError(f"{field}.flags", "must be an array of strings")
-    for i, name in enumerate(names):
-        if not isinstance(name, str) or name not in SCHED_FLAGS:
-            raise ConfigError(f"{field}.flags[{i}]", f"unknown flag {name!r}")
-        flags |= SCHED_FLAGS[name]
+    flags = _flags(spec.get("flags"), SCHED_FLAGS, f"{field}.flags", "flag")
     times = {k: _int(spec.get(k, 0), f"{field}.{k}", 0, (1 << 64) - 1) for k in ("runtime", "deadline", "period")}
     if policy == "SCHED_DEADLINE":
         runtime, deadline, period = times["runtime"], times["deadline"], times["period"] or times["deadline"]

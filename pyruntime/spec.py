@@ -63,32 +63,58 @@ def _path(parent: str, key: object) -> str:
 def check_tree(doc: object, top: str = "") -> None:
     """One iterative pass over the whole document before anything reads it: strings the kernel and C
     cannot carry (NUL bytes cut an argument short; lone surrogates cannot be encoded), numbers JSON
-    cannot write back (NaN, Infinity) and nesting no config needs.  Each error names the JSON path."""
-    stack: list = [(doc, top, 0)]
+    cannot write back (NaN, Infinity) and nesting no config needs.  Each error names the JSON path.
+
+    The walk carries no path strings (podman's config is ~2000 values, most of them its seccomp
+    profile): each stack entry keeps its parent entry and key, and the path is spelled out only for
+    an error."""
+    stack: list = [(doc, None, None, 0)]
+    pop, push = stack.pop, stack.append
     while stack:
-        v, where, depth = stack.pop()
-        if isinstance(v, str):
-            _check_str(v, where or "(document)")
+        entry = pop()
+        v = entry[0]
+        t = type(v)
+        if t is str:
+            if "\0" in v or not v.isascii():
+                _check_str(v, entry, top)
+        elif t is dict or t is list or isinstance(v, (dict, list)):
+            depth = entry[3]
+            if depth >= MAX_DEPTH:
+                raise ConfigError(_where(entry, top), f"nested more than {MAX_DEPTH} levels deep")
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    if isinstance(k, str) and ("\0" in k or not k.isascii()):
+                        _check_str(k, (k, entry, "<key>", depth + 1), top)
+                    push((x, entry, k, depth + 1))
+            else:
+                for k, x in enumerate(v):
+                    push((x, entry, k, depth + 1))
         elif isinstance(v, float):
             if v != v or v in (float("inf"), float("-inf")):
-                raise ConfigError(where or "(document)", "number out of range")
-        elif isinstance(v, (dict, list)):
-            if depth >= MAX_DEPTH:
-                raise ConfigError(where or "(document)", f"nested more than {MAX_DEPTH} levels deep")
-            items = v.items() if isinstance(v, dict) else enumerate(v)
-            for k, x in items:
-                if isinstance(k, str):
-                    _check_str(k, _path(where, "<key>"))
-                stack.append((x, _path(where, k), depth + 1))
+                raise ConfigError(_where(entry, top), "number out of range")
+        elif isinstance(v, str):
+            _check_str(v, entry, top)
 
 
-def _check_str(v: str, where: str) -> None:
+def _where(entry: tuple, top: str) -> str:
+    """The JSON path of a check_tree stack entry ``(value, parent entry, key, depth)``."""
+    keys = []
+    while entry[1] is not None:
+        keys.append(entry[2])
+        entry = entry[1]
+    where = top
+    for k in reversed(keys):
+        where = _path(where, k)
+    return where or "(document)"
+
+
+def _check_str(v: str, entry: tuple, top: str) -> None:
     if "\0" in v:
-        raise ConfigError(where, "contains a NUL byte")
+        raise ConfigError(_where(entry, top), "contains a NUL byte")
     try:
         v.encode()
     except UnicodeEncodeError:
-        raise ConfigError(where, "contains an invalid unicode code point (a lone surrogate)") from None
+        raise ConfigError(_where(entry, top), "contains an invalid unicode code point (a lone surrogate)") from None
 
 
 def load(bundle: str) -> dict:
@@ -138,7 +164,7 @@ def validate(cfg: object) -> None:
     proc = cfg.get("process")
     if proc is None:
         raise ConfigError("process", "is required")
-    validate_process(proc, "process")
+    validate_process(proc, "process", walked=True)
     for key in ("hostname", "domainname"):
         if key in cfg:
             _type(cfg[key], str, key, "a string")
@@ -192,10 +218,12 @@ def validate_id_mappings(maps: object, field: str) -> None:
             _int(m.get(k), f"{f}.{k}")
 
 
-def validate_process(proc: object, f: str) -> None:
-    """Also used for ``exec --process`` files."""
+def validate_process(proc: object, f: str, walked: bool = False) -> None:
+    """Also used for ``exec --process`` files; ``walked``: check_tree has been over it already (as part
+    of the whole config)."""
     _type(proc, dict, f, "an object")
-    check_tree(proc, f)
+    if not walked:
+        check_tree(proc, f)
     args = proc.get("args")
     if not args:
         raise ConfigError(f"{f}.args", "is required and must not be empty")
@@ -216,13 +244,7 @@ def validate_process(proc: object, f: str) -> None:
     seen = set()
     for i, rl in enumerate(_type(proc.get("rlimits", []) or [], list, f"{f}.rlimits", "an array")):
         rf = f"{f}.rlimits[{i}]"
-        _type(rl, dict, rf, "an object")
-        t = rl.get("type")
-        if not isinstance(t, str) or t not in RLIMITS:
-            raise ConfigError(f"{rf}.type", f'unknown rlimit "{t}"')
-        if t in seen:
-            raise ConfigError(f"{rf}.type", f'duplicate rlimit "{t}"')
-        seen.add(t)
+        seen.add(_entry_type(_type(rl, dict, rf, "an object"), rf, RLIMITS, "rlimit", seen))
         soft, hard = _int(rl.get("soft"), f"{rf}.soft", 0, U64), _int(rl.get("hard"), f"{rf}.hard", 0, U64)
         if soft > hard:
             raise ConfigError(rf, f"soft limit {soft} is above the hard limit {hard}")
@@ -241,6 +263,18 @@ def validate_process(proc: object, f: str) -> None:
         raise ConfigError(f"{f}.commandLine", "is Windows-only; use process.args on Linux")
     if user.get("username") is not None:
         raise ConfigError(f"{f}.user.username", "is Windows-only; use process.user.uid/gid on Linux")
+
+
+def _entry_type(entry: dict, f: str, known: set[str] | dict[str, int], what: str,
+                seen: set[str] | dict[str, str | None]) -> str:
+    """The ``type`` of an object entry of a typed array (rlimits, namespaces): one of ``known`` and not
+    one already ``seen`` -- a second entry of a type would silently override the first."""
+    t = entry.get("type")
+    if not isinstance(t, str) or t not in known:
+        raise ConfigError(f"{f}.type", f'unknown {what} "{t}"')
+    if t in seen:
+        raise ConfigError(f"{f}.type", f'duplicate {what} "{t}"')
+    return t
 
 
 PROPAGATION = {"shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable"}
@@ -266,12 +300,7 @@ def _validate_namespaces(nss: object) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for i, ns in enumerate(nss):
         f = f"linux.namespaces[{i}]"
-        _type(ns, dict, f, "an object")
-        t = ns.get("type")
-        if not isinstance(t, str) or t not in NAMESPACES:
-            raise ConfigError(f"{f}.type", f'unknown namespace "{t}"')
-        if t in out:
-            raise ConfigError(f"{f}.type", f'duplicate namespace "{t}"')
+        t = _entry_type(_type(ns, dict, f, "an object"), f, NAMESPACES, "namespace", out)
         path = ns.get("path")
         if path:
             _abspath(path, f"{f}.path")

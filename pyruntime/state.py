@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import _stat
 import posix   # not os, which costs ~1 ms of every shim call: see fastos.py
+import sys
 
 from . import fastjson as json
 from . import fastos
@@ -193,13 +194,33 @@ def save(root: str, st: State) -> None:
                 view = view[n:]
         finally:
             posix.close(fd)
-        posix.rename(tmp, path)
+        _replace(tmp, path)
     except OSError as e:
         try:
             posix.unlink(tmp)
         except OSError:
             pass
         raise RuntimeFailure.from_os(e, "write state", path) from None
+
+
+def _replace(tmp: str, path: str) -> None:
+    """rename(tmp, path), atomic for every reader.  Once state.json exists, and with the C core loaded
+    (create, its only writer, always has it), by exchanging the two names and unlinking the old file:
+    ext4 (a state root on disk: /run is one on some hosts, and --root may be anywhere) forces the blocks
+    of a file renamed over another to be allocated and written at once (auto_da_alloc), ~0.15 ms for each
+    of create's saves here, and removing those blocks costs the `delete` after a short-lived container
+    ~0.5 ms more; the exchange does neither.  Any refusal (no state.json yet, a file system that cannot
+    exchange) falls back to rename."""
+    core = sys.modules.get("pyruntime._core")
+    if core is not None:
+        import os      # loaded already with the core
+        if core.lib.pyrt_rename_exchange(os.fsencode(tmp), os.fsencode(path)) == 0:
+            try:
+                posix.unlink(tmp)      # the previous state, now under the temporary name
+            except OSError:
+                pass                   # the next save removes it first
+            return
+    posix.rename(tmp, path)
 
 
 def list_ids(root: str) -> list[str]:

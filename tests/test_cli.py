@@ -197,3 +197,30 @@ def test_help_costs_nothing_on_the_hot_path():
     r = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0]=[{ROOT!r}]\n" + code],
                        capture_output=True, text=True, timeout=60)
     assert r.stdout.strip().splitlines()[-1] == "[]", (r.stdout, r.stderr)
+
+
+def test_short_commands_exit_with_all_their_output(rt, make_bundle, tmp_path):
+    """state, kill, start, delete, list and --version end with _exit (cli.launch: no interpreter
+    finalization): what they wrote must still all be there, through a pipe and into a file, with
+    their exit status and their error line."""
+    for i in range(12):      # list: a table longer than one small write
+        rt("run", "-d", "--bundle", make_bundle(["sleep", "30"]), f"quick-{i:02d}")
+    piped = subprocess.run([rt.binary, "--root", rt.root, "state", "quick-00"], capture_output=True, timeout=30)
+    assert piped.returncode == 0 and json.loads(piped.stdout)["status"] == "running", piped
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        cp = subprocess.run([rt.binary, "--root", rt.root, "list", "-q"], stdout=f, timeout=30)
+    assert cp.returncode == 0 and out.read_text().split() == [f"quick-{i:02d}" for i in range(12)]
+    with open(out, "wb") as f:
+        cp = subprocess.run([rt.binary, "--version"], stdout=f, timeout=30)
+    assert cp.returncode == 0 and out.read_text().startswith("pyruntime version ") and \
+        out.read_text().endswith("\n")
+    gone = subprocess.run([rt.binary, "--root", rt.root, "state", "quick-none"], capture_output=True, timeout=30)
+    assert (gone.returncode, gone.stdout, gone.stderr) == (1, b"", b"container quick-none does not exist\n")
+    bad = subprocess.run([rt.binary, "--root", rt.root, "kill", "quick-00", "NOSUCH"], capture_output=True,
+                         timeout=30)
+    assert bad.returncode == 1 and bad.stderr.decode().count("\n") == 1, bad
+    for i in range(12):
+        cp = subprocess.run([rt.binary, "--root", rt.root, "delete", "--force", f"quick-{i:02d}"],
+                            capture_output=True, timeout=30)
+        assert (cp.returncode, cp.stderr) == (0, b""), cp

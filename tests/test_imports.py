@@ -30,6 +30,21 @@ FORBIDDEN = {"re", "json", "enum", "dataclasses", "typing", "socket", "copy", "a
 # ... and what the calls that do not start a process must not even load: the C core.
 NO_CORE = {"_cffi_backend", "pyruntime._core", "pyruntime.seccomp", "pyruntime.plan", "pyruntime.spec"}
 SMALL = ("state", "kill", "start", "delete", "--version", "state-unknown", "delete-gone")
+# ... nor `os` (~1 ms: posixpath, stat, _collections_abc; pyruntime/fastos.py has what they need), nor what
+# only create, a populated cgroup or a shared one needs: a stopped container's empty cgroup is removed
+# without the drivers (pyruntime/cgstate.py), and a running one's freezer is read the same way.
+NO_OS = {"os", "posixpath", "genericpath", "stat", "_collections_abc", "struct", "_struct",
+         "pyruntime.container", "pyruntime.rootless", "pyruntime.cgshare", "pyruntime.hooks", "pyruntime.notify",
+         "pyruntime.cgroups", "pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.cgroups.base",
+         "pyruntime.cgroups.systemd"}
+# ... and each of them only the pieces its own work needs
+ONLY = {"pyruntime.protocol": ("start",), "_socket": ("start",),              # the start handshake
+        "fcntl": ("start", "delete"),                                        # the container's lock
+        "pyruntime.control": ("kill", "start", "delete", "delete-gone"),
+        "_json": ("state", "kill", "start", "delete", "state-unknown", "delete-gone"),
+        "pyruntime.state": ("state", "kill", "start", "delete", "state-unknown", "delete-gone")}
+# a hook of the config's runs through hooks.py, which may use os (podman's OCI hooks directories)
+HOOK_CALLS = {"start": "poststart", "delete": "poststop"}
 
 
 def _interpreter() -> list[str]:
@@ -60,12 +75,18 @@ def imports(argv: list[str], *, check: bool = True) -> set[str]:
     return mods
 
 
-def _check(call: str, mods: set[str]) -> None:
+def _check(call: str, mods: set[str], hooks: bool = False) -> None:
     bad = sorted(mods & FORBIDDEN)
     assert not bad, f"`{call}` imported {bad}"
     if call in SMALL:
         core = sorted(mods & NO_CORE)
         assert not core, f"`{call}` loaded {core}, which it does not need"
+        lean = NO_OS - ({"pyruntime.hooks", "os", "posixpath", "genericpath", "stat", "_collections_abc"}
+                        if hooks and call in HOOK_CALLS else set())
+        heavy = sorted(mods & lean)
+        assert not heavy, f"`{call}` imported {heavy}, which it does not need"
+        extra = sorted(m for m, calls in ONLY.items() if m in mods and call not in calls)
+        assert not extra, f"`{call}` imported {extra}, which only {[ONLY[m] for m in extra]} need"
 
 
 @pytest.fixture
@@ -143,12 +164,19 @@ def test_lifecycle_imports_with_client_configs(world, variant):
     if client == "podman":   # its profile went through the (cached) compiler, the lean way
         assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["create"]
         assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["exec"]
+    # exec plans and spawns one process: none of create's machinery (container.py: rootfs, hooks, undo;
+    # it is imported only to forward a seccomp listener, which no client config asks for)
+    assert not {"pyruntime.container", "pyruntime.cgshare", "pyruntime.hooks"} & seen["exec"]
     # `state` of a running container asks only whether it is paused: a file read, not the cgroup drivers
     assert not {"pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.container"} & seen["state"]
     if hooks:
         assert {"pyruntime.hooks"} <= seen["create"] and "pyruntime.hooks" in seen["start"]
+        assert "pyruntime.hooks" in seen["delete"]        # its poststop hook ran
+    # the lean paths really ran: the lock was taken, the state read, the init released through exec.sock
+    assert {"fcntl", "pyruntime.control", "pyruntime.protocol"} <= seen["start"]
+    assert {"fcntl", "pyruntime.control", "pyruntime.cgstate"} <= seen["delete"]
     for call, mods in seen.items():
-        _check(call, mods)
+        _check(call, mods, hooks)
 
 
 def test_forbidden_modules_are_detected():

@@ -16,12 +16,14 @@
  *    connection, takes its GO, runs the startContainer hooks (each a child with the state JSON on
  *    stdin, bounded by its timeout), loads the seccomp program (the late, no_new_privs case), and
  *    execs the user program; a failure goes back to `start` as a PYRT_MSG_ERROR (same layout as
- *    pyrt.h's struct pyrt_msg, same texts as hookexec.c).
- *    The hooks memfd (written by spawn.c's exec_waiter) is a list of NUL-terminated strings:
+ *    pyrt.h's struct pyrt_msg).  Both memfds are read and closed before CREATED.
+ *    The hooks memfd (written by spawn.c's wait_for_start) is a list of NUL-terminated strings:
  *    count, the state JSON, then per hook: timeout, path, argc, argv..., envc, envp....
+ *    A seccomp filter without no_new_privs is already loaded when this starts (spawn.c): what runs
+ *    here before `start` connects (write, close, accept4, read) is checked against it there.
  *
- * No libc: a static blob of a few KiB, embedded into the C core at build time.  x86_64 only
- * (the builder skips it elsewhere, and the core then execs the user program directly).
+ * No libc: a static blob of a few KiB, embedded into the C core at build time.  x86_64 only: the
+ * builder refuses other architectures (every container process starts through this image).
  */
 #define SYS_read 0
 #define SYS_write 1
@@ -31,7 +33,6 @@
 #define SYS_exit 60
 #define SYS_wait4 61
 #define SYS_kill 62
-#define SYS_fcntl 72
 #define SYS_clock_gettime 228
 #define SYS_ppoll 271
 #define SYS_accept4 288
@@ -61,7 +62,7 @@ struct sock_fprog { unsigned short len; struct sock_filter *filter; };
 struct pollfd { int fd; short events, revents; };
 struct timespec { long tv_sec, tv_nsec; };
 
-static struct sock_filter prog[MAX_INSNS];
+static struct sock_filter prog[MAX_INSNS + 1];   /* one more: a longer program is refused */
 static char text[4096 + 64];
 static char hooks[HOOKS_MAX];
 static char *hptr[HOOK_PTRS];
@@ -143,23 +144,24 @@ static long now_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-/* Read all of fd into hooks[]: returns the length, or dies. */
-static long slurp(long fd, long conn)
+/* Read all of the memfd `fd` into buf (at most cap - 1 bytes) and close it: returns the length, or
+ * dies telling `report` (create: before CREATED, nothing of them reaches a hook or the program). */
+static long read_memfd(long fd, char *buf, long cap, long report, const char *what)
 {
     long got = 0, r;
     for (;;) {
-        r = sys3(SYS_read, fd, (long)hooks + got, HOOKS_MAX - 1 - got);
+        r = sys3(SYS_read, fd, (long)buf + got, cap - got);
         if (r == -EINTR)
             continue;
         if (r < 0)
-            die(conn, -r, "startContainer hooks: read", 0);
+            die(report, -r, what, ": read");
         if (r == 0)
             break;
         got += r;
-        if (got >= HOOKS_MAX - 1)
-            die(conn, E2BIG, "startContainer hooks: too large", 0);
+        if (got >= cap)
+            die(report, E2BIG, what, ": too large");
     }
-    hooks[got] = 0;
+    sys3(SYS_close, fd, 0, 0);
     return got;
 }
 
@@ -204,8 +206,8 @@ static void drain(long fd)
             keep(b, n);
 }
 
-/* Run one startContainer hook (what hookexec.c does in the C core, with raw syscalls): the state
- * JSON on its stdin, its stdout and stderr kept for the error text, killed at its timeout. */
+/* Run one startContainer hook: the state JSON on its stdin, its stdout and stderr kept for the error
+ * text, killed at its timeout. */
 static void run_hook(long conn, long idx, char *path, char **argv, char **envp, long timeout,
                      const char *state, long state_len)
 {
@@ -309,12 +311,11 @@ static void run_hook(long conn, long idx, char *path, char **argv, char **envp, 
     die_text(conn, 0);
 }
 
-/* The startContainer hooks, in order, from the list spawn.c wrote into the memfd `hfd`. */
-static void run_hooks(long hfd, long conn)
+/* The startContainer hooks, in order, from the list spawn.c wrote (read into hooks[], `len` bytes). */
+static void run_hooks(long len, long conn)
 {
-    long len = slurp(hfd, conn), off = 0, n, i, state_len;
+    long off = 0, n, i, state_len;
     char *state;
-    sys3(SYS_close, hfd, 0, 0);
     n = num(next(&off, len, conn));
     state_len = off;
     state = next(&off, len, conn);
@@ -341,15 +342,18 @@ static void run_hooks(long hfd, long conn)
 static __attribute__((noreturn)) void wait_and_exec(long argc, char **argv, char **envp)
 {
     long sync = num(argv[1]), lsn = num(argv[2]), sfd = num(argv[3]), sflags = num(argv[4]), conn, r;
-    long hfd = num(argv[5]);
+    long hfd = num(argv[5]), hlen = 0, plen = 0;
     struct msg m = { MSG_CREATED, 0, 0, 0 };
 
     if (argc < 8)
         die(sync, 22, "pyruntime-init: bad arguments", 0);
-    /* the two memfds must not reach a hook or the user program */
-    if ((sfd >= 0 && sys3(SYS_fcntl, sfd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */) < 0) ||
-        (hfd >= 0 && sys3(SYS_fcntl, hfd, 2, 1) < 0))
-        die(sync, EINVAL, "pyruntime-init: fcntl", 0);
+    /* both memfds are read and closed first: neither reaches a hook or the user program */
+    if (sfd >= 0)
+        plen = read_memfd(sfd, (char *)prog, sizeof prog, sync, "seccomp program");
+    if (hfd >= 0) {
+        hlen = read_memfd(hfd, hooks, HOOKS_MAX - 1, sync, "startContainer hooks");
+        hooks[hlen] = 0;
+    }
     if (sys3(SYS_write, sync, (long)&m, sizeof m) != sizeof m)
         die(-1, 0, "", 0);                              /* create went away */
     sys3(SYS_close, sync, 0, 0);
@@ -365,20 +369,10 @@ static __attribute__((noreturn)) void wait_and_exec(long argc, char **argv, char
     if (r != sizeof m || m.type != MSG_GO)
         die(-1, 0, "", 0);                              /* not `start`: nobody to report to */
     if (hfd >= 0)
-        run_hooks(hfd, conn);
+        run_hooks(hlen, conn);
     if (sfd >= 0) {
         struct sock_fprog fp;
-        long got = 0;
-        while (got < (long)sizeof prog) {
-            r = sys3(SYS_read, sfd, (long)prog + got, sizeof prog - got);
-            if (r == -EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += r;
-        }
-        sys3(SYS_close, sfd, 0, 0);
-        fp.len = (unsigned short)(got / sizeof prog[0]);
+        fp.len = (unsigned short)(plen / sizeof prog[0]);
         fp.filter = prog;
         r = sys3(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, sflags, (long)&fp);
         if (r < 0)

@@ -23,24 +23,14 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
+# the runtime's own liveness test (pid + start time), so a record and the runtime agree on "still alive"
+from pyruntime.state import proc_start_time  # noqa: F401  (also used by main.py through this module)
+
 DEFAULT_STATE_DIR = "/run/pyruntime/net"
 
 
 class AllocatorError(Exception):
     pass
-
-
-def proc_start_time(pid: int) -> int | None:
-    """Start time (clock ticks since boot) of a live, non-zombie pid; None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rindex(b")") + 2:].split()
-    if rest[0] in (b"Z", b"X"):
-        return None
-    return int(rest[19])
 
 
 class Allocator:

@@ -84,6 +84,7 @@ class SystemdManager:
             from .sdbus import Systemd
             with Systemd(user=True) as bus:
                 slice_path = os.path.join(str(bus.manager_property("ControlGroup")), slice_path.lstrip("/"))
+
         def scope_dir(mount: str, root: str) -> str:
             return sdprops.cgroup_dir(host_path(mount, root, "/"), slice_path, unit)
         fs: Fs

@@ -6,12 +6,10 @@ never races still-running tasks.
 from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
+from . import configure_id
 
 HELP = "pause all processes inside the container"
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("id", help="container id")
+configure = configure_id
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
+from . import configure_id
 
 HELP = "resume all processes that have been previously paused"
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("id", help="container id")
+configure = configure_id
 
 
 def run(args: argparse.Namespace) -> int:

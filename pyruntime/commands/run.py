@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     ours = None
     relay = None
     try:
-        terminal = bool(spec.load(bundle)["process"].get("terminal"))
+        cfg = spec.load(bundle)
+        terminal = bool(cfg["process"].get("terminal"))
         if not terminal and not args.detach:
             from ..stdiorelay import Relay
             relay = Relay()          # our terminal fds become pipes for the container (TIOCSTI)
@@ -95,11 +96,11 @@ def run(args: argparse.Namespace) -> int:
             ours, theirs = console_pair()
             opts.console_fd = theirs.fileno()
             try:
-                st = container.create(args.root, args.id, bundle, opts)
+                st = container.create(args.root, args.id, bundle, opts, cfg=cfg)
             finally:
                 theirs.close()
         else:
-            st = container.create(args.root, args.id, bundle, opts)
+            st = container.create(args.root, args.id, bundle, opts, cfg=cfg)
         if relay is not None:
             relay.close_child_ends()
     except BaseException:

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
+from . import configure_id
 
 HELP = "start a created container"
-
-
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id", help="container id")
+configure = configure_id
 
 
 def run(args: argparse.Namespace) -> int:

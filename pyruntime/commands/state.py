@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
+from . import configure_id
 import sys
 
 HELP = "output the state of a container"
-
-
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id", help="container id")
+configure = configure_id
 
 
 def run(args: argparse.Namespace) -> int:

@@ -312,6 +312,64 @@ def test_delete_leaves_no_cgroup(containers):
     assert manager_from_state(st).pids() == []
 
 
+def _all_dirs(cg: dict) -> list[str]:
+    """Every directory a cgroup record names: the leaf in each hierarchy, the unified one, the parents made."""
+    leaves = [cg["path"]] if cg["driver"] == "v2" else list(cg["paths"].values())
+    if cg.get("unified"):
+        leaves += [cg["unified"]["path"]] + cg["unified"]["created"]
+    return leaves + cg["created"]
+
+
+def _wait_stopped(c, cid: str) -> None:
+    deadline = time.monotonic() + 30
+    while status(c, cid) != "stopped":
+        assert time.monotonic() < deadline, f"{cid} still {status(c, cid)} after 30 s"
+        time.sleep(0.05)
+
+
+def test_delete_of_a_stopped_container_removes_its_cgroup(containers):
+    """What every shim does once the container exited: `delete` (no --force) of a stopped container
+    removes every directory of its cgroup, the unified one on a hybrid host too, without the drivers
+    (pyruntime/cgstate.py) and with them alike."""
+    b, _ = containers.bundle(["true"])
+    cid = create(containers, b)
+    cg = load_state(containers, cid)["cgroup"]
+    dirs = [d for d in _all_dirs(cg) if os.path.isdir(d)]
+    assert dirs and all(os.path.isdir(d) for d in dirs)
+    containers.cli("start", cid, check=True)
+    _wait_stopped(containers, cid)
+    res = containers.cli("delete", cid)
+    assert res.returncode == 0, res.stderr
+    assert [d for d in dirs if os.path.exists(d)] == []
+    assert not os.path.lexists(os.path.join(containers.root, cid))
+
+
+def test_delete_of_a_stopped_container_kills_what_it_left_behind(containers):
+    """A container in the host's pid namespace can leave a process in its cgroup when its init exits.
+    `delete` of the stopped container must not stop at the kernel's refusal to remove a populated
+    cgroup: the driver kills the leftover (the container's own: no other container names the cgroup)
+    and removes every directory."""
+    def host_pidns(cfg: dict) -> None:
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+
+    b, _ = containers.bundle(["sh", "-c", "sleep 1000 & exit 0"], mutate=host_pidns)
+    cid = create(containers, b)
+    cg = load_state(containers, cid)["cgroup"]
+    dirs = [d for d in _all_dirs(cg) if os.path.isdir(d)]
+    containers.cli("start", cid, check=True)
+    _wait_stopped(containers, cid)
+    left = manager_from_state(cg).pids()
+    assert len(left) == 1, f"expected the sleep alone in the stopped container's cgroup: {left}"
+    res = containers.cli("delete", cid)
+    assert res.returncode == 0, res.stderr
+    try:
+        with open(f"/proc/{left[0]}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"), "the leftover sleep still runs"
+    except FileNotFoundError:
+        pass
+    assert [d for d in dirs if os.path.exists(d)] == []
+
+
 def test_relative_path_below_a_populated_cgroup(containers, layout):
     """The runtime itself sits in a populated, non-root cgroup (a systemd service, a CI runner: the VM
     lane runs from /ci.slice/runner.service) and the config's cgroupsPath is relative.  runc runs

@@ -187,3 +187,6 @@ def test_systemd_driver_on_a_hybrid_layout(monkeypatch, tmp_path):
     assert frozen_from_state(d) is True
     (fz / "freezer.state").write_text("THAWED\n")
     assert frozen_from_state(d) is False
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)     # rootless on v1: refused, as by runc
+    with pytest.raises(RuntimeFailure, match="rootless containers with the systemd driver need cgroup v2"):
+        SystemdManager.open("a-b.slice:pre:c1", "c1", None)

@@ -54,6 +54,16 @@ CASES = {
                      "config.json: process.cwd: 'tmp' must be an absolute path"),
     "bad rlimit": (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_FOO", "soft": 1, "hard": 1}),
                    'config.json: process.rlimits[1].type: unknown rlimit "RLIMIT_FOO"'),
+    "duplicate rlimit": (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1}),
+                         'config.json: process.rlimits[1].type: duplicate rlimit "RLIMIT_NOFILE"'),
+    "duplicate namespace": (lambda c: c["linux"]["namespaces"].append({"type": "pid"}),
+                            'config.json: linux.namespaces[6].type: duplicate namespace "pid"'),
+    "unknown personality flag": (lambda c: c["linux"].__setitem__("personality", {"domain": "LINUX",
+                                                                                  "flags": ["FLY"]}),
+                                 "config.json: linux.personality.flags[0]: unknown personality flag 'FLY'"),
+    "unknown scheduler flag": (lambda c: c["process"].__setitem__("scheduler", {"policy": "SCHED_OTHER",
+                                                                               "flags": [3]}),
+                               "config.json: process.scheduler.flags[0]: unknown flag 3"),
     "soft above hard": (lambda c: c["process"]["rlimits"].__setitem__(0, {"type": "RLIMIT_NOFILE",
                                                                            "soft": 9, "hard": 8}),
                         "config.json: process.rlimits[0]: soft limit 9 is above the hard limit 8"),
@@ -129,6 +139,20 @@ def test_unknown_container(rt, tmp_path):
         cp = rt(*args, check=False)
         want = 255 if cmd == ["exec"] else 1          # runc: every failure of exec itself is 255
         assert cp.returncode == want and b"container ghost does not exist" in cp.stderr, (cmd, cp.stderr)
+
+
+def test_exec_sub_cgroup_refused(rt, make_bundle, tmp_path):
+    """runc's `exec --cgroup [CONTROLLER:]PATH` (a sub-cgroup for the process) is not implemented: said in
+    one line (exec's status 255), never silently run in the container's own cgroup instead."""
+    b = make_bundle(["sleep", "100"])
+    rt("create", "--bundle", b, "subcg")
+    cp = rt("exec", "--cgroup", "pids:inner", "subcg", "true", check=False)
+    assert cp.returncode == 255, cp
+    err = cp.stderr.decode()
+    assert "--cgroup pids:inner: running the process in a sub-cgroup is not supported" in err and \
+        "Traceback" not in err, err
+    assert rt.state("subcg")["status"] == "created"        # nothing was started in it
+    rt("delete", "--force", "subcg")
 
 
 def test_terminal_without_console_socket(rt, make_bundle, tmp_path):

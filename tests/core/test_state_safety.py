@@ -10,6 +10,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import time
 import uuid
 
@@ -65,11 +66,37 @@ def test_state_dir_and_file_are_private(rt, make_bundle, tmp_path):
     # every file in the dir: none readable by others
     for n in os.listdir(os.path.join(rt.root, "perm")):
         assert mode(os.path.join(rt.root, "perm", n)) & 0o077 == 0, n
+    # create saved its record several times: nothing of the earlier saves is left beside it
+    assert sorted(os.listdir(os.path.join(rt.root, "perm"))) == ["exec.sock", "lock", "state.json"]
     if RUNC:    # the control: runc's own modes on this host
         with runc_control(str(tmp_path / "runc-root")) as runc:
             runc("create", "--bundle", b, "perm-runc", timeout=30)
             assert mode(os.path.join(runc.root, "perm-runc")) & 0o077 in (0o011, 0)
             assert mode(os.path.join(runc.root, "perm-runc", "state.json")) & 0o077 == 0
+
+
+@pytest.mark.parametrize("core", [True, False])
+def test_state_save_replaces_the_file_atomically(tmp_path, monkeypatch, core):
+    """A reader never sees half a state: each save puts a complete new file in place (by name exchange
+    with the C core loaded, as in create, else by rename), a reader holding the old one still reads it
+    whole, and nothing but state.json is left."""
+    from pyruntime import state
+    import pyruntime._core  # noqa: F401
+    if not core:
+        monkeypatch.delitem(sys.modules, "pyruntime._core")
+    root = str(tmp_path)
+    os.mkdir(os.path.join(root, "c1"), 0o700)
+    st = state.State(id="c1", pid=1, start_time=2, bundle="/b", created="now", config={"x": "a" * 5000})
+    state.save(root, st)
+    path = os.path.join(root, "c1", "state.json")
+    old = open(path, "rb")
+    st.config["x"] = "b" * 7000
+    state.save(root, st)
+    assert json.loads(old.read())["config"]["x"] == "a" * 5000
+    old.close()
+    assert state.load(root, "c1").config["x"] == "b" * 7000
+    assert os.listdir(os.path.join(root, "c1")) == ["state.json"]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
 # --- 9: one id rule everywhere ---------------------------------------------------------------------------

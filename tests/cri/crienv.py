@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import subprocess
 import tarfile
 
 from tests.e2e.containerd_env import ContainerdDaemon
-from tests.e2e.helpers import StepError, sh, wait_for
+from tests.e2e.helpers import sh
 from tests.e2e.image import MTIME, build_oci_archive, build_rootfs_tar
+from tests.image.registry_env import Registry, free_port
 from tests.pyrt_testenv import remove_seccomp_cache
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,12 +30,6 @@ BRIDGE = "pyrtcri0"
 SUBNET = "172.31.250.0/24"                 # private, unused here; the bridge is not routed anywhere
 GATEWAY = "172.31.250.1"                   # the bridge's address (host-local gives the gateway .1)
 CNI_BIN = "/usr/lib/cni"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build_pause_archive(tmp: str) -> str:
@@ -66,7 +59,7 @@ class CriEnv(ContainerdDaemon):
             os.makedirs(d, exist_ok=True)
         self.registry_port = free_port()
         self.registry = f"127.0.0.1:{self.registry_port}"
-        self.registry_proc: subprocess.Popen | None = None
+        self.registry_srv: Registry | None = None
         self.preexisting = {d for d in HOST_DIRS if os.path.exists(d)}
         self.netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
         self.bridge_before = os.path.exists(f"/sys/class/net/{BRIDGE}")
@@ -116,27 +109,9 @@ class CriEnv(ContainerdDaemon):
         self.start_daemon(extra_config=self.cri_config())
 
     def start_registry(self) -> None:
-        """Debian's docker-registry on 127.0.0.1:<free port>, storage in the temp dir."""
-        cfg = os.path.join(self.tmp, "registry.yml")
-        with open(cfg, "w") as f:
-            f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-                    f"    rootdirectory: {self.tmp}/registry\nhttp:\n  addr: {self.registry}\n")
-        log = open(os.path.join(self.tmp, "registry.log"), "w")
-        self.registry_proc = subprocess.Popen(["docker-registry", "serve", cfg], stdout=log,
-                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-
-        def up() -> bool:
-            if self.registry_proc.poll() is not None:
-                return True
-            try:
-                socket.create_connection(("127.0.0.1", self.registry_port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_for("the registry to listen", up, timeout=20)
-        if self.registry_proc.poll() is not None:
-            raise StepError(f"docker-registry exited {self.registry_proc.returncode}")
+        """Debian's docker-registry on 127.0.0.1:<the port in containerd's mirror config>, storage in the
+        temp dir (tests/image/registry_env.py: the registry lane's own)."""
+        self.registry_srv = Registry(os.path.join(self.tmp, "registry"), port=self.registry_port)
 
     def ctr(self, *args: str, timeout: float = 120):
         return sh(["ctr", "-a", self.sock, "-n", NS, *args], timeout=timeout, cwd=self.tmp)
@@ -162,13 +137,8 @@ class CriEnv(ContainerdDaemon):
     def close(self) -> list[str]:
         """Stop both daemons by pid; remove what they left outside the temp dir; return what was forced."""
         problems = self.stop_daemon()
-        if self.registry_proc is not None and self.registry_proc.poll() is None:
-            self.registry_proc.terminate()
-            try:
-                self.registry_proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.registry_proc.kill()
-                self.registry_proc.wait()
+        if self.registry_srv is not None:
+            self.registry_srv.stop()
         for ns in self.netns_created():
             problems.append(f"netns left: /run/netns/{ns}")
             sh(["ip", "netns", "delete", ns])

@@ -178,6 +178,22 @@ class LayoutWriter:
         manifest = {"schemaVersion": 2, "mediaType": mt, "config": cdesc, "layers": ldescs}
         return self.json_blob(manifest, mt)
 
+    def add_layers_image(self, layers: list[dict], diff_ids: list[str], ref: str = "t",
+                         docker: bool = False) -> None:
+        """An image of hand-made layer descriptors (corrupt, foreign, other digest algorithms): its config
+        (linux/amd64 with those diff_ids) and manifest, added to the index as ``ref``."""
+        rootfs = {"type": "layers", "diff_ids": diff_ids}
+        if docker:
+            cfg = self.json_blob({"os": "linux", "architecture": "amd64", "rootfs": rootfs},
+                                 "application/vnd.docker.container.image.v1+json")
+            mt = "application/vnd.docker.distribution.manifest.v2+json"
+            self.add(self.json_blob({"schemaVersion": 2, "mediaType": mt, "config": cfg, "layers": layers}, mt), ref)
+            return
+        cfg = self.json_blob({"os": "linux", "architecture": "amd64", "rootfs": rootfs},
+                             "application/vnd.oci.image.config.v1+json")
+        self.add(self.json_blob({"schemaVersion": 2, "config": cfg, "layers": layers},
+                                "application/vnd.oci.image.manifest.v1+json"), ref)
+
     def index_blob(self, manifests: list[dict], docker: bool = False) -> dict:
         mt = ("application/vnd.docker.distribution.manifest.list.v2+json" if docker
               else "application/vnd.oci.image.index.v1+json")

@@ -51,11 +51,12 @@ def make_ca(d: str) -> tuple[str, str, str]:
 
 class Registry:
     def __init__(self, tmp: str, *, tls: bool = False, users: dict[str, str] | None = None,
-                 token: "TokenServer | None" = None) -> None:
+                 token: "TokenServer | None" = None, port: int | None = None) -> None:
+        """``port``: one chosen (free_port) before, when a client's config must name it first (the CRI lane)."""
         need("docker-registry")
         self.dir = tmp
         os.makedirs(tmp, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.tls = tls
         self.ca = None

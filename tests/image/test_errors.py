@@ -74,11 +74,7 @@ def test_corrupt_gzip_with_matching_digest(unpack, tmp_path, monkeypatch, stdlib
     good = compress(LAYER, "gzip")
     blob = good[:200] + bytes(b ^ 0x55 for b in good[200:400]) + good[400:]
     ld = lw.blob(blob, "application/vnd.oci.image.layer.v1.tar+gzip")
-    cfg = lw.json_blob({"os": "linux", "architecture": "amd64",
-                        "rootfs": {"type": "layers", "diff_ids": [sha256(LAYER)]}},
-                       "application/vnd.oci.image.config.v1+json")
-    lw.add(lw.json_blob({"schemaVersion": 2, "config": cfg, "layers": [ld]},
-                        "application/vnd.oci.image.manifest.v1+json"), "t")
+    lw.add_layers_image([ld], [sha256(LAYER)])
     err = expect_error(unpack, tmp_path, lw.path, "cannot decompress|checksum|diff_id")
     assert ld["digest"] in str(err) or sha256(LAYER) in str(err)
 
@@ -106,11 +102,7 @@ def test_foreign_layer_with_urls(unpack, tmp_path):
     lw = LayoutWriter(tmp_path / "l")
     ld = {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
           "digest": "sha256:" + "ab" * 32, "size": 10, "urls": ["https://example.com/layer"]}
-    cfg = lw.json_blob({"os": "linux", "architecture": "amd64",
-                        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "cd" * 32]}},
-                       "application/vnd.docker.container.image.v1+json")
-    mt = "application/vnd.docker.distribution.manifest.v2+json"
-    lw.add(lw.json_blob({"schemaVersion": 2, "mediaType": mt, "config": cfg, "layers": [ld]}, mt), "t")
+    lw.add_layers_image([ld], ["sha256:" + "cd" * 32], docker=True)
     err = expect_error(unpack, tmp_path, lw.path, "non-distributable")
     assert "https://example.com/layer" in str(err)
 
@@ -189,11 +181,8 @@ def test_sha512_digests(unpack, tmp_path):
     with open(os.path.join(lw.path, "blobs", "sha512", dg[7:]), "wb") as fh:
         fh.write(blob)
     diff = "sha512:" + hashlib.sha512(LAYER).hexdigest()
-    cfg = lw.json_blob({"os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": [diff]}},
-                       "application/vnd.oci.image.config.v1+json")
-    ld = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": dg, "size": len(blob)}
-    lw.add(lw.json_blob({"schemaVersion": 2, "config": cfg, "layers": [ld]},
-                        "application/vnd.oci.image.manifest.v1+json"), "t")
+    lw.add_layers_image([{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": dg,
+                          "size": len(blob)}], [diff])
     assert os.path.exists(os.path.join(unpack(lw.path), "rootfs/etc/hello"))
     with open(os.path.join(lw.path, "blobs", "sha512", dg[7:]), "r+b") as fh:
         fh.seek(50)

@@ -199,12 +199,7 @@ def test_multi_member_gzip_and_trailing_zeros(unpack, tmp_path, inflater):
     raw = tar(f("a", "1"), f("b", "2"))
     blob = gzip.compress(raw[:1024]) + gzip.compress(raw[1024:]) + bytes(100)
     lw = LayoutWriter(tmp_path / "layout")
-    ld = lw.blob(blob, "application/vnd.oci.image.layer.v1.tar+gzip")
-    cfg = lw.json_blob({"architecture": "amd64", "os": "linux",
-                        "rootfs": {"type": "layers", "diff_ids": [sha256(raw)]}},
-                       "application/vnd.oci.image.config.v1+json")
-    lw.add(lw.json_blob({"schemaVersion": 2, "config": cfg, "layers": [ld]},
-                        "application/vnd.oci.image.manifest.v1+json"), "t")
+    lw.add_layers_image([lw.blob(blob, "application/vnd.oci.image.layer.v1.tar+gzip")], [sha256(raw)])
     r = rootfs(unpack(lw.path))
     assert sorted(os.listdir(r)) == ["a", "b"]
 

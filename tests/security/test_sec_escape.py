@@ -308,15 +308,25 @@ def _host_exes() -> dict:
     return exes
 
 
-@pytest.mark.parametrize("start_hook", [False, True], ids=["plain", "startContainer-hook"])
+@pytest.mark.parametrize("start_hook,seccomp", [(False, False), (True, False), (False, True), (True, True)],
+                         ids=["plain", "startContainer-hook", "seccomp-without-nnp", "seccomp-without-nnp-hook"])
 def test_created_init_exposes_no_caller_env_and_no_host_binary(rt, make_bundle, tmp_path, record_property,
-                                                               start_hook):
+                                                               start_hook, seccomp):
     """With CAP_SYS_PTRACE, a process exec'd into a created (not started) container reads the init's
     /proc/1/environ and /proc/1/exe: nothing of the caller's environment, no host executable.  A
     startContainer hook must not change that (the init runs it after `start`, from the sealed
-    trampoline), and it still runs, with the state on its stdin, before the process."""
-    b = _bundle(make_bundle, rt, caps=("CAP_SYS_PTRACE",))
+    trampoline), and it still runs, with the state on its stdin, before the process.  Nor must a
+    seccomp filter without noNewPrivileges in a container whose own processes cannot have
+    CAP_SYS_PTRACE (podman's and containerd's usual config): the exec'd prober gets it from `exec
+    --cap`, and the init used to wait there as a copy of the runtime (non-dumpable, but readable with
+    CAP_SYS_PTRACE in the host user namespace)."""
+    b = _bundle(make_bundle, rt, caps=() if seccomp else ("CAP_SYS_PTRACE",))
     b.args("/bin/sleep", "30")
+    if seccomp:
+        b.process["noNewPrivileges"] = False
+        b.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                              "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}]}
+        assert "CAP_SYS_PTRACE" not in b.process["capabilities"]["bounding"]
     if start_hook:
         b.config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": [
             "sh", "-c", "grep -q '\"status\"' && echo ran > /dev/shm/start-hook-ran"], "timeout": 10}]}
