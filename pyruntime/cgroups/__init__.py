@@ -12,7 +12,8 @@ in it; rmdir of a non-empty cgroup fails, and mkdirs re-makes a parent removed u
 into a container cgroup: the container init is moved (add_pid) or cloned into it (clone_fd).
 
 ``manager_from_state`` rebuilds a manager from state.json without probing the host.  `state` (paused or
-running?) and `delete` of a stopped container read that record without the drivers: pyruntime/cgstate.py.
+running?) and `delete` of a stopped container read that record without the drivers (state.cgroup_frozen,
+control.py).
 """
 from __future__ import annotations
 
