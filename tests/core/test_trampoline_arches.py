@@ -7,10 +7,12 @@ The host's own architecture runs natively (no qemu).  The init mode is driven wi
 (pyruntime.protocol's header and message ids): CREATED on the sync socket, GO over a listening socket
 like exec.sock, the startContainer hooks from a memfd in spawn.c's format.  Not covered under qemu:
 loading the seccomp filter (qemu-user does not apply a guest's filter to itself); that path runs natively
-in tests/security."""
+in tests/security.  The whole C core (_native/*.c) is compiled for each of them too: it must build there,
+and its architecture-dependent parts (libc's SYS_* numbers, clone's argument order) compile per target."""
 from __future__ import annotations
 
 import errno
+import glob
 import importlib.util
 import os
 import platform
@@ -173,3 +175,24 @@ def test_init_mode_hook_timeout(tramp, tmp_path):
     reply, out, _ = _init(tramp, tmp_path, [(1, "/bin/sh", ["sh", "-c", "exec sleep 30"], [])],
                           ["/bin/echo", "echo", "never"])
     assert _error(tramp, reply) == (0, "startContainer hook #0 /bin/sh: timed out after 1s") and out == b""
+
+
+def test_c_core_compiles_for_arch(tramp, tmp_path):
+    """Every _native/*.c compiles for the target with build.py's warning flags, warnings as errors (the
+    cffi glue needs the target's Python headers: not here).  libseccomp's header is the host's (it has
+    nothing architecture-specific); trampoline_bin.h is the host's build (only its shape matters)."""
+    triplet = tb.ARCHES[tramp.machine][0]
+    gcc = "gcc" if tramp.machine == HOST else f"{triplet}-gcc"
+    if tramp.machine != HOST and not os.path.exists(f"/usr/{triplet}/include/stdio.h"):
+        pytest.skip(f"{tramp.machine} libc headers not installed (apt-get install --no-install-recommends "
+                    f"libc6-dev-{DEBARCH[tramp.machine]}-cross)")
+    if not os.path.exists(os.path.join(ROOT, "build", "trampoline_bin.h")):
+        pytest.skip("build/trampoline_bin.h missing: run `make build` first")
+    sources = sorted(glob.glob(os.path.join(ROOT, "_native", "*.c")))
+    assert sources
+    for src in sources:
+        r = subprocess.run([gcc, "-c", "-O2", "-D_GNU_SOURCE", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                            "-Werror", "-I" + os.path.join(ROOT, "_native"), "-I" + os.path.join(ROOT, "build"),
+                            "-idirafter", "/usr/include", "-o", str(tmp_path / "out.o"), src],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, f"{os.path.basename(src)} for {tramp.machine}:\n{r.stderr}"
