@@ -75,9 +75,19 @@ def imports(argv: list[str], *, check: bool = True) -> set[str]:
     return mods
 
 
+# ... and create/run load only what the clients' configs use: neither sends hooks (unless the variant adds
+# them), netDevices, a memory policy, NOTIFY_SOCKET or an image; only a pure cgroup v2 host converts cpu shares.
+NOT_FOR_CREATE = ({"math"} if not os.path.exists("/sys/fs/cgroup/cgroup.controllers") else set()) | {
+                  "pyruntime.netdevices", "pyruntime.mempolicy", "pyruntime.notify", "pyruntime.image",
+                  "pyruntime.cgroups.stats", "pyruntime.cgroups.systemd", "pyruntime.cgroups.sdbus", "json"}
+
+
 def _check(call: str, mods: set[str], hooks: bool = False) -> None:
     bad = sorted(mods & FORBIDDEN)
     assert not bad, f"`{call}` imported {bad}"
+    if call in ("create", "run"):
+        unneeded = sorted(mods & (NOT_FOR_CREATE | (set() if hooks else {"pyruntime.hooks"})))
+        assert not unneeded, f"`{call}` with a client's config imported {unneeded}, which that config does not use"
     if call in SMALL:
         core = sorted(mods & NO_CORE)
         assert not core, f"`{call}` loaded {core}, which it does not need"
