@@ -24,7 +24,7 @@ from .control import (clear_halfmade as _clear_halfmade, delete, hook_state, kil
 from .errors import ContainerExists, ContainerNotFound, RuntimeFailure
 from .fastos import rmtree as _rmtree
 
-from .protocol import (EXEC_SOCK, short_path, kill_and_reap as _kill_and_reap, release_init, spawn,  # noqa: F401
+from .protocol import (EXEC_SOCK, short_path, kill_and_reap as _kill_and_reap, spawn,  # noqa: F401
                        write_pid_file)
 
 

@@ -1,5 +1,7 @@
-"""The parent side of the sync protocol (the table in ``_native/pyrt.h``), spoken by create, start and
-exec alike: spawning the C child for a plan, the message loop, the start handshake on exec.sock.
+"""The parent side of the sync protocol (the table in ``_native/pyrt.h``), spoken by create and exec:
+spawning the C child for a plan, the message loop.  The start handshake on exec.sock (one GO header,
+then EOF or an ERROR in the same layout) is control.py's: `start`, which shims call for every container,
+loads neither this module nor the C core.
 
 Message ids and the header size come from the C core itself (cffi exposes pyrt.h's enums and
 structs), so Python and C cannot disagree about a number.  What a command does on each message is a
@@ -8,10 +10,10 @@ handler it passes to :func:`drive`; the loop, the errors and the end of the conv
 from __future__ import annotations
 
 import errno
-import posix as os      # every os.X here is posix's own function; `os` itself costs `start` ~1 ms (fastos.py)
+import os
 import _signal as signal      # not `signal`/`socket`: their enum conversions cost ms per call
 import _socket as socket
-import sys
+import struct
 
 from .errors import RuntimeFailure
 
@@ -32,7 +34,6 @@ class _Msg:
         # struct pyrt_msg { uint32_t type; int32_t err; uint32_t len; uint32_t pad; }
         assert self.size == 16 and [f for f, _ in ffi.typeof("struct pyrt_msg").fields] == \
             ["type", "err", "len", "pad"]
-        import struct     # not at the top: `start` needs only _StartWire
         self.struct = struct.Struct("IiII")
         self.GO, self.ERROR, self.HOOKS = lib.PYRT_MSG_GO, lib.PYRT_MSG_ERROR, lib.PYRT_MSG_HOOKS
         self.SECCOMP_FD, self.CREATED, self.CONSOLE = lib.PYRT_MSG_SECCOMP_FD, lib.PYRT_MSG_CREATED, lib.PYRT_MSG_CONSOLE
@@ -66,8 +67,7 @@ class Sync:
         fds = []
         for level, typ, cdata in anc:
             if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.extend(int.from_bytes(cdata[i:i + 4], sys.byteorder, signed=True)
-                           for i in range(0, len(cdata) // 4 * 4, 4))
+                fds.extend(struct.unpack(f"{len(cdata) // 4}i", cdata[:len(cdata) // 4 * 4]))
         if len(data) < self.m.size:
             return 0, 0, b"", fds
         mtype, err, length, _ = self.m.struct.unpack_from(data)
@@ -97,7 +97,7 @@ def _single_threaded() -> None:
 def adopt_final(intermediate: int, payload: bytes) -> int:
     """PYRT_MSG_PID: reap the intermediate process and return the final process's pid (our child too,
     through CLONE_PARENT).  Sent only with a pid namespace to join (see fork_into_pidns in spawn.c)."""
-    pid = int.from_bytes(payload[:4], sys.byteorder, signed=True)
+    (pid,) = struct.unpack("i", payload[:4])
     try:
         os.waitpid(intermediate, 0)
     except ChildProcessError:
@@ -179,57 +179,13 @@ def short_path(dirfd: int, name: str) -> str:
     return f"/proc/self/fd/{dirfd}/{name}"
 
 
-class _StartWire:
-    """What `start` needs of the wire format, without loading the C core (cffi + libseccomp cost `start`,
-    which shims call for every container, more than the rest of the call) or `struct`.  The header is
-    struct pyrt_msg, "IiII" in native order: type, err, len, pad.  tests/test_imports.py checks these
-    against the core's own values, so they cannot drift apart unnoticed."""
-    size = 16                     # sizeof(struct pyrt_msg)
-    format = "IiII"
-    GO = 1                        # PYRT_MSG_GO
-    err_max = 4096                # PYRT_ERR_MAX
-
-    @staticmethod
-    def pack(mtype: int) -> bytes:
-        """A header with no payload (GO)."""
-        return mtype.to_bytes(4, sys.byteorder) + bytes(12)
-
-    @staticmethod
-    def unpack(data: bytes) -> tuple[int, int, int]:
-        """(type, err, len) of a received header."""
-        return (int.from_bytes(data[0:4], sys.byteorder), int.from_bytes(data[4:8], sys.byteorder, signed=True),
-                int.from_bytes(data[8:12], sys.byteorder))
-
-
-def release_init(cdir: str) -> None:
-    """The start handshake: connect to exec.sock, send GO; EOF = the init exec'd (its end is
-    CLOEXEC), an ERROR message = its failure (a startContainer hook, execve)."""
-    m = _StartWire
-    dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        try:
-            s.connect(short_path(dirfd, EXEC_SOCK))
-            s.sendmsg([m.pack(m.GO)])
-            data = s.recv(m.size + m.err_max + 64)
-        except OSError as e:
-            raise RuntimeFailure.from_os(e, "start: container init is gone", "") from None
-        finally:
-            s.close()
-    finally:
-        os.close(dirfd)
-    if data:
-        _, err, length = m.unpack(data)
-        raise child_error(err, data[m.size:m.size + length])
-
-
 def send_pidfd(path: str, pid: int) -> None:
     """--pidfd-socket (runc 1.2): a pidfd of the new process, sent with SCM_RIGHTS to the socket."""
     pidfd = os.pidfd_open(pid)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(path)
-        s.sendmsg([b"pidfd"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, pidfd.to_bytes(4, sys.byteorder, signed=True))])
+        s.sendmsg([b"pidfd"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", pidfd))])
     except OSError as e:
         raise RuntimeFailure.from_os(e, "send pidfd to --pidfd-socket", path) from None
     finally:

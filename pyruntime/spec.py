@@ -209,11 +209,19 @@ def validate(cfg: object) -> None:
         _type(v, str, f"annotations.{k}", "a string")
 
 
+def _objects(value: object, field: str) -> list[tuple[str, dict]]:
+    """(``field[i]``, entry) for a JSON array of objects: the array and each entry checked, so every
+    error names the exact entry."""
+    out = []
+    for i, entry in enumerate(_type(value, list, field, "an array")):
+        f = f"{field}[{i}]"
+        out.append((f, _type(entry, dict, f, "an object")))
+    return out
+
+
 def validate_id_mappings(maps: object, field: str) -> None:
     """An array of LinuxIDMapping (config-linux.md), for linux.*Mappings and mounts[i].*Mappings."""
-    for i, m in enumerate(_type(maps, list, field, "an array")):
-        f = f"{field}[{i}]"
-        _type(m, dict, f, "an object")
+    for f, m in _objects(maps, field):
         for k in ("containerID", "hostID", "size"):
             _int(m.get(k), f"{f}.{k}")
 
@@ -242,9 +250,8 @@ def validate_process(proc: object, f: str, walked: bool = False) -> None:
                                 "an array")):
         _int(g, f"{f}.user.additionalGids[{i}]")
     seen = set()
-    for i, rl in enumerate(_type(proc.get("rlimits", []) or [], list, f"{f}.rlimits", "an array")):
-        rf = f"{f}.rlimits[{i}]"
-        seen.add(_entry_type(_type(rl, dict, rf, "an object"), rf, RLIMITS, "rlimit", seen))
+    for rf, rl in _objects(proc.get("rlimits", []) or [], f"{f}.rlimits"):
+        seen.add(_entry_type(rl, rf, RLIMITS, "rlimit", seen))
         soft, hard = _int(rl.get("soft"), f"{rf}.soft", 0, U64), _int(rl.get("hard"), f"{rf}.hard", 0, U64)
         if soft > hard:
             raise ConfigError(rf, f"soft limit {soft} is above the hard limit {hard}")
@@ -281,10 +288,7 @@ PROPAGATION = {"shared", "slave", "private", "unbindable", "rshared", "rslave", 
 
 
 def _validate_mounts(mounts: object) -> None:
-    _type(mounts, list, "mounts", "an array")
-    for i, m in enumerate(mounts):
-        f = f"mounts[{i}]"
-        _type(m, dict, f, "an object")
+    for f, m in _objects(mounts, "mounts"):
         _abspath(m.get("destination"), f"{f}.destination")
         for k in ("type", "source"):
             if k in m:
@@ -296,11 +300,9 @@ def _validate_mounts(mounts: object) -> None:
 
 
 def _validate_namespaces(nss: object) -> dict[str, str | None]:
-    _type(nss, list, "linux.namespaces", "an array")
     out: dict[str, str | None] = {}
-    for i, ns in enumerate(nss):
-        f = f"linux.namespaces[{i}]"
-        t = _entry_type(_type(ns, dict, f, "an object"), f, NAMESPACES, "namespace", out)
+    for f, ns in _objects(nss, "linux.namespaces"):
+        t = _entry_type(ns, f, NAMESPACES, "namespace", out)
         path = ns.get("path")
         if path:
             _abspath(path, f"{f}.path")
@@ -309,10 +311,7 @@ def _validate_namespaces(nss: object) -> dict[str, str | None]:
 
 
 def _validate_devices(devs: object) -> None:
-    _type(devs, list, "linux.devices", "an array")
-    for i, d in enumerate(devs):
-        f = f"linux.devices[{i}]"
-        _type(d, dict, f, "an object")
+    for f, d in _objects(devs, "linux.devices"):
         _abspath(d.get("path"), f"{f}.path")
         if d.get("type") not in ("c", "b", "u", "p"):
             raise ConfigError(f"{f}.type", f'unknown device type "{d.get("type")}" (c, b, u or p)')

@@ -347,13 +347,34 @@ def status(root: str, st: State) -> str:
     if fastos.exists(fastos.join(root, st.id, FIFO)):
         return "created"
     if st.cgroup:
-        from .cgstate import frozen     # not the drivers: see there
         try:
-            if frozen(st.cgroup):
+            if cgroup_frozen(st.cgroup):
                 return "paused"
         except (OSError, RuntimeFailure, KeyError, TypeError):
             pass
     return "running"
+
+
+def _read_cgroup_file(path: str) -> str | None:
+    try:
+        return fastos.read_small(path).decode().strip()
+    except FileNotFoundError:
+        return None
+
+
+def cgroup_frozen(cg: dict) -> bool:
+    """``manager_from_state(cg).frozen()`` for the record in state.json, without importing the drivers
+    (`state` asks it on every call of a running container): the same files they read, v1 freezer.state
+    (FREEZING counts), else the unified cgroup's cgroup.freeze."""
+    drv = cg.get("driver")
+    if drv == "v1" or drv == "systemd" and cg.get("paths") is not None:     # systemd on a v1 layout
+        fz = (cg.get("paths") or {}).get("freezer")
+        if fz:
+            return _read_cgroup_file(fastos.join(fz, "freezer.state")) in ("FROZEN", "FREEZING")
+        cg = cg.get("unified") or {}
+    elif drv not in ("v2", "systemd"):     # systemd on v2: the scope's directory is the top-level "path"
+        raise RuntimeFailure(f"unknown cgroup driver {drv!r} in state", step="cgroup")
+    return bool(cg.get("path")) and _read_cgroup_file(fastos.join(cg["path"], "cgroup.freeze")) == "1"
 
 
 def oci_state(root: str, st: State, status_: str | None = None) -> dict:

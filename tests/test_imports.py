@@ -32,13 +32,13 @@ NO_CORE = {"_cffi_backend", "pyruntime._core", "pyruntime.seccomp", "pyruntime.p
 SMALL = ("state", "kill", "start", "delete", "--version", "state-unknown", "delete-gone")
 # ... nor `os` (~1 ms: posixpath, stat, _collections_abc; pyruntime/fastos.py has what they need), nor what
 # only create, a populated cgroup or a shared one needs: a stopped container's empty cgroup is removed
-# without the drivers (pyruntime/cgstate.py), and a running one's freezer is read the same way.
+# without the drivers (control.py), and a running one's freezer is read the same way (state.py).
 NO_OS = {"os", "posixpath", "genericpath", "stat", "_collections_abc", "struct", "_struct",
          "pyruntime.container", "pyruntime.rootless", "pyruntime.cgshare", "pyruntime.hooks", "pyruntime.notify",
          "pyruntime.cgroups", "pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.cgroups.base",
-         "pyruntime.cgroups.systemd"}
+         "pyruntime.cgroups.systemd", "pyruntime.protocol"}     # start's handshake is control.py's
 # ... and each of them only the pieces its own work needs
-ONLY = {"pyruntime.protocol": ("start",), "_socket": ("start",),              # the start handshake
+ONLY = {"_socket": ("start",),                                               # the start handshake
         "fcntl": ("start", "delete"),                                        # the container's lock
         "pyruntime.control": ("kill", "start", "delete", "delete-gone"),
         "_json": ("state", "kill", "start", "delete", "state-unknown", "delete-gone"),
@@ -183,8 +183,8 @@ def test_lifecycle_imports_with_client_configs(world, variant):
         assert {"pyruntime.hooks"} <= seen["create"] and "pyruntime.hooks" in seen["start"]
         assert "pyruntime.hooks" in seen["delete"]        # its poststop hook ran
     # the lean paths really ran: the lock was taken, the state read, the init released through exec.sock
-    assert {"fcntl", "pyruntime.control", "pyruntime.protocol"} <= seen["start"]
-    assert {"fcntl", "pyruntime.control", "pyruntime.cgstate"} <= seen["delete"]
+    assert {"fcntl", "pyruntime.control", "_socket"} <= seen["start"]
+    assert {"fcntl", "pyruntime.control"} <= seen["delete"]
     for call, mods in seen.items():
         _check(call, mods, hooks)
 
@@ -216,9 +216,9 @@ def test_version_names_the_library_it_would_load():
 def test_start_wire_constants_match_the_core():
     """`start` speaks the sync protocol without loading the C core: its constants must be the core's."""
     sys.path.insert(0, ROOT)
-    from pyruntime import protocol
+    from pyruntime import control, protocol
     m = protocol.msg()                        # read from the core through cffi
-    w = protocol._StartWire
+    w = control._StartWire
     assert (w.size, w.GO, w.err_max, w.format) == (m.size, m.GO, m.err_max, m.struct.format)
     # its hand-made header is the core's struct, byte for byte, both ways
     assert w.pack(m.GO) == m.struct.pack(m.GO, 0, 0, 0)

@@ -14,7 +14,8 @@ an optional ``sub`` (``exec --cgroup``, :func:`parse_sub`): the process joins an
 container's instead, one path for every hierarchy (key "") or per v1 controller.
 
 ``manager_from_state`` rebuilds a manager from state.json without probing the host.  `state` (paused or
-running?) and `delete` of a stopped container read that record without the drivers: pyruntime/cgstate.py.
+running?) and `delete` of a stopped container read that record without the drivers (state.cgroup_frozen,
+control.py).
 """
 from __future__ import annotations
 

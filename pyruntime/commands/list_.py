@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
     elif args.format == "json":
-        import json
+        from .. import fastjson as json     # json.dumps's own output, without importing re
         sys.stdout.write((json.dumps(rows) if rows else "null") + "\n")    # runc prints null for none
     else:
         sys.stdout.write(format_table(rows))

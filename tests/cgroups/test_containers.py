@@ -330,7 +330,7 @@ def _wait_stopped(c, cid: str) -> None:
 def test_delete_of_a_stopped_container_removes_its_cgroup(containers):
     """What every shim does once the container exited: `delete` (no --force) of a stopped container
     removes every directory of its cgroup, the unified one on a hybrid host too, without the drivers
-    (pyruntime/cgstate.py) and with them alike."""
+    (control.py) and with them alike."""
     b, _ = containers.bundle(["true"])
     cid = create(containers, b)
     cg = load_state(containers, cid)["cgroup"]

@@ -12,7 +12,7 @@ import pytest
 from conftest import fresh_path, has_controller, need, release
 
 from pyruntime.cgroups import manager_from_state, open_manager
-from pyruntime.cgstate import frozen as frozen_from_state
+from pyruntime.state import cgroup_frozen as frozen_from_state
 from pyruntime.cgroups.layout import HYBRID, V1, V2, host_path
 from pyruntime.errors import ConfigError
 

@@ -133,7 +133,7 @@ def test_systemd_driver_refuses_clearly_where_it_cannot_run():
 def test_state_sees_a_paused_systemd_container(tmp_path):
     """`state` reads the freezer from state.json without the drivers: the systemd driver's record
     (the scope's directory as "path") must be understood there too."""
-    from pyruntime.cgstate import frozen as frozen_from_state
+    from pyruntime.state import cgroup_frozen as frozen_from_state
     (tmp_path / "cgroup.freeze").write_text("1\n")
     d = {"driver": "systemd", "path": str(tmp_path), "unit": "pyrt-x.scope", "mount": "/sys/fs/cgroup"}
     assert frozen_from_state(d) is True
@@ -162,7 +162,7 @@ def test_systemd_driver_on_a_hybrid_layout(monkeypatch, tmp_path):
     through state.json, and `state` reads the v1 freezer from it."""
     import os
     from pyruntime.cgroups import layout, manager_from_state
-    from pyruntime.cgstate import frozen as frozen_from_state
+    from pyruntime.state import cgroup_frozen as frozen_from_state
     from pyruntime.cgroups.fs1 import V1Manager
     from pyruntime.cgroups.systemd import SystemdManager
     mnt = str(tmp_path)

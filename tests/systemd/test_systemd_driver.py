@@ -61,7 +61,8 @@ def test_scope_limits_lifecycle_and_delete(lane):
                                        "perf_event", "net_cls", "systemd", "unified")
               if os.path.isdir(f"/sys/fs/cgroup/{h}")] if V1 else [cg_dir("", cg)]
     for d in joined:
-        assert rd(f"{d}/cgroup.procs").split() == [str(st["pid"])], (d, rd(f"{d}/cgroup.procs"))
+        got = rd(f"{d}/cgroup.procs").split()
+        assert got == [str(st["pid"])], f"the init {st['pid']} is not (alone) in {d}: cgroup.procs {got}"
     procs = f"{cg_dir('pids', cg)}/cgroup.procs"
 
     lane.cli("start", cid, check=True)
