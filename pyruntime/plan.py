@@ -99,17 +99,22 @@ def _host_cgroup_mounts() -> list[tuple[str, str, str]]:
     return out
 
 
-def _cgroup_mounts(dest: str, flags: int, new_cgroupns: bool, cg: dict) -> list[tuple]:
+def _cgroup_mounts(dest: str, flags: int, new_cgroupns: bool, cg: dict, covered: bool = False) -> list[tuple]:
     """A ``cgroup`` mount expanded for this host, showing the container its own cgroup only (runc):
     with a new cgroup namespace, fresh mounts (their root is the namespace's root); without one, binds
     of the container's own cgroup directories.  v1/hybrid: a tmpfs holding one entry per hierarchy,
-    made read-only afterwards when the mount asks for ro.  ``unified`` is not exposed on hybrid hosts."""
+    made read-only afterwards when the mount asks for ro.  ``unified`` is not exposed on hybrid hosts.
+    ``covered``: an earlier rbind (a rootless container's /sys) already shows the host's cgroup2 mount
+    at ``dest``; the kernel refuses the same superblock on its own mount point (EBUSY), so, as runc
+    falls back to, the container's own cgroup is bound there (nothing when it has none)."""
     host = _host_cgroup_mounts()
     base = [m for m in host if m[0] == "/sys/fs/cgroup"]
     paths = cg.get("paths") or {}
     if base and base[0][1] == "cgroup2":
         own = cg.get("path") or paths.get("unified")
-        if new_cgroupns or not own:
+        if covered and not own:
+            return []
+        if (new_cgroupns and not covered) or not own:
             return [("cgroup2", dest, "cgroup2", flags, "", 0)]
         return [(own, dest, None, flags | MS["bind"], "", 0)]
     safe = MS["nosuid"] | MS["nodev"] | MS["noexec"]
@@ -128,6 +133,15 @@ def _cgroup_mounts(dest: str, flags: int, new_cgroupns: bool, cg: dict) -> list[
     if flags & MS["ro"]:
         out.append(("tmpfs", dest, "tmpfs", MS["remount"] | MS["ro"] | safe, "mode=755", 0))
     return out
+
+
+def _host_cgroup_at(mounts: list[tuple], dest: str) -> bool:
+    """An earlier recursive bind of a host directory holding /sys/fs/cgroup puts it at ``dest``."""
+    for src, at, fstype, flags, *_ in mounts:
+        if fstype is None and flags & MS["rec"] and (src == "/sys/fs/cgroup" or "/sys/fs/cgroup".startswith(src + "/")):
+            if os.path.normpath(os.path.join(at, os.path.relpath("/sys/fs/cgroup", src))) == dest:
+                return True
+    return False
 
 
 def _idmap_maps(m: dict, linux: dict, field: str, in_userns: bool) -> tuple[str, str]:
@@ -194,7 +208,7 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
                 p.fds.append(tree)
             mounts.append((src, dest, None, flags, data, prop, o, tree))
         elif mtype == "cgroup":
-            for t in _cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None, cg):
+            for t in _cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None, cg, _host_cgroup_at(mounts, dest)):
                 mounts.append((*t, o, -1))
         elif mtype == "sysfs" and (in_userns or in_user_namespace()) and "network" not in nss:
             # sysfs cannot be mounted in a user namespace that does not own the network namespace

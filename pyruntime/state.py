@@ -18,7 +18,6 @@ import _stat
 import posix   # not os, which costs ~1 ms of every shim call: see fastos.py
 import sys
 
-from . import fastjson as json
 from . import fastos
 from .errors import ContainerNotFound, RuntimeFailure
 
@@ -148,6 +147,7 @@ def parse(path: str, cid: str, raw: bytes) -> State:
     if not raw.strip():
         raise _bad(path, "empty file")
     try:
+        from . import fastjson as json     # here, not at the top: a missing container needs no parser
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise _bad(path, f"not valid JSON (truncated?): {str(e)[:120]}") from None
@@ -177,6 +177,7 @@ def save(root: str, st: State) -> None:
     tmp = fastos.join(d, ".state.json.tmp")
     path = fastos.join(d, "state.json")
     try:
+        from . import fastjson as json
         data = json.dumps(st.to_dict()).encode()
     except (TypeError, ValueError, RecursionError, UnicodeEncodeError) as e:
         raise RuntimeFailure(f"cannot encode the state: {e}", step="state", path=path) from None

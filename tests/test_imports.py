@@ -41,7 +41,7 @@ NO_OS = {"os", "posixpath", "genericpath", "stat", "_collections_abc", "struct",
 ONLY = {"_socket": ("start",),                                               # the start handshake
         "fcntl": ("start", "delete"),                                        # the container's lock
         "pyruntime.control": ("kill", "start", "delete", "delete-gone"),
-        "_json": ("state", "kill", "start", "delete", "state-unknown", "delete-gone"),
+        "_json": ("state", "kill", "start", "delete", "state-unknown"),     # (the error is logged as JSON)
         "pyruntime.state": ("state", "kill", "start", "delete", "state-unknown", "delete-gone")}
 # a hook of the config's runs through hooks.py, which may use os (podman's OCI hooks directories)
 HOOK_CALLS = {"start": "poststart", "delete": "poststop"}

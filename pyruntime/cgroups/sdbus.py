@@ -18,6 +18,7 @@ DEST = "org.freedesktop.systemd1"
 PATH = "/org/freedesktop/systemd1"
 MANAGER = "org.freedesktop.systemd1.Manager"
 JOB_TIMEOUT = 30.0      # runc's
+AUTH_TIMEOUT = 10.0     # jeepney's 1 s is short for a loaded machine (or a TCG VM)
 
 
 class DBusError(RuntimeFailure):
@@ -36,21 +37,71 @@ def _user_bus_address() -> str:
     return f"unix:path={rt}/bus"
 
 
+def user_bus_available() -> bool:
+    """A session bus to talk to: DBUS_SESSION_BUS_ADDRESS, or the socket in the runtime dir."""
+    addr = _user_bus_address()
+    return bool(os.environ.get("DBUS_SESSION_BUS_ADDRESS")) or os.path.exists(addr[len("unix:path="):])
+
+
+def _authenticated_socket(bus: str):
+    """A connected socket past the SASL handshake, done as sd-bus does it: EXTERNAL without an
+    initial response, so the bus takes our uid from the socket (SO_PEERCRED).  jeepney's own
+    handshake claims geteuid(), which inside a user namespace is not the uid the bus sees: rootless
+    podman runs the OCI runtime as uid 0 of its user namespace, and the user's bus rejects "0"."""
+    import socket
+    from jeepney.bus import get_bus
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(AUTH_TIMEOUT)
+    buf = bytearray()
+
+    def line() -> bytes:
+        while b"\r\n" not in buf:
+            chunk = sock.recv(512)
+            if not chunk:
+                raise OSError("the bus closed the connection during authentication")
+            buf.extend(chunk)
+            if len(buf) > 4096:
+                raise OSError("unexpected reply from the bus during authentication")
+        i = buf.index(b"\r\n")
+        text = bytes(buf[:i])
+        del buf[:i + 2]
+        return text
+
+    try:
+        sock.connect(get_bus(bus))
+        sock.sendall(b"\0AUTH EXTERNAL\r\n")
+        reply = line()
+        if reply == b"DATA" or reply.startswith(b"DATA "):
+            sock.sendall(b"DATA\r\n")
+            reply = line()
+        if not reply.startswith(b"OK"):
+            raise OSError(f"authentication rejected: {reply[:200].decode('ascii', 'replace')}")
+        sock.sendall(b"BEGIN\r\n")
+        sock.settimeout(None)
+        return sock
+    except socket.timeout:
+        sock.close()
+        raise TimeoutError(f"no authentication reply from the bus within {AUTH_TIMEOUT:.0f}s") from None
+    except BaseException:
+        sock.close()
+        raise
+
+
 class Systemd:
     """One connection to the system (or, with ``user=True``, the user's) systemd instance."""
 
     def __init__(self, user: bool = False) -> None:
         try:
             from jeepney import DBusAddress
-            from jeepney.io.blocking import open_dbus_connection
+            from jeepney.io.blocking import DBusConnection
         except ImportError:
             raise RuntimeFailure("the D-Bus client package jeepney is not installed "
                                  "(pip install 'pyruntime[systemd]')", step="systemd cgroup driver") from None
         self.user = user
         bus = _user_bus_address() if user else "SYSTEM"
         try:
-            self.conn = open_dbus_connection(bus)
-        except (OSError, KeyError, ValueError, TimeoutError) as e:
+            self.conn = DBusConnection(_authenticated_socket(bus))
+        except (OSError, KeyError, ValueError, RuntimeError, TimeoutError) as e:
             where = bus if user else "the system bus"
             raise RuntimeFailure(f"cannot connect to {where}: {e}", step="systemd cgroup driver") from None
         self.addr = DBusAddress(PATH, bus_name=DEST, interface=MANAGER)

@@ -33,6 +33,20 @@ from .lazy import res
 Fs = V2Manager | V1Manager
 
 
+def _user_instance() -> bool:
+    """Which systemd instance, decided as runc decides it: the user's for rootless cgroups (euid
+    != 0, ``--rootless true``, or uid 0 of a user namespace, which is how rootless podman runs the
+    runtime); but uid 0 of a user namespace with no session bus to reach (a system container with
+    its own systemd) uses the system instance, as runc does when it finds no bus owner."""
+    from ..rootless import euid_rootless, rootless_cgroups
+    if not rootless_cgroups():
+        return False
+    if euid_rootless():
+        return True
+    from .sdbus import user_bus_available
+    return user_bus_available()
+
+
 class SystemdManager:
     driver = "systemd"
 
@@ -58,7 +72,7 @@ class SystemdManager:
             raise RuntimeFailure("systemd is not running on this host (no /run/systemd/system)",
                                  step="systemd cgroup driver")
         lay = detect()
-        user = os.geteuid() != 0
+        user = _user_instance()
         if user and lay.kind != V2:
             raise RuntimeFailure(f"this host's cgroups are {lay.kind}: rootless containers with the systemd "
                                  "driver need cgroup v2 (so does runc); run without --systemd-cgroup",
@@ -106,7 +120,11 @@ class SystemdManager:
         """Nothing to make yet: the scope is created with the init's pid (add_pid)."""
 
     def apply(self, resources: dict) -> None:
-        """Validate now (bad input fails before any process exists); applied in add_pid."""
+        """Validate now (bad input fails before any process exists); applied in add_pid.  The user's
+        instance gets no device rules: installing a device filter (BPF) needs privileges no user
+        manager has, and a rootless container reaches only the devices its user may open anyway."""
+        if self.user:
+            resources = {k: v for k, v in resources.items() if k != "devices"}
         self._resources = res.validate(resources)
         if isinstance(self.fs, V1Manager):
             self.fs._check_support(self._resources)
@@ -155,9 +173,13 @@ class SystemdManager:
 
     def _props_for(self, r: dict, version: int, initial: bool) -> list:
         from . import sdprops
-        return sdprops.resource_props(r, version, initial=initial, v1=isinstance(self.fs, V1Manager))
+        props = sdprops.resource_props(r, version, initial=initial, v1=isinstance(self.fs, V1Manager))
+        # the user's instance: no device rules (see apply)
+        return [p for p in props if not (self.user and p[0] in ("DevicePolicy", "DeviceAllow"))]
 
     def update(self, resources: dict) -> None:
+        if self.user:
+            resources = {k: v for k, v in resources.items() if k != "devices"}
         r = res.validate(resources)
         v1 = isinstance(self.fs, V1Manager)
         if v1:

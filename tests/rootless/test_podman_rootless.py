@@ -23,11 +23,15 @@ pytestmark = pytest.mark.e2e
 
 
 class Podman:
-    def __init__(self, rl) -> None:
+    """podman as the test user, its config under the user's home; ``cgroup_manager`` "systemd" is the
+    systemd lane's (tests/systemd/test_systemd_rootless.py: the user's systemd instance)."""
+
+    def __init__(self, rl, cgroup_manager: str = "cgroupfs") -> None:
         self.rl, self.u = rl, rl.owner
         # where rootless podman looks by default (the user's env names no CONTAINERS_* files)
         self.conf = os.path.join(self.u.home, ".config", "containers")
         write_podman_config(self.conf, graphroot=f"{self.u.home}/storage", runroot=f"{self.u.xdg}/containers",
+                            cgroup_manager=cgroup_manager,
                             engine_extra=f'[engine.runtimes]\npyruntime = ["{rl.pyruntime}"]\nrunc = ["{rl.runc}"]\n')
         subprocess.run(["chown", "-R", f"{self.u.uid}:{self.u.gid}", self.u.home], check=True)
         tarball = os.path.join(rl.tmp, "rootfs.tar")
