@@ -15,7 +15,7 @@ APT_PKGS := gcc make libc6-dev libseccomp-dev libcap-dev pkg-config busybox-stat
             python3 python3-venv python3-dev
 PIP_PKGS := cffi pytest pyroute2 zstandard jeepney urllib3
 CORE := build/.stamp-core
-NATIVE := $(wildcard _native/*.c _native/*.h _native/cdef/*.h) _native/build.py
+NATIVE := $(wildcard _native/*.c _native/*.h _native/*.py _native/cdef/*.h _native/trampoline/*.c)
 BUSYBOX_ROOTFS := bundles/busybox/rootfs
 
 .PHONY: all deps venv build rootfs demo test test-unit install uninstall bench bench-deps clean lint

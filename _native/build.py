@@ -19,24 +19,25 @@ def _cdef_text(path: str) -> str:
         return "".join(line for line in f if not line.lstrip().startswith("#"))
 
 
+def _trampoline_build():
+    """_native/trampoline_build.py, loaded by path: setuptools runs this file without _native on sys.path."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("trampoline_build", os.path.join(HERE, "trampoline_build.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _embed_trampoline(build_dir: str) -> None:
-    """Compile trampoline/trampoline.c (static, no libc) and write it as a C array header.  Every
-    container process starts through it (the created init waits for `start` as it), and it is written
-    for x86_64 only: other architectures are refused here rather than built without it."""
+    """Compile trampoline/trampoline.c (static, no libc) for this machine and write it as a C array
+    header.  Every container process starts through it (the created init waits for `start` as it), so
+    an architecture it has no port to is refused here rather than built without it."""
     import platform
-    import subprocess
-    if platform.machine() != "x86_64":
-        raise SystemExit(f"pyruntime builds on x86_64 only: _native/trampoline/trampoline.c (the image every "
-                         f"container process starts through) has no port to {platform.machine()}")
+    tb = _trampoline_build()
+    tb.check_machine(platform.machine())
     os.makedirs(build_dir, exist_ok=True)
     hdr = os.path.join(build_dir, "trampoline_bin.h")
-    out = os.path.join(build_dir, "trampoline")
-    subprocess.run(["gcc", "-static", "-nostdlib", "-nostartfiles", "-Os", "-fno-stack-protector",
-                    "-fno-pie", "-no-pie", "-Wl,--build-id=none", "-o", out,
-                    os.path.join(HERE, "trampoline", "trampoline.c")], check=True)
-    subprocess.run(["strip", out], check=True)
-    with open(out, "rb") as f:
-        data = f.read()
+    data = tb.compile_trampoline(os.path.join(build_dir, "trampoline"), platform.machine())
     body = ",".join(str(b) for b in data)
     text = (f"static const unsigned char pyrt_trampoline[] = {{{body}}};\n"
             f"static const size_t pyrt_trampoline_len = {len(data)};\n")

@@ -3,7 +3,7 @@
 #include "common.h"
 #include "child.h"
 #include <grp.h>
-#include <linux/audit.h>
+#include <seccomp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -213,7 +213,7 @@ int pyrt_check_init_syscalls(const struct pyrt_plan *p, char *err, size_t errlen
     for (i = 0; i < sizeof calls / sizeof calls[0]; i++) {
         memset(&d, 0, sizeof d);
         d.nr = calls[i].nr;
-        d.arch = AUDIT_ARCH_X86_64;
+        d.arch = seccomp_arch_native();   /* the AUDIT_ARCH_* of the build, as the filter sees it */
         d.args[0] = 3;
         d.args[2] = calls[i].a2;
         d.args[3] = calls[i].a3;

@@ -22,4 +22,6 @@
 /* Fill err with "step: path: strerror" style text; returns -errnum so callers can `return fail(...)`. */
 int pyrt_fail(char *err, size_t errlen, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* fork with clone flags, in this architecture's clone argument order (util.c) */
+long pyrt_clone(unsigned long flags);
 #endif

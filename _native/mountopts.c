@@ -56,7 +56,7 @@ int pyrt_idmap_userns(const char *uid_map, const char *gid_map, char *err, size_
 
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return pyrt_fail(err, errlen, errno, "pipe for the id-mapping user namespace");
-    pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, 0);
+    pid = pyrt_clone(CLONE_NEWUSER | SIGCHLD);
     if (pid < 0) {
         rc = pyrt_fail(err, errlen, errno, "clone a user namespace for an id-mapped mount");
         close(pipefd[0]);

@@ -321,7 +321,7 @@ int pyrt_proc_contexts(const struct pyrt_plan *p, char *err, size_t errlen)
         return pyrt_fail(err, errlen, E2BIG, "more than %d proc mounts", MAX_PROC);
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return pyrt_fail(err, errlen, errno, "procfs contexts: socketpair");
-    j = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+    j = pyrt_clone(SIGCHLD);
     if (j < 0)
         return pyrt_fail(err, errlen, errno, "procfs contexts: clone");
     if (j == 0) {
@@ -331,7 +331,7 @@ int pyrt_proc_contexts(const struct pyrt_plan *p, char *err, size_t errlen)
             _exit(2);
         if (dup2(sv[1], 0) < 0 || syscall(SYS_close_range, 1, ~0U, 0) < 0)
             _exit(3);
-        h = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+        h = pyrt_clone(SIGCHLD);
         if (h < 0)
             _exit(4);
         if (h == 0) {

@@ -157,7 +157,7 @@ static void fork_into_pidns(struct pyrt_plan *p, int fd)
      * before anything the final process sends on the same socket. */
     if (pipe2(order, O_CLOEXEC) < 0)
         pyrt_child_die(fd, errno, "pipe");
-    pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+    pid = pyrt_clone(CLONE_PARENT | SIGCHLD);
     if (pid < 0)
         pyrt_child_die(fd, errno, "clone into the pid namespace");
     if (pid == 0) {
@@ -528,7 +528,7 @@ static long do_clone(const struct pyrt_plan *p)
         ca.cgroup = (uint64_t)p->cgroup_fd;
         return syscall(SYS_clone3, &ca, sizeof ca);
     }
-    return syscall(SYS_clone, p->clone_flags | SIGCHLD, NULL, NULL, NULL, 0);
+    return pyrt_clone(p->clone_flags | SIGCHLD);
 }
 
 static int write_file(const char *path, const char *text)

@@ -1,4 +1,4 @@
-/* util.c — error text and sync-socket messages shared by every step of the child. */
+/* util.c — error text and sync-socket messages shared by every step of the child; clone as fork. */
 #include "common.h"
 #include "child.h"
 #include <stdarg.h>
@@ -73,4 +73,15 @@ void pyrt_child_die(int fd, int errnum, const char *text)
         (void)w;
     }
     _exit(1);
+}
+
+/* clone(2) like fork, with namespace or CLONE_PARENT flags (no new stack, so the child returns here
+ * too).  The argument order is per architecture: s390x takes the stack first and the flags second. */
+long pyrt_clone(unsigned long flags)
+{
+#if defined(__s390x__)
+    return syscall(SYS_clone, 0UL, flags, NULL, NULL, 0UL);
+#else
+    return syscall(SYS_clone, flags, NULL, NULL, NULL, 0UL);
+#endif
 }

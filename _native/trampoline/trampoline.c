@@ -22,51 +22,60 @@
  *    A seccomp filter without no_new_privs is already loaded when this starts (spawn.c): what runs
  *    here before `start` connects (write, close, accept4, read) is checked against it there.
  *
- * No libc: a static blob of a few KiB, embedded into the C core at build time.  x86_64 only: the
- * builder refuses other architectures (every container process starts through this image).
+ * No libc: a static blob of a few KiB, embedded into the C core at build time (_native/build.py).
+ * Portable C except one small per-architecture section (the raw syscall instruction and _start):
+ * x86_64, aarch64, ppc64le, s390x and riscv64.  Syscall numbers and constants come from the kernel's
+ * uapi headers of the target (<asm/unistd.h> __NR_*, no libc), so a cross compiler builds it for its
+ * target; every syscall used here exists on each of those except fork (aarch64 and riscv64 have only
+ * clone, used as fork there: flags SIGCHLD, no new stack).
  */
-#define SYS_read 0
-#define SYS_write 1
-#define SYS_close 3
-#define SYS_fork 57
-#define SYS_execve 59
-#define SYS_exit 60
-#define SYS_wait4 61
-#define SYS_kill 62
-#define SYS_clock_gettime 228
-#define SYS_ppoll 271
-#define SYS_accept4 288
-#define SYS_dup3 292
-#define SYS_pipe2 293
-#define SYS_seccomp 317
-#define SYS_pidfd_open 434
-#define EINTR 4
-#define EAGAIN 11
-#define E2BIG 7
-#define EINVAL 22
-#define SOCK_CLOEXEC 02000000
-#define O_NONBLOCK 04000
-#define O_CLOEXEC 02000000
-#define POLLIN 1
+#include <asm/unistd.h>
+#include <asm/errno.h>
+#include <linux/fcntl.h>
+#include <asm/poll.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#if !defined(__x86_64__) && !defined(__aarch64__) && !(defined(__powerpc64__) && defined(__LITTLE_ENDIAN__)) && \
+    !defined(__s390x__) && !(defined(__riscv) && __riscv_xlen == 64)
+#error "trampoline.c: no syscall stub and _start for this architecture (see the per-architecture section)"
+#endif
+
+#define SOCK_CLOEXEC O_CLOEXEC          /* the kernel defines SOCK_CLOEXEC as O_CLOEXEC (linux/net.h) */
+#define SIGKILL 9                       /* the same on every architecture above */
+#define SIGCHLD 17
 #define HOOKS_MAX (2 << 20)     /* the state JSON (PYRT_STATE_MAX, 1 MiB) plus the hooks themselves */
 #define HOOK_PTRS 16384
 #define MSG_GO 1
 #define MSG_ERROR 2
 #define MSG_CREATED 5
-#define MAX_INSNS 4096          /* BPF_MAXINSNS: the kernel refuses longer seccomp programs */
+#define MAX_INSNS BPF_MAXINSNS  /* the kernel refuses longer seccomp programs */
 
 struct msg { unsigned int type; int err; unsigned int len; unsigned int pad; };
-struct sock_filter { unsigned short code; unsigned char jt, jf; unsigned int k; };
-struct sock_fprog { unsigned short len; struct sock_filter *filter; };
 
-struct pollfd { int fd; short events, revents; };
-struct timespec { long tv_sec, tv_nsec; };
+struct timespec { long tv_sec, tv_nsec; };    /* 64-bit targets only: the kernel's __kernel_timespec */
 
 static struct sock_filter prog[MAX_INSNS + 1];   /* one more: a longer program is refused */
 static char text[4096 + 64];
 static char hooks[HOOKS_MAX];
 static char *hptr[HOOK_PTRS];
 
+/* ---- per architecture: the raw syscall (returns -errno on failure) and _start ------------------
+ * _start: the kernel leaves argc at the stack pointer, then argv[], NULL, envp[], NULL; each stub hands
+ * that address to pyrt_tramp_main with the stack set up as the ABI wants for a call. */
+
+/* aarch64, s390x, riscv64: the number in one register, the arguments in others, the result (-errno on
+ * failure) in the first argument's register */
+#define REG_SYSCALL(insn, rn, ra, rb, rc, rd)                                                          \
+    static long sys4(long n, long a, long b, long c, long d)                                           \
+    {                                                                                                  \
+        register long n_ __asm__(rn) = n, a_ __asm__(ra) = a, b_ __asm__(rb) = b;                      \
+        register long c_ __asm__(rc) = c, d_ __asm__(rd) = d;                                          \
+        __asm__ volatile(insn : "+r"(a_) : "r"(n_), "r"(b_), "r"(c_), "r"(d_) : "memory");             \
+        return a_;                                                                                     \
+    }
+
+#if defined(__x86_64__)
 static long sys4(long n, long a, long b, long c, long d)
 {
     long r;
@@ -74,7 +83,57 @@ static long sys4(long n, long a, long b, long c, long d)
     __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
     return r;
 }
+__asm__(".globl _start\n_start:\n  mov %rsp, %rdi\n  and $-16, %rsp\n  call pyrt_tramp_main\n");
+
+#elif defined(__aarch64__)
+REG_SYSCALL("svc 0", "x8", "x0", "x1", "x2", "x3")
+/* sp is 16-byte aligned at entry; frame pointer and link register cleared (outermost frame) */
+__asm__(".globl _start\n_start:\n  mov x0, sp\n  mov x29, #0\n  mov x30, #0\n  bl pyrt_tramp_main\n");
+
+#elif defined(__powerpc64__)
+/* `sc` reports failure in CR0.SO with a positive errno in r3: negated here like the other targets. */
+static long sys4(long n, long a, long b, long c, long d)
+{
+    register long r0 __asm__("r0") = n, r3 __asm__("r3") = a, r4 __asm__("r4") = b;
+    register long r5 __asm__("r5") = c, r6 __asm__("r6") = d;
+    __asm__ volatile("sc\n\tbns+ 1f\n\tneg %1, %1\n1:"
+                     : "+r"(r0), "+r"(r3), "+r"(r4), "+r"(r5), "+r"(r6)
+                     : : "r7", "r8", "r9", "r10", "r11", "r12", "cr0", "ctr", "memory");
+    return r3;
+}
+/* ELFv2: r2 (TOC) from our own address (bl/mflr), then a 16-byte aligned minimal frame (32 bytes) with
+ * a NULL back chain before the call. */
+__asm__(".globl _start\n_start:\n"
+        "  bl 1f\n1:  mflr 12\n"
+        "  addis 2, 12, .TOC.-1b@ha\n  addi 2, 2, .TOC.-1b@l\n"
+        "  mr 3, 1\n  clrrdi 1, 1, 4\n  li 0, 0\n  stdu 0, -32(1)\n"
+        "  bl pyrt_tramp_main\n  nop\n");
+
+#elif defined(__s390x__)
+REG_SYSCALL("svc 0", "r1", "r2", "r3", "r4", "r5")
+/* the callee may store registers in the caller's 160-byte save area: make one, back chain 0 */
+__asm__(".globl _start\n_start:\n  lgr %r2, %r15\n  aghi %r15, -160\n  xc 0(8,%r15), 0(%r15)\n"
+        "  brasl %r14, pyrt_tramp_main\n");
+
+#elif defined(__riscv)
+REG_SYSCALL("ecall", "a7", "a0", "a1", "a2", "a3")
+/* gp first: the linker may relax accesses to gp-relative ones */
+__asm__(".globl _start\n_start:\n  .option push\n  .option norelax\n  lla gp, __global_pointer$\n"
+        "  .option pop\n  mv a0, sp\n  andi sp, sp, -16\n  call pyrt_tramp_main\n");
+#endif
+
 #define sys3(n, a, b, c) sys4(n, a, b, c, 0)
+
+/* fork: aarch64 and riscv64 have only clone (flags first there; s390x, whose clone takes the stack
+ * first, has fork) */
+static long sys_fork(void)
+{
+#ifdef __NR_fork
+    return sys3(__NR_fork, 0, 0, 0);
+#else
+    return sys4(__NR_clone, SIGCHLD, 0, 0, 0);
+#endif
+}
 
 static long num(const char *s)
 {
@@ -123,9 +182,9 @@ static __attribute__((noreturn)) void die_text(long fd, long err)
     m->len = tlen;
     m->pad = 0;
     if (fd >= 0)
-        sys3(SYS_write, fd, (long)text, sizeof *m + tlen);
+        sys3(__NR_write, fd, (long)text, sizeof *m + tlen);
     for (;;)
-        sys3(SYS_exit, 1, 0, 0);
+        sys3(__NR_exit, 1, 0, 0);
 }
 
 /* A failure with a fixed text (and a path): to `start` when fd >= 0, then exit. */
@@ -140,7 +199,7 @@ static __attribute__((noreturn)) void die(long fd, long err, const char *what, c
 static long now_ms(void)
 {
     struct timespec ts = { 0, 0 };
-    sys3(SYS_clock_gettime, 1 /* CLOCK_MONOTONIC */, (long)&ts, 0);
+    sys3(__NR_clock_gettime, 1 /* CLOCK_MONOTONIC */, (long)&ts, 0);
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
@@ -150,7 +209,7 @@ static long read_memfd(long fd, char *buf, long cap, long report, const char *wh
 {
     long got = 0, r;
     for (;;) {
-        r = sys3(SYS_read, fd, (long)buf + got, cap - got);
+        r = sys3(__NR_read, fd, (long)buf + got, cap - got);
         if (r == -EINTR)
             continue;
         if (r < 0)
@@ -161,7 +220,7 @@ static long read_memfd(long fd, char *buf, long cap, long report, const char *wh
         if (got >= cap)
             die(report, E2BIG, what, ": too large");
     }
-    sys3(SYS_close, fd, 0, 0);
+    sys3(__NR_close, fd, 0, 0);
     return got;
 }
 
@@ -201,7 +260,7 @@ static void drain(long fd)
 {
     char b[256];
     long n;
-    while ((n = sys3(SYS_read, fd, (long)b, sizeof b)) > 0 || n == -EINTR)
+    while ((n = sys3(__NR_read, fd, (long)b, sizeof b)) > 0 || n == -EINTR)
         if (n > 0)
             keep(b, n);
 }
@@ -212,33 +271,34 @@ static void run_hook(long conn, long idx, char *path, char **argv, char **envp, 
                      const char *state, long state_len)
 {
     int in[2], out[2];
-    long pid, pidfd, r, status = 0, timed_out = 0, deadline = timeout > 0 ? now_ms() + timeout * 1000 : -1;
+    int status = 0;     /* wait4 stores an int: a long here reads it shifted on big-endian s390x */
+    long pid, pidfd, r, timed_out = 0, deadline = timeout > 0 ? now_ms() + timeout * 1000 : -1;
 
     seen = 0;
-    if (sys3(SYS_pipe2, (long)in, O_CLOEXEC, 0) < 0 || sys3(SYS_pipe2, (long)out, O_CLOEXEC | O_NONBLOCK, 0) < 0)
+    if (sys3(__NR_pipe2, (long)in, O_CLOEXEC, 0) < 0 || sys3(__NR_pipe2, (long)out, O_CLOEXEC | O_NONBLOCK, 0) < 0)
         die(conn, EINVAL, "startContainer hook: pipe ", path);
-    pid = sys3(SYS_fork, 0, 0, 0);
+    pid = sys_fork();
     if (pid < 0)
         die(conn, -pid, "startContainer hook: fork ", path);
     if (pid == 0) {
-        if (sys3(SYS_dup3, in[0], 0, 0) < 0 || sys3(SYS_dup3, out[1], 1, 0) < 0 || sys3(SYS_dup3, out[1], 2, 0) < 0)
-            sys3(SYS_exit, 127, 0, 0);
-        r = sys3(SYS_execve, (long)path, (long)argv, (long)envp);
+        if (sys3(__NR_dup3, in[0], 0, 0) < 0 || sys3(__NR_dup3, out[1], 1, 0) < 0 || sys3(__NR_dup3, out[1], 2, 0) < 0)
+            sys3(__NR_exit, 127, 0, 0);
+        r = sys3(__NR_execve, (long)path, (long)argv, (long)envp);
         tlen = 0;
         put("exec ");
         put(path);
         put(": errno ");
         putn(-r);
-        sys3(SYS_write, 2, (long)text + sizeof(struct msg), tlen);
+        sys3(__NR_write, 2, (long)text + sizeof(struct msg), tlen);
         for (;;)
-            sys3(SYS_exit, 127, 0, 0);
+            sys3(__NR_exit, 127, 0, 0);
     }
-    sys3(SYS_close, in[0], 0, 0);
-    sys3(SYS_close, out[1], 0, 0);
+    sys3(__NR_close, in[0], 0, 0);
+    sys3(__NR_close, out[1], 0, 0);
     {
         long off = 0;       /* a hook that does not read its stdin is fine (EPIPE) */
         while (off < state_len) {
-            r = sys3(SYS_write, in[1], (long)state + off, state_len - off);
+            r = sys3(__NR_write, in[1], (long)state + off, state_len - off);
             if (r == -EINTR)
                 continue;
             if (r <= 0)
@@ -246,11 +306,11 @@ static void run_hook(long conn, long idx, char *path, char **argv, char **envp, 
             off += r;
         }
     }
-    sys3(SYS_close, in[1], 0, 0);
-    pidfd = sys3(SYS_pidfd_open, pid, 0, 0);
+    sys3(__NR_close, in[1], 0, 0);
+    pidfd = sys3(__NR_pidfd_open, pid, 0, 0);
     if (pidfd < 0) {
-        sys3(SYS_kill, pid, 9, 0);
-        sys4(SYS_wait4, pid, (long)&status, 0, 0);
+        sys3(__NR_kill, pid, SIGKILL, 0);
+        sys4(__NR_wait4, pid, (long)&status, 0, 0);
         die(conn, -pidfd, "startContainer hook: pidfd_open ", path);
     }
     for (;;) {
@@ -258,13 +318,13 @@ static void run_hook(long conn, long idx, char *path, char **argv, char **envp, 
         long left = deadline < 0 ? 1000 : deadline - now_ms();
         struct timespec ts;
         if (deadline >= 0 && left <= 0) {
-            sys3(SYS_kill, pid, 9 /* SIGKILL */, 0);
+            sys3(__NR_kill, pid, SIGKILL, 0);
             timed_out = 1;
             break;
         }
         ts.tv_sec = left / 1000;
         ts.tv_nsec = (left % 1000) * 1000000L;
-        r = sys4(SYS_ppoll, (long)pf, 2, (long)&ts, 0);
+        r = sys4(__NR_ppoll, (long)pf, 2, (long)&ts, 0);
         if (r == -EINTR || r == 0)
             continue;
         if (r < 0)
@@ -275,11 +335,11 @@ static void run_hook(long conn, long idx, char *path, char **argv, char **envp, 
             break;
     }
     do
-        r = sys4(SYS_wait4, pid, (long)&status, 0, 0);
+        r = sys4(__NR_wait4, pid, (long)&status, 0, 0);
     while (r == -EINTR);
     drain(out[0]);
-    sys3(SYS_close, out[0], 0, 0);
-    sys3(SYS_close, pidfd, 0, 0);
+    sys3(__NR_close, out[0], 0, 0);
+    sys3(__NR_close, pidfd, 0, 0);
     read_tail();
     while (tl && (tail[tl - 1] == '\n' || tail[tl - 1] == ' '))
         tl--;
@@ -354,17 +414,17 @@ static __attribute__((noreturn)) void wait_and_exec(long argc, char **argv, char
         hlen = read_memfd(hfd, hooks, HOOKS_MAX - 1, sync, "startContainer hooks");
         hooks[hlen] = 0;
     }
-    if (sys3(SYS_write, sync, (long)&m, sizeof m) != sizeof m)
+    if (sys3(__NR_write, sync, (long)&m, sizeof m) != sizeof m)
         die(-1, 0, "", 0);                              /* create went away */
-    sys3(SYS_close, sync, 0, 0);
+    sys3(__NR_close, sync, 0, 0);
     do
-        conn = sys4(SYS_accept4, lsn, 0, 0, SOCK_CLOEXEC);
+        conn = sys4(__NR_accept4, lsn, 0, 0, SOCK_CLOEXEC);
     while (conn == -EINTR);
     if (conn < 0)
         die(-1, 0, "", 0);
-    sys3(SYS_close, lsn, 0, 0);
+    sys3(__NR_close, lsn, 0, 0);
     do
-        r = sys3(SYS_read, conn, (long)&m, sizeof m);
+        r = sys3(__NR_read, conn, (long)&m, sizeof m);
     while (r == -EINTR);
     if (r != sizeof m || m.type != MSG_GO)
         die(-1, 0, "", 0);                              /* not `start`: nobody to report to */
@@ -374,11 +434,11 @@ static __attribute__((noreturn)) void wait_and_exec(long argc, char **argv, char
         struct sock_fprog fp;
         fp.len = (unsigned short)(plen / sizeof prog[0]);
         fp.filter = prog;
-        r = sys3(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, sflags, (long)&fp);
+        r = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, sflags, (long)&fp);
         if (r < 0)
             die(conn, -r, "load seccomp filter (linux.seccomp)", 0);
     }
-    r = sys3(SYS_execve, (long)argv[6], (long)(argv + 7), (long)envp);
+    r = sys3(__NR_execve, (long)argv[6], (long)(argv + 7), (long)envp);
     die(conn, -r, "exec: ", argv[6]);
 }
 
@@ -393,10 +453,8 @@ __attribute__((noreturn, used)) void pyrt_tramp_main(long *sp)
     if (name[0] == 'p' && name[10] == 'i')       /* "pyruntime-init" vs "pyruntime-exec" */
         wait_and_exec(argc, argv, envp);
     if (argc >= 3)
-        sys3(SYS_execve, (long)argv[1], (long)(argv + 2), (long)envp);
-    sys3(SYS_write, 2, (long)msg, sizeof msg - 1);
+        sys3(__NR_execve, (long)argv[1], (long)(argv + 2), (long)envp);
+    sys3(__NR_write, 2, (long)msg, sizeof msg - 1);
     for (;;)
-        sys3(SYS_exit, 127, 0, 0);
+        sys3(__NR_exit, 127, 0, 0);
 }
-
-__asm__(".globl _start\n_start:\n  mov %rsp, %rdi\n  and $-16, %rsp\n  call pyrt_tramp_main\n");
