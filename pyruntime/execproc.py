@@ -3,7 +3,7 @@
 Same C engine as create, in PYRT_MODE_EXEC: the child joins every namespace the container's init
 has (user first; time through the parent; the pid namespace last, by an intermediate process that
 forks the final one only after it joined the mount namespace: see spawn.c), is placed in the
-container's cgroup before it runs anything, gets the container's seccomp program, capabilities,
+container's cgroup (or the sub-cgroup of it that ``exec --cgroup`` names) before it runs anything, gets the container's seccomp program, capabilities,
 rlimits and NNP unless overridden, and is non-dumpable until execve (no host executable exposed).
 """
 from __future__ import annotations
@@ -18,10 +18,11 @@ from .protocol import Forwarder, kill_and_reap, send_pidfd, spawn, wait_exec, wr
 
 def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False, pid_file: str | None = None,
                  console_socket: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
-                 pidfd_socket: str | None = None) -> int:
+                 pidfd_socket: str | None = None, sub_cgroup: dict[str, str] | None = None) -> int:
     """Start ``proc`` in the container whose state ``st`` the caller loaded; returns its exit status
     (0 at once when detached).  The process is planned by the same builder as create's init
-    (plan.fill_container_process) and driven by the same protocol module."""
+    (plan.fill_container_process) and driven by the same protocol module.  ``sub_cgroup``: exec
+    --cgroup's sub-cgroups (cgroups.parse_sub), joined by the driver's one join (clone_fd/add_pid)."""
     from . import protocol, spec
     cid = st.id
     status = state.status(root, st)
@@ -50,7 +51,10 @@ def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False
         if st.cgroup:
             from .cgroups import manager_from_state
             mgr = manager_from_state(st.cgroup)
-            set_cgroup(p, mgr.clone_fd())
+            set_cgroup(p, mgr.clone_fd(sub_cgroup))     # a bad sub-cgroup fails here, before any process
+        elif sub_cgroup:
+            raise RuntimeFailure("the container has no cgroup of its own to take a sub-cgroup of",
+                                 step="exec --cgroup")
         if proc.get("terminal"):
             if console_socket:
                 set_console(p, socket_path=console_socket)
@@ -74,7 +78,7 @@ def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False
         if not detach:
             fwd = Forwarder(pid)         # before the process can run: signals go to it, not to us
         if mgr is not None and p.c.cgroup_fd < 0:
-            mgr.add_pid(pid)
+            mgr.add_pid(pid, sub_cgroup)
 
         def on_console(_payload: bytes, _fds: list) -> None:
             nonlocal master

@@ -9,7 +9,9 @@ linux.cgroupsPath: absolute = from the root of each hierarchy; relative = below 
 cgroup in each hierarchy (/proc/self/cgroup); empty = /pyruntime/<id>, whose shared /pyruntime parent every
 such container owns: each removes it once empty (the one that made it may go first while another is still
 in it; rmdir of a non-empty cgroup fails, and mkdirs re-makes a parent removed under it).  The runtime never moves itself
-into a container cgroup: the container init is moved (add_pid) or cloned into it (clone_fd).
+into a container cgroup: the container init is moved (add_pid) or cloned into it (clone_fd).  Both take
+an optional ``sub`` (``exec --cgroup``, :func:`parse_sub`): the process joins an existing sub-cgroup of the
+container's instead, one path for every hierarchy (key "") or per v1 controller.
 
 ``manager_from_state`` rebuilds a manager from state.json without probing the host.  `state` (paused or
 running?) and `delete` of a stopped container read that record without the drivers (state.cgroup_frozen,
@@ -32,8 +34,8 @@ class Manager:
 
     def create(self) -> None: ...
     def apply(self, resources: dict) -> None: ...
-    def clone_fd(self) -> int | None: ...
-    def add_pid(self, pid: int) -> None: ...
+    def clone_fd(self, sub: dict[str, str] | None = None) -> int | None: ...
+    def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None: ...
     def freeze(self) -> None: ...
     def thaw(self) -> None: ...
     def frozen(self) -> bool: ...
@@ -44,6 +46,29 @@ class Manager:
     def to_state(self) -> dict: ...
     def update(self, resources: dict) -> None: ...
     def oom_kills(self) -> int | None: ...
+
+
+def parse_sub(specs: list[str]) -> dict[str, str]:
+    """``exec --cgroup`` values (runc's syntax: ``PATH`` or ``CTRL[,CTRL...]:PATH``, repeatable) as
+    controller -> sub-path, "" meaning every hierarchy.  Only the syntax is checked here; the drivers
+    check the controllers and that each directory exists inside the container's cgroup."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) > 2 or "\x00" in spec or "\n" in spec:
+            raise RuntimeFailure(f"invalid --cgroup argument: {spec}")
+        if len(parts) == 1:
+            if len(specs) != 1:      # one path for all hierarchies excludes any per-controller one
+                raise RuntimeFailure(f"invalid --cgroup argument: {spec} (missing <controller>: prefix)")
+            out[""] = spec
+            continue
+        for ctrl in parts[0].split(","):
+            if not ctrl:
+                raise RuntimeFailure(f"invalid --cgroup argument: {spec} (empty <controller> prefix)")
+            if out.get(ctrl, parts[1]) != parts[1]:
+                raise RuntimeFailure(f"invalid --cgroup argument(s): controller {ctrl} given two different paths")
+            out[ctrl] = parts[1]
+    return out
 
 
 def _check_path(p: str) -> str:

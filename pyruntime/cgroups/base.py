@@ -33,6 +33,19 @@ def write(d: str, name: str, value: str | int) -> None:
         os.close(fd)
 
 
+def sub_dir(d: str, sub: str) -> str:
+    """``exec --cgroup``'s sub-path resolved below the container's cgroup ``d``: relative to it even
+    when written absolute (as runc), never outside it (``..``), and an existing directory: a process
+    must not be placed in a cgroup the container does not own, and a missing one fails before any
+    process exists."""
+    path = os.path.normpath(os.path.join(d, sub.lstrip("/")))
+    if path != d and not path.startswith(d.rstrip("/") + "/"):
+        raise RuntimeFailure(f"{sub} is not a sub cgroup path", step="exec --cgroup")
+    if not os.path.isdir(path):
+        raise RuntimeFailure(f"sub-cgroup {sub} does not exist", step="exec --cgroup", path=path)
+    return path
+
+
 def write_pid(d: str, pid: int) -> None:
     """Move ``pid`` into cgroup ``d``.  EINVAL can mean the task is still TASK_NEW (just forked):
     retry briefly, as runc does, before calling it an error."""

@@ -117,14 +117,41 @@ class V1Manager:
         return cls(d["paths"], d["mounts"], d.get("created"), u)
 
     # --- processes ----------------------------------------------------------------------------------
-    def clone_fd(self) -> int | None:
+    def _join_dirs(self, sub: dict[str, str] | None) -> tuple[list[str], dict[str, str] | None]:
+        """Where a process joins: one directory per hierarchy, and the ``sub`` for the unified one.
+        exec --cgroup (``sub``): a plain PATH ("") applies to every hierarchy, the unified one too;
+        per-controller paths move only those controllers (co-mounted ones share the directory), the
+        rest stay in the container's own cgroup.  Every target is checked to exist first."""
+        if not sub:
+            return self._dirs(), None
+        if "" in sub:
+            return [base.sub_dir(d, sub[""]) for d in self._dirs()], sub
+        unknown = sorted(c for c in sub if c not in self.paths)
+        if unknown:
+            raise RuntimeFailure(f"unknown controller {unknown[0]} (this container has: "
+                                 f"{', '.join(sorted(self.paths))})", step="exec --cgroup")
+        target: dict[str, str] = {}
+        for ctrl, rel in sub.items():
+            d = self.paths[ctrl]
+            t = base.sub_dir(d, rel)
+            if target.setdefault(d, t) != t:
+                raise RuntimeFailure(f"controllers mounted together in {d} given different paths",
+                                     step="exec --cgroup")
+        return [target.get(d, d) for d in self._dirs()], None
+
+    def clone_fd(self, sub: dict[str, str] | None = None) -> int | None:
+        """None: v1 has no clone-into-cgroup; ``sub`` is checked now, before a process exists."""
+        self._join_dirs(sub)
+        if self.unified is not None:
+            self.unified.clone_fd(sub if sub and "" in sub else None)
         return None
 
-    def add_pid(self, pid: int) -> None:
-        for d in self._dirs():
+    def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None:
+        dirs, usub = self._join_dirs(sub)
+        for d in dirs:
             base.write_pid(d, pid)
         if self.unified is not None:
-            self.unified.add_pid(pid)
+            self.unified.add_pid(pid, usub)
 
     def _procs_dir(self) -> str | None:
         for c in ("freezer", "pids", "memory", "cpu", "devices"):

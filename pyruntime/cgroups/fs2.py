@@ -117,16 +117,29 @@ class V2Manager:
         return cls(d["mount"], d["path"], d.get("created"), d.get("layout", "v2"))
 
     # --- processes ----------------------------------------------------------------------------------
-    def clone_fd(self) -> int | None:
+    def join_dir(self, sub: dict[str, str] | None = None) -> str:
+        """Where a process joins: the container's cgroup, or exec --cgroup's sub-cgroup of it (one
+        hierarchy, so only the plain PATH form; runc's rule on v2)."""
+        if not sub:
+            return self.path
+        if set(sub) != {""}:
+            raise RuntimeFailure(f"{sorted(sub)[0]}:{sub[sorted(sub)[0]]}: cgroup v2 has one hierarchy, give a "
+                                 "plain PATH without a controller prefix", step="exec --cgroup")
+        return base.sub_dir(self.path, sub[""])
+
+    def clone_fd(self, sub: dict[str, str] | None = None) -> int | None:
+        """An fd of the cgroup to clone the process into (v2 layout), else None; the target is checked
+        either way, so a bad ``sub`` fails before a process exists."""
+        d = self.join_dir(sub)
         if self.layout != "v2":
             return None
         try:
-            return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            return os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
-            raise RuntimeFailure.from_os(e, "cgroup: open", self.path) from None
+            raise RuntimeFailure.from_os(e, "cgroup: open", d) from None
 
-    def add_pid(self, pid: int) -> None:
-        base.write_pid(self.path, pid)
+    def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None:
+        base.write_pid(self.join_dir(sub), pid)
 
     def pids(self) -> list[int]:
         return base.procs(self.path)

@@ -129,13 +129,15 @@ class SystemdManager:
         if isinstance(self.fs, V1Manager):
             self.fs._check_support(self._resources)
 
-    def clone_fd(self) -> int | None:
-        return self.fs.clone_fd() if self.started else None
+    def clone_fd(self, sub: dict[str, str] | None = None) -> int | None:
+        return self.fs.clone_fd(sub) if self.started else None
 
-    def add_pid(self, pid: int) -> None:
-        if self.started:            # exec: join the existing scope through cgroupfs
-            self.fs.add_pid(pid)
+    def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None:
+        if self.started:            # exec: join the existing scope (or exec --cgroup's sub) through cgroupfs
+            self.fs.add_pid(pid, sub)
             return
+        if sub:
+            raise RuntimeFailure("a sub-cgroup needs the container's scope to exist", step="exec --cgroup")
         r = self._resources if self._resources is not None else res.validate({})
         with self._bus() as bus:
             props = [("Description", ("s", self.description))]

@@ -31,8 +31,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="pass N more open file descriptors (3 .. 3+N-1) to the process")
     p.add_argument("--pidfd-socket", default=None, metavar="PATH",
                    help="AF_UNIX socket that receives a pidfd of the new process (SCM_RIGHTS)")
-    p.add_argument("--cgroup", default=None, metavar="[CONTROLLER:]PATH",
-                   help="runc's sub-cgroup for the process: not supported (refused with an error)")
+    p.add_argument("--cgroup", action="append", default=[], metavar="[CONTROLLER[,CONTROLLER...]:]PATH",
+                   help="run the process in an existing sub-cgroup of the container's: PATH for every "
+                        "hierarchy, or per v1 controller (repeatable); cgroup v2: PATH only")
     p.add_argument("--ignore-paused", action="store_true", help="allow exec into a paused container")
     p.add_argument("id", help="container id")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="command",
@@ -101,12 +102,11 @@ def run(args: argparse.Namespace) -> int:
     from .. import state
     from ..execproc import exec_process
     st = state.load(args.root, args.id)      # first, as runc: an unknown id is the error before --process's
-    if args.cgroup is not None:
-        # said, not ignored: the process would otherwise run in the container's own cgroup, outside the
-        # limits the caller asked for
-        raise RuntimeFailure(f"--cgroup {args.cgroup}: running the process in a sub-cgroup is not supported "
-                             "by pyruntime")
+    sub = None
+    if args.cgroup:
+        from ..cgroups import parse_sub
+        sub = parse_sub(args.cgroup)
     proc = build_process(args, st.config.get("process", {}))
     return exec_process(args.root, st, proc, detach=args.detach, pid_file=args.pid_file,
                         console_socket=args.console_socket, preserve_fds=args.preserve_fds,
-                        ignore_paused=args.ignore_paused, pidfd_socket=args.pidfd_socket)
+                        ignore_paused=args.ignore_paused, pidfd_socket=args.pidfd_socket, sub_cgroup=sub)
