@@ -169,7 +169,19 @@ class Response:
         return self.r.read(n)
 
     def release(self) -> None:
-        self.r.release_conn()
+        _give_back(self.r, drain=False)
+
+
+def _give_back(r, drain: bool = True) -> None:
+    """Return a response's connection to the pool only with its body consumed: a connection with an
+    unread body (a 5xx or 401 page, a redirect, a blob read only partly) would be reused mid-response
+    and the next request on it fails (http.client's ResponseNotReady).  Small bodies (error pages,
+    redirects) are drained; a body left unread after a stream is not: its connection is closed."""
+    if drain:
+        r.drain_conn()
+    elif not r.isclosed():
+        r.close()
+    r.release_conn()
 
 
 class RegistryClient:
@@ -294,7 +306,7 @@ class RegistryClient:
                 hops = 0
                 while r.status in (301, 302, 303, 307, 308) and hops < 5:
                     loc = r.headers.get("Location")
-                    r.release_conn()
+                    _give_back(r)
                     if not loc:
                         break
                     from urllib.parse import urljoin, urlparse
@@ -314,7 +326,7 @@ class RegistryClient:
                 continue
             if r.status == 401 and not authed_retry:
                 challenge = r.headers.get("WWW-Authenticate", "")
-                r.release_conn()
+                _give_back(r)
                 if not challenge:
                     raise ImageError(self._denied(), step="auth", path=self.name)
                 value = self._authorize(challenge, scope)
@@ -323,10 +335,10 @@ class RegistryClient:
                 authed_retry = True
                 continue
             if r.status == 401:
-                r.release_conn()
+                _give_back(r)
                 raise ImageError(self._denied(), step="auth", path=self.name)
             if r.status >= 500 or r.status == 429:
-                r.release_conn()
+                _give_back(r)
                 if attempt + 1 == RETRIES:
                     raise ImageError(f"{what or path}: HTTP {r.status} (after {RETRIES} attempts)", step="pull",
                                      path=self.name)

@@ -284,3 +284,53 @@ def test_concurrent_pulls_into_one_layout(plain, tmp_path):
     for n in _blobs(out):               # every blob complete and what its name says
         import hashlib
         assert hashlib.sha256(open(os.path.join(out, "blobs", "sha256", n), "rb").read()).hexdigest() == n
+
+
+def test_error_bodies_never_poison_a_reused_connection(monkeypatch):
+    """A 5xx page left unread on a keep-alive connection made the next request on that connection fail
+    (http.client's ResponseNotReady, seen once in CI under load as "Connection aborted" after 4 attempts): the
+    retries must each get a clean connection or the drained old one."""
+    import http.server
+    import threading
+    import time
+
+    from pyruntime.image import registry
+
+    seen: list[int] = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"           # keep-alive: the client reuses its connection
+
+        def do_GET(self) -> None:
+            if self.path == "/v2/":
+                code, body = 200, b"{}"
+            elif len(seen) < 2:
+                code, body = 503, b"busy " * 200    # an error page the client does not read
+            else:
+                code, body = 200, b'{"ok": true}'
+            if self.path != "/v2/":
+                seen.append(code)
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if code == 503:                     # the page comes late: the connection looks idle
+                self.wfile.flush()
+                time.sleep(0.3)
+            self.wfile.write(body)
+
+        def log_message(self, *a) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.setattr(registry, "BACKOFF", 0.01)
+    try:
+        c = registry.RegistryClient(f"127.0.0.1:{srv.server_address[1]}", "r", insecure=True)
+        c.scheme = "http"
+        r = c.request("GET", "/v2/r/manifests/x")
+        body = r.read()
+        r.release()
+        assert r.status == 200 and body == b'{"ok": true}' and seen == [503, 503, 200], (r.status, body, seen)
+    finally:
+        srv.shutdown()
+        srv.server_close()
