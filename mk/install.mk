@@ -46,7 +46,8 @@ $(SYSVENV)/.stamp: | install-check-python
 
 # The wheel is built by SYS_PYTHON itself, so the core matches the interpreter the launcher runs.
 $(INSTALL_BUILD)/.stamp-lib: $(PKG_SOURCES) $(NATIVE) setup.py pyproject.toml MANIFEST.in $(SYSVENV)/.stamp
-	rm -rf $(STAGE) $(INSTALL_BUILD)/wheel
+	@# setuptools' own build dirs keep modules deleted since the last build: they would reach the wheel
+	rm -rf $(STAGE) $(INSTALL_BUILD)/wheel $(ROOT)/build/lib.* $(ROOT)/build/bdist.*
 	$(SYSVENV)/bin/python -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation \
 	  -w $(INSTALL_BUILD)/wheel $(ROOT)
 	umask 022 && $(SYSVENV)/bin/python -m pip install -q --disable-pip-version-check --no-warn-script-location \
