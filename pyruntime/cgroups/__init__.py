@@ -14,14 +14,14 @@ an optional ``sub`` (``exec --cgroup``, :func:`parse_sub`): the process joins an
 container's instead, one path for every hierarchy (key "") or per v1 controller.
 
 ``manager_from_state`` rebuilds a manager from state.json without probing the host.  `state` (paused or
-running?) and `delete` of a stopped container read that record without the drivers (state.cgroup_frozen,
-control.py).
+running?) and `delete` of a stopped container read that record without the drivers (state.cgroup_frozen;
+:func:`remove_if_empty`, whose rmdir part every driver's destroy shares, :mod:`.rmdirs`).  So this
+package itself loads neither the drivers nor :mod:`os` until a function here needs them.
 """
 from __future__ import annotations
 
-import os
-
 from ..errors import ConfigError, RuntimeFailure
+from .rmdirs import remove_if_empty  # noqa: F401 - part of the interface (see the docstring)
 
 # read by pyruntime.features (`pyruntime features`)
 FEATURES = {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": True}
@@ -81,6 +81,7 @@ def _check_path(p: str) -> str:
 
 def _hier_path(cgroups_path: str, own: str) -> str:
     """Path inside one hierarchy: absolute as given, relative below our own cgroup there."""
+    import os
     if cgroups_path.startswith("/"):
         return os.path.normpath(cgroups_path)
     return os.path.normpath(os.path.join(own or "/", cgroups_path))
@@ -90,6 +91,7 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
                  annotations: dict | None = None) -> Manager:
     """The manager for a new container (nothing is created until ``create()``).  ``systemd``: the
     systemd driver (cgroupsPath "slice:prefix:name"; ``annotations`` carry org.systemd.property.*)."""
+    import os
     if systemd:
         from .systemd import SystemdManager
         return SystemdManager.open(cgroups_path, container_id, annotations)
@@ -150,6 +152,7 @@ def warm_attach_lock() -> None:
     own pid into our own cgroup is a no-op move that pays that wait while create parses and plans.
     Pure v2 does not need it (clone3 CLONE_INTO_CGROUP).
     """
+    import os
     try:
         with open("/proc/self/cgroup") as f:
             line = next((ln for ln in f if ln.split(":", 2)[1] not in ("", "name=systemd")), None)
@@ -198,6 +201,7 @@ def join_warmup() -> None:
     done, tid = _warmup
     _warmup = None
     done.acquire()
+    import os
     import time
     for _ in range(2000):            # the OS thread ends a moment after its Python part
         if not tid[0] or not os.path.exists(f"/proc/self/task/{tid[0]}"):
