@@ -11,7 +11,6 @@ Safety is the same as everywhere: the state is read with O_NOFOLLOW and must nam
 (state.py), commands that change a container hold its lock, and a process is only signalled through a
 pidfd after its start time proved it is the container's init.
 """
-from __future__ import annotations
 
 import _signal as signal   # not `signal`: its enum conversion costs ms per call
 import posix   # not os: see fastos.py

@@ -5,7 +5,6 @@ Why: importing :mod:`os` (which runs posixpath, stat and _collections_abc) costs
 nothing of it but system calls (``posix`` has them all: ``os`` re-exports them) and these few tests.
 Like fastjson, a subset on purpose: code off the lifecycle paths imports :mod:`os`.
 """
-from __future__ import annotations
 
 import _stat
 import posix

@@ -11,7 +11,6 @@ tests/core/test_protocol_header.py checks the codec against the core's struct la
 does on each message is a handler it passes to :func:`drive`; the loop, the errors and the end of the
 conversation are here.
 """
-from __future__ import annotations
 
 import errno
 import posix        # not os: see fastos.py (`start` imports this module)

@@ -5,7 +5,6 @@ the trees hostile images make (a ``run --image`` bundle, the layer store).  On t
 ``posix`` and ``_stat``, not :mod:`os`/:mod:`stat` (~1 ms of every `delete`, see fastos.py) nor shutil
 (recursive: a 3000-level tree from an image would end in a RecursionError; and ~10 ms of imports).
 """
-from __future__ import annotations
 
 import _stat
 import errno

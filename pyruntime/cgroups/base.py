@@ -9,7 +9,7 @@ import _signal as signal   # not `signal`: its enums cost milliseconds per call
 import time
 
 from ..errors import RuntimeFailure
-from . import rmdirs
+from . import remove_created as _remove_created
 
 
 def write(d: str, name: str, value: str | int) -> None:
@@ -201,10 +201,10 @@ def _rmdir_deepest_first(d: str, timeout: float, kill: bool) -> None:
 
 
 def remove_created(created: list[str], keep: list[str] | tuple[str, ...] = ()) -> None:
-    """:func:`.rmdirs.remove_created` (the parents a manager made, except its leaves ``keep``), its
+    """:func:`pyruntime.cgroups.remove_created` (the parents a manager made, except its leaves ``keep``), its
     errors as RuntimeFailure."""
     try:
-        rmdirs.remove_created(created, keep)
+        _remove_created(created, keep)
     except OSError as e:
         raise RuntimeFailure.from_os(e, "cgroup: rmdir", e.filename or "") from None
 

@@ -14,7 +14,7 @@ import time
 
 from ..errors import ConfigError, RuntimeFailure
 from .lazy import log, res
-from . import base, rmdirs
+from . import base, remove_if_empty
 from .fs2 import V2Manager
 P = "linux.resources"
 
@@ -78,8 +78,8 @@ class V1Manager:
 
     def destroy(self, kill: bool = True) -> None:
         """See V2Manager.destroy: kill=False signals nobody and removes only what is empty; an empty
-        container cgroup goes the way `delete` removes it without the drivers (rmdirs.remove_if_empty)."""
-        if rmdirs.remove_if_empty(self.to_state()):
+        container cgroup goes the way `delete` removes it without the drivers (cgroups.remove_if_empty)."""
+        if remove_if_empty(self.to_state()):
             return
         if not kill:
             for d in self._dirs():

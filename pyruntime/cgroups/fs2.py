@@ -13,7 +13,7 @@ import time
 
 from ..errors import ConfigError, RuntimeFailure
 from .lazy import log, res
-from . import base, rmdirs
+from . import base, remove_if_empty
 P = "linux.resources"
 
 
@@ -93,8 +93,8 @@ class V2Manager:
     def destroy(self, kill: bool = True) -> None:
         """Remove the container's cgroup.  kill=False (a shared or foreign-populated cgroup): signal
         nobody, remove only what is empty.  An empty one (a stopped container's) goes the way `delete`
-        removes it without the drivers (rmdirs.remove_if_empty)."""
-        if rmdirs.remove_if_empty(self.to_state()):
+        removes it without the drivers (cgroups.remove_if_empty)."""
+        if remove_if_empty(self.to_state()):
             return
         if not kill:
             base.rmdir_unused(self.path)
