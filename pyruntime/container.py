@@ -22,7 +22,7 @@ from . import cgshare, log, rootless, state
 from .control import (clear_halfmade as _clear_halfmade, delete, hook_state, kill, pause,  # noqa: F401
                       poststop as _poststop, resume, start)
 from .errors import ContainerExists, ContainerNotFound, RuntimeFailure
-from .rmtree import remove_path
+from .fastos import remove_path
 
 from .protocol import (EXEC_SOCK, short_path, kill_and_reap as _kill_and_reap, spawn,  # noqa: F401
                        write_pid_file)
