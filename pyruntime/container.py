@@ -156,7 +156,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             notify.setup_spec(cfg, cdir)
         linux = cfg.get("linux", {})
         hooks = cfg.get("hooks", {}) or {}
-        # cgroup first: the init is placed in it before it runs anything of the user's
+        # the init is placed in its cgroup before it runs anything of the user's
         unpriv, rl_cgroups = rootless.euid_rootless(), rootless.rootless_cgroups()
         if unpriv:
             rootless.check_config(cfg, spec.namespaces(cfg))
@@ -169,32 +169,26 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         if rl_cgroups:      # may be None: no cgroup for a caller that may not have one, needs none
             state.save(root, st)
             mgr = rootless.open_cgroup(linux, cid, opts.systemd_cgroup)
+            if mgr is not None:
+                undo.push(cgshare.release, mgr)
         else:
+            # described now, made after the plan: on cgroup v1 making it waits until the CLI's warm-up
+            # (cgroups.warm_attach_lock) has passed the kernel's RCU grace period, which planning overlaps
             mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
                                annotations=cfg.get("annotations"))
             cgshare.check_unused(mgr)
             st.cgroup = mgr.to_state()
-            state.save(root, st)
-            mgr.create()
-            undo.push(cgshare.release, mgr)
-            mgr.apply(linux.get("resources", {}) or {})
-        log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} "
-                  f"{'created' if mgr is not None else 'none (rootless, not permitted, not needed)'}")
-        if mgr is not None and rl_cgroups:
-            undo.push(cgshare.release, mgr)
-        cg_state = mgr.to_state() if mgr is not None else {}
+        cg_state = mgr.to_state() if mgr is not None else {}     # the paths: the same before and after create()
         p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=cg_state,
                                           seccomp_cache=root, keyring=None if opts.no_new_keyring else cid)
         for w in warnings:
             log.warning(w)
-        cgfd = mgr.clone_fd() if mgr is not None and not rl_cgroups else None
         if unpriv and p.c.clone_flags & planmod.NS_FLAGS["user"]:
             # the child stays dumpable until GO, else its /proc files are root's and we (and
             # newuidmap) may not write its maps; it has no container yet for anyone to see
             p.c.userns_dumpable = 1
         if rootless.setgroups_denied(linux):
             p.c.set_groups = 0
-        planmod.set_cgroup(p, cgfd)
         # exec.sock: start connects to it to release the init
         dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         p.fds.append(dirfd)
@@ -208,6 +202,17 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         planmod.set_stdio(p, opts.stdio)
         planmod.set_preserve_fds(p, opts.preserve_fds)
         planmod.set_hooks(p, hooks)
+        cgfd = None
+        if not rl_cgroups:
+            state.save(root, st)
+            mgr.create()
+            undo.push(cgshare.release, mgr)
+            mgr.apply(linux.get("resources", {}) or {})
+            cg_state = mgr.to_state()
+            cgfd = mgr.clone_fd()
+        log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} "
+                  f"{'created' if mgr is not None else 'none (rootless, not permitted, not needed)'}")
+        planmod.set_cgroup(p, cgfd)
         pid, sync = spawn(p)
         log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
         cur = [pid]          # the intermediate until PYRT_MSG_PID names the init (a pid namespace to join)
