@@ -195,7 +195,7 @@ def _main(argv: list[str] | None) -> int:
         # as early as possible: the first cgroup migration's kernel wait overlaps imports and planning.
         # Not with --preserve-fds: the warm-up briefly holds an fd, which could sit where a preserved fd
         # is expected to be missing and fool the check that they are all open.
-        from .cgroups import warm_attach_lock
+        from .cgwarm import warm_attach_lock      # posix only: before os and the cgroup package
         warm_attach_lock()
     if g.command not in COMMANDS:
         return _help(g.command)

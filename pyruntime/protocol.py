@@ -90,7 +90,7 @@ def _single_threaded() -> None:
     """The CLI's own thread (the cgroup warm-up) is joined before clone(): a thread alive at clone
     time is one the child does not have (issue 10 item 8).  Threads of an API user's own are theirs:
     the child's raw set*id syscalls do not wait for them."""
-    from .cgroups import join_warmup
+    from .cgwarm import join_warmup
     join_warmup()
 
 

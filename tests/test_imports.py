@@ -177,6 +177,10 @@ def test_lifecycle_imports_with_client_configs(world, variant):
     # exec plans and spawns one process: none of create's machinery (container.py: rootfs, hooks, undo;
     # it is imported only to forward a seccomp listener, which no client config asks for)
     assert not {"pyruntime.container", "pyruntime.cgshare", "pyruntime.hooks"} & seen["exec"]
+    # it joins the container's cgroups from state.json's record (cgroups.base.join, the drivers' own
+    # join): not the drivers themselves
+    assert "pyruntime.cgroups.base" in seen["exec"]
+    assert not {"pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.cgroups.lazy"} & seen["exec"]
     # `state` of a running container asks only whether it is paused: a file read, not the cgroup drivers
     assert not {"pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.container"} & seen["state"]
     if hooks:

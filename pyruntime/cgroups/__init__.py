@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 
+from ..cgwarm import join_warmup, warm_attach_lock  # noqa: F401  (re-exported; the CLI imports cgwarm)
 from ..errors import ConfigError, RuntimeFailure
 
 # read by pyruntime.features (`pyruntime features`)
@@ -140,66 +141,3 @@ def manager_from_state(d: dict) -> Manager:
         return SystemdManager.from_state(d)
     raise RuntimeFailure(f"unknown cgroup driver {drv!r} in state", step="cgroup")
 
-
-def warm_attach_lock() -> None:
-    """Start, on a thread, the kernel's slow path for the first cgroup migration, so that moving the
-    container's init later (add_pid) does not wait for it.
-
-    Why: on cgroup v1 the first write to any cgroup.procs takes the threadgroup rwsem for writing,
-    which waits an RCU grace period (5-13 ms here); writes soon after it are ~0.2 ms.  Re-writing our
-    own pid into our own cgroup is a no-op move that pays that wait while create parses and plans.
-    Pure v2 does not need it (clone3 CLONE_INTO_CGROUP).
-    """
-    try:
-        with open("/proc/self/cgroup") as f:
-            line = next((ln for ln in f if ln.split(":", 2)[1] not in ("", "name=systemd")), None)
-    except OSError:
-        return
-    if line is None:
-        return
-    _, ctrls, path = line.rstrip("\n").split(":", 2)
-    procs = f"/sys/fs/cgroup/{ctrls}{path.rstrip('/')}/cgroup.procs"
-    if not os.path.exists(procs):
-        return
-
-    import _thread
-    done = _thread.allocate_lock()
-    done.acquire()
-    tid = [0]
-
-    def touch() -> None:
-        tid[0] = _thread.get_native_id()
-        try:
-            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(os.getpid()).encode())
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
-        finally:
-            done.release()
-    global _warmup
-    _warmup = (done, tid)
-    _thread.start_new_thread(touch, ())
-
-
-_warmup = None
-
-
-def join_warmup() -> None:
-    """Wait until the warm-up thread is gone, also from the kernel's thread list.  Called before every
-    clone(): the CLI then has no thread alive at clone time (issue 10 item 8: glibc's set*id wrappers
-    in the child would wait for a thread it does not have; the C core also uses raw syscalls, which
-    keeps API users with threads of their own safe)."""
-    global _warmup
-    if _warmup is None:
-        return
-    done, tid = _warmup
-    _warmup = None
-    done.acquire()
-    import time
-    for _ in range(2000):            # the OS thread ends a moment after its Python part
-        if not tid[0] or not os.path.exists(f"/proc/self/task/{tid[0]}"):
-            return
-        time.sleep(0.0002)

@@ -147,6 +147,9 @@ class V1Manager:
         return None
 
     def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None:
+        if not sub:
+            base.join(self.to_state(), pid)     # exec's join from state.json too
+            return
         dirs, usub = self._join_dirs(sub)
         for d in dirs:
             base.write_pid(d, pid)

@@ -130,15 +130,12 @@ class V2Manager:
     def clone_fd(self, sub: dict[str, str] | None = None) -> int | None:
         """An fd of the cgroup to clone the process into (v2 layout), else None; the target is checked
         either way, so a bad ``sub`` fails before a process exists."""
-        d = self.join_dir(sub)
-        if self.layout != "v2":
-            return None
-        try:
-            return os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as e:
-            raise RuntimeFailure.from_os(e, "cgroup: open", d) from None
+        return base.clone_dir_fd(self.to_state(), self.join_dir(sub))
 
     def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None:
+        if not sub:
+            base.join(self.to_state(), pid)     # exec's join from state.json too
+            return
         base.write_pid(self.join_dir(sub), pid)
 
     def pids(self) -> list[int]:
