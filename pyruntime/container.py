@@ -19,13 +19,23 @@ import time
 
 from . import fastjson as json
 from . import cgshare, log, rootless, state
-from .control import (clear_halfmade as _clear_halfmade, delete, hook_state, kill, pause,  # noqa: F401
-                      poststop as _poststop, resume, start)
 from .errors import ContainerExists, ContainerNotFound, RuntimeFailure
 from .fastos import rmtree as _rmtree
 
 from .protocol import (EXEC_SOCK, short_path, kill_and_reap as _kill_and_reap, spawn,  # noqa: F401
                        write_pid_file)
+
+
+# start, kill, pause, resume, delete (and hook_state) are control.py's, re-exported here on first use:
+# a `create` (every container, from every shim) needs none of them
+_FROM_CONTROL = ("start", "kill", "pause", "resume", "delete", "hook_state")
+
+
+def __getattr__(name: str):
+    if name in _FROM_CONTROL:
+        from . import control
+        return getattr(control, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CreateOptions:
@@ -98,7 +108,8 @@ def _claim_dir(root: str, cid: str, keep_bundle: str = "") -> "state.locked":
                 if st is not None and not st.creating:
                     raise ContainerExists(cid)
                 log.warning(f"container {cid}: clearing what a killed create left behind")
-                _clear_halfmade(root, cid, st, keep_bundle)
+                from .control import clear_halfmade
+                clear_halfmade(root, cid, st, keep_bundle)
             finally:
                 lk.release()
             continue
@@ -241,6 +252,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             nonlocal hooks_ran
             hooks_ran = True
             _create_hooks(root, st, hooks, pid)
+            from .control import hook_state
             sync.send(sync.m.GO, json.dumps(hook_state(root, st, "created")).encode())
 
         def on_listener(_payload: bytes, fds: list) -> None:
@@ -266,7 +278,8 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         return st
     except BaseException:
         if hooks_ran and (cfg.get("hooks") or {}).get("poststop"):
-            _poststop(root, cid, bundle, cfg)
+            from .control import poststop
+            poststop(root, cid, bundle, cfg)
         undo.run()
         raise
     finally:
@@ -293,6 +306,7 @@ def forward_listener(p, fds: list, st: dict) -> None:
 
 
 def _create_hooks(root: str, st: state.State, hooks: dict, pid: int) -> None:
+    from .control import hook_state
     from .hooks import run_hooks
     s = hook_state(root, st, "creating")
     run_hooks("prestart", hooks.get("prestart") or [], s)

@@ -186,6 +186,10 @@ def test_lifecycle_imports_with_client_configs(world, variant):
     if hooks:
         assert {"pyruntime.hooks"} <= seen["create"] and "pyruntime.hooks" in seen["start"]
         assert "pyruntime.hooks" in seen["delete"]        # its poststop hook ran
+    # create releases and deletes nothing: control.py (start, delete ...) is `run`'s, on first use
+    assert "pyruntime.control" not in seen["create"] and "pyruntime.control" in seen["run"]
+    # stdio that is no terminal (files, pipes: what shims and scripts give) needs no relay
+    assert "pyruntime.stdiorelay" not in seen["run"]
     # the lean paths really ran: the lock was taken, the state read, the init released through exec.sock
     assert {"fcntl", "pyruntime.control", "_socket"} <= seen["start"]
     assert {"fcntl", "pyruntime.control"} <= seen["delete"]
