@@ -8,7 +8,6 @@ Each subcommand lives in ``pyruntime/commands/<name>.py`` and defines::
 
 so ``pyruntime state`` never imports what ``create`` needs.
 """
-from __future__ import annotations
 
 import posix   # not os: see fastos.py (shims call `state`, `kill`, `start`, `delete` constantly)
 import sys

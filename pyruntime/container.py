@@ -22,7 +22,7 @@ from . import cgshare, log, rootless, state
 from .control import (clear_halfmade as _clear_halfmade, delete, hook_state, kill, pause,  # noqa: F401
                       poststop as _poststop, resume, start)
 from .errors import ContainerExists, ContainerNotFound, RuntimeFailure
-from .fastos import rmtree as _rmtree
+from .rmtree import remove_path
 
 from .protocol import (EXEC_SOCK, short_path, kill_and_reap as _kill_and_reap, spawn,  # noqa: F401
                        write_pid_file)
@@ -144,7 +144,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     cdir = state.container_dir(root, cid)
     lk = _claim_dir(root, cid, keep_bundle=opts.owned.get("bundle", ""))
     undo = _Undo()
-    undo.push(_rmtree, cdir)
+    undo.push(remove_path, cdir)
     p = None
     pid = 0
     sync = None

@@ -12,7 +12,6 @@ A create writes a first record (``creating``, with the creating process's pid an
 makes anything, and updates it as it goes: if the runtime is killed halfway, ``delete --force`` and the
 next ``create`` of the id find what was made (init, cgroup) and clear it.
 """
-from __future__ import annotations
 
 import _stat
 import posix   # not os, which costs ~1 ms of every shim call: see fastos.py

@@ -9,6 +9,7 @@ import _signal as signal   # not `signal`: its enums cost milliseconds per call
 import time
 
 from ..errors import RuntimeFailure
+from . import remove_created as _remove_created
 
 
 def write(d: str, name: str, value: str | int) -> None:
@@ -237,15 +238,13 @@ def _rmdir_deepest_first(d: str, timeout: float, kill: bool) -> None:
                 time.sleep(0.01)
 
 
-def remove_created(created: list[str]) -> None:
-    """Remove the intermediate dirs this manager made, deepest first; ones still used by another
-    container (EBUSY/ENOTEMPTY) stay."""
-    for d in sorted(created, key=lambda p: p.count("/"), reverse=True):
-        try:
-            os.rmdir(d)
-        except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.EBUSY, errno.ENOTEMPTY):
-                raise RuntimeFailure.from_os(e, "cgroup: rmdir", d) from None
+def remove_created(created: list[str], keep: list[str] | tuple[str, ...] = ()) -> None:
+    """:func:`pyruntime.cgroups.remove_created` (the parents a manager made, except its leaves ``keep``), its
+    errors as RuntimeFailure."""
+    try:
+        _remove_created(created, keep)
+    except OSError as e:
+        raise RuntimeFailure.from_os(e, "cgroup: rmdir", e.filename or "") from None
 
 
 def wait_empty(dirs: list[str], timeout: float) -> bool:
