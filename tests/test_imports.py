@@ -178,9 +178,10 @@ def test_lifecycle_imports_with_client_configs(world, variant):
     seen["--version"] = imports(["--version"])
 
     assert "pyruntime.container" in seen["create"] and "pyruntime.commands.exec_" in seen["exec"]
-    if client == "podman":   # its profile went through the (cached) compiler, the lean way
+    if client == "podman":   # its profile went through the cache: compiled by the first create only
         assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["create"]
-        assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["exec"]
+        for call in ("exec", "run"):     # cache hits: the compiler (seccomp.py) is not even imported
+            assert "pyruntime.seccomp_cache" in seen[call] and "pyruntime.seccomp" not in seen[call]
     # exec plans and spawns one process: none of create's machinery (container.py: rootfs, hooks, undo;
     # it is imported only to forward a seccomp listener, which no client config asks for)
     assert not {"pyruntime.container", "pyruntime.cgshare", "pyruntime.hooks"} & seen["exec"]
@@ -193,6 +194,11 @@ def test_lifecycle_imports_with_client_configs(world, variant):
     if hooks:
         assert {"pyruntime.hooks"} <= seen["create"] and "pyruntime.hooks" in seen["start"]
         assert "pyruntime.hooks" in seen["delete"]        # its poststop hook ran
+    # create releases and deletes nothing: control.py (start, delete ...) is `run`'s, on first use
+    # (and the hooks' state is control.hook_state)
+    assert ("pyruntime.control" in seen["create"]) == hooks and "pyruntime.control" in seen["run"]
+    # stdio that is no terminal (files, pipes: what shims and scripts give) needs no relay
+    assert "pyruntime.stdiorelay" not in seen["run"]
     # the lean paths really ran: the lock was taken, the state read, the init released through exec.sock
     assert {"fcntl", "pyruntime.control", "_socket", "pyruntime.protocol"} <= seen["start"]
     assert {"fcntl", "pyruntime.control", "pyruntime.cgroups", "pyruntime.rmtree"} <= seen["delete"]

@@ -144,6 +144,14 @@ def mkdirs(path: str, stop: str, created: list[str]) -> None:
     rel = os.path.relpath(path, stop)
     if rel.startswith(".."):
         raise RuntimeFailure("cgroup path escapes its hierarchy", step="cgroup: mkdir", path=path)
+    if rel != ".":
+        try:                    # the usual case, a container below an existing parent: one mkdir per
+            os.mkdir(path, 0o755)    # hierarchy (create makes a dozen on v1, after the warm-up's wait)
+            if path not in created:
+                created.append(path)
+            return
+        except OSError:
+            pass                # exists, or a missing parent: the walk below tells which
     cur = stop
     for part in ([] if rel == "." else rel.split("/")):
         cur = os.path.join(cur, part)
