@@ -77,12 +77,16 @@ def join_warmup() -> None:
     done, tid = _warmup
     _warmup = None
     done.acquire()
-    import time
-    for _ in range(2000):            # the OS thread ends a moment after its Python part
+    task = f"/proc/self/task/{tid[0]}"
+    for i in range(2400):            # the OS thread ends a moment after its Python part (~0.1 ms)
         if not tid[0]:
             return
         try:
-            posix.stat(f"/proc/self/task/{tid[0]}")
+            posix.stat(task)
         except OSError:
             return
-        time.sleep(0.0002)
+        if i < 400:
+            posix.sched_yield()      # let it finish now: a sleep's timer slack would be most of the wait
+        else:
+            import time
+            time.sleep(0.0002)
