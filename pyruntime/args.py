@@ -11,7 +11,6 @@ runc's NAME / USAGE / DESCRIPTION / OPTIONS layout from the same ``help=`` strin
 the bash completion are generated from (pyruntime/docgen.py).  A help string is a constant: it costs
 nothing until printed.
 """
-from __future__ import annotations
 
 REMAINDER = "..."
 

@@ -8,7 +8,6 @@ Each subcommand lives in ``pyruntime/commands/<name>.py`` and defines::
 
 so ``pyruntime state`` never imports what ``create`` needs.
 """
-from __future__ import annotations
 
 import posix   # not os: see fastos.py (shims call `state`, `kill`, `start`, `delete` constantly)
 import sys
@@ -195,7 +194,7 @@ def _main(argv: list[str] | None) -> int:
         # as early as possible: the first cgroup migration's kernel wait overlaps imports and planning.
         # Not with --preserve-fds: the warm-up briefly holds an fd, which could sit where a preserved fd
         # is expected to be missing and fool the check that they are all open.
-        from .cgroups import warm_attach_lock
+        from .cgwarm import warm_attach_lock      # posix only: before os and the cgroup package
         warm_attach_lock()
     if g.command not in COMMANDS:
         return _help(g.command)

@@ -19,13 +19,23 @@ import time
 
 from . import fastjson as json
 from . import cgshare, log, rootless, state
-from .control import (clear_halfmade as _clear_halfmade, delete, hook_state, kill, pause,  # noqa: F401
-                      poststop as _poststop, resume, start)
 from .errors import ContainerExists, ContainerNotFound, RuntimeFailure
-from .fastos import rmtree as _rmtree
+from .rmtree import remove_path
 
 from .protocol import (EXEC_SOCK, short_path, kill_and_reap as _kill_and_reap, spawn,  # noqa: F401
                        write_pid_file)
+
+
+# start, kill, pause, resume, delete (and hook_state) are control.py's, re-exported here on first use:
+# a `create` (every container, from every shim) needs none of them
+_FROM_CONTROL = ("start", "kill", "pause", "resume", "delete", "hook_state")
+
+
+def __getattr__(name: str):
+    if name in _FROM_CONTROL:
+        from . import control
+        return getattr(control, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CreateOptions:
@@ -98,7 +108,8 @@ def _claim_dir(root: str, cid: str, keep_bundle: str = "") -> "state.locked":
                 if st is not None and not st.creating:
                     raise ContainerExists(cid)
                 log.warning(f"container {cid}: clearing what a killed create left behind")
-                _clear_halfmade(root, cid, st, keep_bundle)
+                from .control import clear_halfmade
+                clear_halfmade(root, cid, st, keep_bundle)
             finally:
                 lk.release()
             continue
@@ -144,7 +155,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
     cdir = state.container_dir(root, cid)
     lk = _claim_dir(root, cid, keep_bundle=opts.owned.get("bundle", ""))
     undo = _Undo()
-    undo.push(_rmtree, cdir)
+    undo.push(remove_path, cdir)
     p = None
     pid = 0
     sync = None
@@ -156,7 +167,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             notify.setup_spec(cfg, cdir)
         linux = cfg.get("linux", {})
         hooks = cfg.get("hooks", {}) or {}
-        # cgroup first: the init is placed in it before it runs anything of the user's
+        # the init is placed in its cgroup before it runs anything of the user's
         unpriv, rl_cgroups = rootless.euid_rootless(), rootless.rootless_cgroups()
         if unpriv:
             rootless.check_config(cfg, spec.namespaces(cfg))
@@ -169,32 +180,26 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         if rl_cgroups:      # may be None: no cgroup for a caller that may not have one, needs none
             state.save(root, st)
             mgr = rootless.open_cgroup(linux, cid, opts.systemd_cgroup)
+            if mgr is not None:
+                undo.push(cgshare.release, mgr)
         else:
+            # described now, made after the plan: on cgroup v1 making it waits until the CLI's warm-up
+            # (cgroups.warm_attach_lock) has passed the kernel's RCU grace period, which planning overlaps
             mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=opts.systemd_cgroup,
                                annotations=cfg.get("annotations"))
             cgshare.check_unused(mgr)
             st.cgroup = mgr.to_state()
-            state.save(root, st)
-            mgr.create()
-            undo.push(cgshare.release, mgr)
-            mgr.apply(linux.get("resources", {}) or {})
-        log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} "
-                  f"{'created' if mgr is not None else 'none (rootless, not permitted, not needed)'}")
-        if mgr is not None and rl_cgroups:
-            undo.push(cgshare.release, mgr)
-        cg_state = mgr.to_state() if mgr is not None else {}
+        cg_state = mgr.to_state() if mgr is not None else {}     # the paths: the same before and after create()
         p, warnings = planmod.build_create(cfg, bundle, no_pivot=opts.no_pivot, cgroup=cg_state,
                                           seccomp_cache=root, keyring=None if opts.no_new_keyring else cid)
         for w in warnings:
             log.warning(w)
-        cgfd = mgr.clone_fd() if mgr is not None and not rl_cgroups else None
         if unpriv and p.c.clone_flags & planmod.NS_FLAGS["user"]:
             # the child stays dumpable until GO, else its /proc files are root's and we (and
             # newuidmap) may not write its maps; it has no container yet for anyone to see
             p.c.userns_dumpable = 1
         if rootless.setgroups_denied(linux):
             p.c.set_groups = 0
-        planmod.set_cgroup(p, cgfd)
         # exec.sock: start connects to it to release the init
         dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         p.fds.append(dirfd)
@@ -208,16 +213,46 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         planmod.set_stdio(p, opts.stdio)
         planmod.set_preserve_fds(p, opts.preserve_fds)
         planmod.set_hooks(p, hooks)
-        pid, sync = spawn(p)
-        log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
-        cur = [pid]          # the intermediate until PYRT_MSG_PID names the init (a pid namespace to join)
-        undo.push(lambda: _kill_and_reap(cur[0]))
+        cgfd = None
+        if not rl_cgroups:
+            state.save(root, st)
+            mgr.create()
+            undo.push(cgshare.release, mgr)
+            mgr.apply(linux.get("resources", {}) or {})
+            cg_state = mgr.to_state()
+            cgfd = mgr.clone_fd()
+        log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} "
+                  f"{'created' if mgr is not None else 'none (rootless, not permitted, not needed)'}")
+        planmod.set_cgroup(p, cgfd)
+        # everything that does not need the pid is done before the clone: from the clone until the
+        # init execs, each page Python touches costs a copy-on-write fault (~0.5 ms for a state save)
         from ._core import ffi
-        st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+        from . import protocol
         st.rootfs, st.cgroup = os.fsdecode(ffi.string(p.c.rootfs)), cg_state
         if opts.no_new_keyring:
             st.owned["no_new_keyring"] = True     # exec's processes then keep the caller's keyring too
-        state.save(root, st)
+
+        def on_hooks(_payload: bytes, _fds: list) -> None:
+            nonlocal hooks_ran
+            hooks_ran = True
+            _create_hooks(root, st, hooks, pid)
+            from .control import hook_state
+            sync.send(sync.m.GO, json.dumps(hook_state(root, st, "created")).encode())
+
+        def on_listener(_payload: bytes, fds: list) -> None:
+            forward_listener(p, fds, state.oci_state(root, st, "creating"))
+
+        def on_pid(payload: bytes, _fds: list) -> None:
+            nonlocal pid
+            pid = cur[0] = protocol.adopt_final(pid, payload)
+            st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+            state.save(root, st, same_config=True)
+
+        pid, sync = spawn(p)
+        cur = [pid]          # the intermediate until PYRT_MSG_PID names the init (a pid namespace to join)
+        undo.push(lambda: _kill_and_reap(cur[0]))
+        st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
+        state.save(root, st, same_config=True)
         if p.c.clone_flags & planmod.NS_FLAGS["user"]:
             _write_id_maps(pid, linux)
         if mgr is not None and p.c.cgroup_fd < 0:
@@ -230,24 +265,8 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             from . import netdevices
             st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)
             undo.push(netdevices.detach, st.owned["netdevices"], None)
-        from . import protocol
-
-        def on_hooks(_payload: bytes, _fds: list) -> None:
-            nonlocal hooks_ran
-            hooks_ran = True
-            _create_hooks(root, st, hooks, pid)
-            sync.send(sync.m.GO, json.dumps(hook_state(root, st, "created")).encode())
-
-        def on_listener(_payload: bytes, fds: list) -> None:
-            forward_listener(p, fds, state.oci_state(root, st, "creating"))
-
-        def on_pid(payload: bytes, _fds: list) -> None:
-            nonlocal pid
-            pid = cur[0] = protocol.adopt_final(pid, payload)
-            st.pid, st.start_time = pid, state.proc_start_time(pid) or 0
-            state.save(root, st)
-
         sync.send(sync.m.GO)
+        log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
         protocol.drive(sync, {sync.m.HOOKS: on_hooks, sync.m.SECCOMP_FD: on_listener, sync.m.PID: on_pid},
                        "create")
         st.creating, st.creator = False, []
@@ -256,12 +275,13 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
                 write_pid_file(opts.pid_file, pid)
             except OSError as e:
                 raise RuntimeFailure.from_os(e, "--pid-file", opts.pid_file) from None
-        state.save(root, st)
+        state.save(root, st, same_config=True)
         log.debug(f"create {cid}: init pid {pid} set up, waiting for start")
         return st
     except BaseException:
         if hooks_ran and (cfg.get("hooks") or {}).get("poststop"):
-            _poststop(root, cid, bundle, cfg)
+            from .control import poststop
+            poststop(root, cid, bundle, cfg)
         undo.run()
         raise
     finally:
@@ -288,6 +308,7 @@ def forward_listener(p, fds: list, st: dict) -> None:
 
 
 def _create_hooks(root: str, st: state.State, hooks: dict, pid: int) -> None:
+    from .control import hook_state
     from .hooks import run_hooks
     s = hook_state(root, st, "creating")
     run_hooks("prestart", hooks.get("prestart") or [], s)

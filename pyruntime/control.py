@@ -1,20 +1,19 @@
 """Start, kill, pause, resume and delete of an existing container: the calls conmon and containerd's
 shim make for every container, several times.  (create is container.py, which re-exports these.)
 
-Kept lean on purpose: nothing here imports :mod:`os`, the cgroup drivers, the sync protocol or the
-hooks runner until a call needs them (a poststart hook, a running or paused container to kill, a
-populated cgroup), so `start`, `kill` and `delete` of a stopped container cost little more than the
-interpreter's own start.  For that, `start`'s handshake on exec.sock is here, not in protocol.py, and
-`delete` removes a stopped container's empty cgroup directories itself (any doubt: the drivers).  Safety is the same as everywhere: the state is read with O_NOFOLLOW and must
-name its own id (state.py), commands that change a container hold its lock, and a process is only
-signalled through a pidfd after its start time proved it is the container's init.
+Kept lean on purpose: nothing here imports :mod:`os`, the cgroup drivers, the C core or the hooks
+runner until a call needs them (a poststart hook, a running or paused container to kill, a populated
+cgroup), so `start`, `kill` and `delete` of a stopped container cost little more than the interpreter's
+own start: `start`'s handshake is protocol.py's (which `start` may import: it loads neither os nor the
+core at its top), a stopped container's empty cgroup goes through ``cgroups.remove_if_empty`` (a
+populated one, or a systemd unit, through the drivers) and its state directory through rmtree.py.
+Safety is the same as everywhere: the state is read with O_NOFOLLOW and must name its own id
+(state.py), commands that change a container hold its lock, and a process is only signalled through a
+pidfd after its start time proved it is the container's init.
 """
-from __future__ import annotations
 
 import _signal as signal   # not `signal`: its enum conversion costs ms per call
-import errno
 import posix   # not os: see fastos.py
-import sys
 import time
 
 from . import fastos, log, state
@@ -43,7 +42,7 @@ def clear_halfmade(root: str, cid: str, st: "state.State | None", keep_bundle: s
         b = st.owned.get("bundle")
         if isinstance(b, str) and b and b != keep_bundle and fastos.lexists(b):
             _remove_image_bundle(b)
-    fastos.rmtree(fastos.join(root, cid))
+    _remove_dir(fastos.join(root, cid))
 
 
 def hook_state(root: str, st: state.State, status: str) -> dict:
@@ -101,8 +100,9 @@ def _start(root: str, cid: str, notify_socks: list | None) -> state.State:
             ns = notify.bind(cdir)          # before the init runs: its READY must find the socket
             if ns is not None:
                 notify_socks.append(ns)
+        from .protocol import release_init
         try:
-            _release_init(cdir)
+            release_init(cdir)
         finally:
             try:
                 posix.unlink(fastos.join(cdir, state.FIFO))
@@ -124,54 +124,6 @@ def _start(root: str, cid: str, notify_socks: list | None) -> state.State:
                 _wait_gone(st, 5.0)
                 raise
         return st
-
-
-class _StartWire:
-    """The start handshake's wire format (struct pyrt_msg of ``_native/pyrt.h``: "IiII" in native order,
-    type, err, len, pad), without the C core or `struct` (cffi and libseccomp would cost `start` more than
-    the rest of it).  tests/test_imports.py checks these against the core's own values, so they cannot
-    drift apart unnoticed."""
-    size = 16                     # sizeof(struct pyrt_msg)
-    format = "IiII"
-    GO = 1                        # PYRT_MSG_GO
-    err_max = 4096                # PYRT_ERR_MAX
-
-    @staticmethod
-    def pack(mtype: int) -> bytes:
-        """A header with no payload (GO)."""
-        return mtype.to_bytes(4, sys.byteorder) + bytes(12)
-
-    @staticmethod
-    def unpack(data: bytes) -> tuple[int, int, int]:
-        """(type, err, len) of a received header."""
-        return (int.from_bytes(data[0:4], sys.byteorder), int.from_bytes(data[4:8], sys.byteorder, signed=True),
-                int.from_bytes(data[8:12], sys.byteorder))
-
-
-def _release_init(cdir: str) -> None:
-    """The start handshake: connect to exec.sock, send GO; EOF = the init exec'd (its end is CLOEXEC),
-    an ERROR message = its failure (a startContainer hook, the seccomp filter, execve), as the sync
-    protocol reports it (protocol.child_error, imported only then)."""
-    import _socket as socket     # not `socket`: its enum conversions cost ms per call
-    m = _StartWire
-    dirfd = posix.open(cdir, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
-    try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        try:
-            # through /proc/self/fd: a unix socket path is limited to 108 bytes (protocol.short_path)
-            s.connect(f"/proc/self/fd/{dirfd}/{state.FIFO}")
-            s.sendmsg([m.pack(m.GO)])
-            data = s.recv(m.size + m.err_max + 64)
-        except OSError as e:
-            raise RuntimeFailure.from_os(e, "start: container init is gone", "") from None
-        finally:
-            s.close()
-    finally:
-        posix.close(dirfd)
-    if data:
-        from .protocol import child_error
-        _, err, length = m.unpack(data)
-        raise child_error(err, data[m.size:m.size + length])
 
 
 def _signal(st: state.State, sig: int) -> None:
@@ -274,7 +226,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         if not force or not fastos.lexists(cdir):
             raise
         log.warning(f"{e}; removing only the directory {cdir}")
-        fastos.rmtree(cdir)
+        _remove_dir(cdir)
         return
     lk = state.locked(root, cid)
     try:
@@ -313,8 +265,13 @@ def _delete_locked(root: str, cid: str, cdir: str, st: state.State, force: bool)
     own: list[int] = []
     foreign: list[int] = []
     # what every shim's delete after the exit is: a stopped container whose cgroup is empty, removed
-    # without the drivers; anything left in it (or any doubt) goes through them below
-    if st.cgroup and not (status == "stopped" and _remove_if_empty(st.cgroup)):
+    # from its record without loading the drivers; anything left in it (or any doubt, or a systemd
+    # unit to stop) goes through them below
+    gone = False
+    if st.cgroup and status == "stopped":
+        from .cgroups import remove_if_empty
+        gone = remove_if_empty(st.cgroup)
+    if st.cgroup and not gone:
         from . import cgshare
         from .cgroups import manager_from_state
         try:
@@ -364,50 +321,18 @@ def _delete_locked(root: str, cid: str, cdir: str, st: state.State, force: bool)
         poststop(root, cid, st.bundle, st.config)
     if st.owned.get("bundle"):
         _remove_image_bundle(st.owned["bundle"])
-    fastos.rmtree(cdir)
+    _remove_dir(cdir)
     log.debug(f"delete {cid}: was {status}, state and cgroup removed")
 
 
-def _remove_if_empty(cg: dict) -> bool:
-    """Remove a stopped container's cgroup directories if every one is empty, without the drivers
-    (importing them, with os, costs a `delete` more than the rest of it); True when all are gone.
-
-    The kernel refuses rmdir of a cgroup that holds a process or a sub-cgroup (EBUSY): the first such
-    refusal returns False and the caller goes through the driver (``Manager.destroy``), which finds,
-    signals and removes what is left.  The unified directory is tried first on a hybrid host: every
-    process of the container is in it, so one left anywhere is normally found before any v1 directory
-    goes (and a v1 refusal still falls back).  Then, as the drivers do, the parents this container made,
-    deepest first, where no other container is."""
+def _remove_dir(cdir: str) -> None:
+    """The container's state directory, through the one tree removal (never following a symlink),
+    best effort: the container is gone either way, and a later create of the id clears what is left."""
+    from .rmtree import remove_path
     try:
-        return _remove_empty_cgroup(cg)
-    except (KeyError, TypeError, AttributeError, ValueError):    # malformed: the driver says so
-        return False
-
-
-def _remove_empty_cgroup(cg: dict) -> bool:
-    drv = cg.get("driver")
-    unified = cg.get("unified") if drv == "v1" else None
-    if drv == "v1":
-        leaves = ([unified["path"]] if unified else []) + list(dict.fromkeys((cg.get("paths") or {}).values()))
-    elif drv == "v2":
-        leaves = [cg["path"]]
-    else:
-        return False     # systemd: the unit must be stopped through the manager
-    for d in leaves:
-        try:
-            posix.rmdir(d)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return False
-    created = list(cg.get("created") or []) + list((unified or {}).get("created") or [])
-    for d in sorted(set(created) - set(leaves), key=lambda p: p.count("/"), reverse=True):
-        try:
-            posix.rmdir(d)
-        except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.EBUSY, errno.ENOTEMPTY):
-                return False
-    return True
+        remove_path(cdir)
+    except OSError as e:
+        log.warning(str(RuntimeFailure.from_os(e, "delete state directory", cdir)))
 
 
 def _remove_image_bundle(bundle: str) -> None:

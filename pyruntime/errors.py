@@ -5,7 +5,6 @@ field involved and the errno.  The CLI prints ``str(err)``, writes it to ``--log
 and exits 1.  Errors raised inside the container init travel back over the sync socket with the same
 fields (see ``_native/pyrt.h``), so a failure in C reads exactly like one found by Python.
 """
-from __future__ import annotations
 
 import errno as _errno
 import posix   # not os: see fastos.py (every command imports this module)

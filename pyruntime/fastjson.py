@@ -4,7 +4,6 @@ Why: importing :mod:`json` imports :mod:`re` (and with it enum), ~5-8 ms on ever
 `start` and `delete` that shims make.  The C scanner and string encoder need none of that.  Only what
 state files hold is supported: dicts, lists, str, int, float, bool, None.
 """
-from __future__ import annotations
 
 import _json
 

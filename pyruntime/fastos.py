@@ -5,13 +5,10 @@ Why: importing :mod:`os` (which runs posixpath, stat and _collections_abc) costs
 nothing of it but system calls (``posix`` has them all: ``os`` re-exports them) and these few tests.
 Like fastjson, a subset on purpose: code off the lifecycle paths imports :mod:`os`.
 """
-from __future__ import annotations
 
 import _stat
 import posix
 import sys
-
-_DIR_FLAGS = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
 
 
 def join(a: str, *parts: str) -> str:
@@ -70,47 +67,3 @@ def getenv(name: str) -> str | None:
     v = posix.environ.get(name.encode())
     return None if v is None else v.decode(sys.getfilesystemencoding(), "surrogateescape")
 
-
-def rmtree(path: str) -> None:
-    """Remove a container directory (a handful of files), best effort.  Every level is opened with
-    O_NOFOLLOW and emptied through its fd: a symlink in the place of a directory is removed, never
-    followed.  (shutil.rmtree would cost a `delete` ~10 ms of imports.)"""
-    try:
-        fd = posix.open(path, _DIR_FLAGS)
-    except FileNotFoundError:
-        return
-    except OSError:          # not a directory (or a symlink): the name itself goes
-        try:
-            posix.unlink(path)
-        except OSError:
-            pass
-        return
-    try:
-        _empty(fd, 0)
-    finally:
-        posix.close(fd)
-    try:
-        posix.rmdir(path)
-    except OSError:
-        pass
-
-
-def _empty(dfd: int, depth: int) -> None:
-    try:
-        entries = list(posix.scandir(dfd))
-    except OSError:
-        return
-    for e in entries:
-        try:
-            if e.is_dir(follow_symlinks=False):
-                if depth < 32:
-                    sub = posix.open(e.name, _DIR_FLAGS, dir_fd=dfd)
-                    try:
-                        _empty(sub, depth + 1)
-                    finally:
-                        posix.close(sub)
-                posix.rmdir(e.name, dir_fd=dfd)
-            else:
-                posix.unlink(e.name, dir_fd=dfd)
-        except OSError:
-            pass

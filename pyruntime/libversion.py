@@ -7,7 +7,6 @@ in the name of the file the dynamic loader picks for ``libseccomp.so.2`` on Debi
 that is not conclusive (LD_LIBRARY_PATH set, no such file, a name without a version) we ask the
 library itself through the core, as before.
 """
-from __future__ import annotations
 
 import posix   # not os: see fastos.py
 import sys

@@ -3,7 +3,6 @@
 containerd's shim and conmon read the *last* ``"level":"error"`` line of the JSON log to build their
 error message, so every failure goes there as well as to stderr.
 """
-from __future__ import annotations
 
 import posix   # not os: see fastos.py (every command imports this module)
 import sys

@@ -168,6 +168,7 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
     linux = cfg.get("linux", {}) or {}
     # (source, dest, fstype|None for bind, flags, data, propagation, parsed options, id-mapped tree fd)
     mounts: list[tuple] = []
+    cg_dirs: set[str] = set()     # the container's own cgroup directories: create makes them after the plan
     for i, m in enumerate(cfg.get("mounts", [])):
         field = f"mounts[{i}]"
         dest = os.path.normpath(m["destination"])
@@ -209,6 +210,8 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
             mounts.append((src, dest, None, flags, data, prop, o, tree))
         elif mtype == "cgroup":
             for t in _cgroup_mounts(dest, flags, nss.get("cgroup", 1) is None, cg, _host_cgroup_at(mounts, dest)):
+                if t[2] is None:
+                    cg_dirs.add(t[0])
                 mounts.append((*t, o, -1))
         elif mtype == "sysfs" and (in_userns or in_user_namespace()) and "network" not in nss:
             # sysfs cannot be mounted in a user namespace that does not own the network namespace
@@ -226,7 +229,7 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
         a.fstype, a.data = p.str(fstype), p.str(data or None)
         a.flags, a.propagation = flags & ~MS["bind"], prop
         a.kind = lib.PYRT_MOUNT_BIND if fstype is None else lib.PYRT_MOUNT_PLAIN
-        a.dest_is_file = int(fstype is None and not os.path.isdir(src))
+        a.dest_is_file = int(fstype is None and src not in cg_dirs and not os.path.isdir(src))
         a.attr_set, a.attr_clr = o.attr_set, o.attr_clr
         a.idmap, a.tree_fd, a.userns_fd = o.idmap, tree, -1
         a.tmpcopyup = int(o.tmpcopyup)

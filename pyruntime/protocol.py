@@ -1,23 +1,51 @@
-"""The parent side of the sync protocol (the table in ``_native/pyrt.h``), spoken by create and exec:
-spawning the C child for a plan, the message loop.  The start handshake on exec.sock (one GO header,
-then EOF or an ERROR in the same layout) is control.py's: `start`, which shims call for every container,
-loads neither this module nor the C core.
+"""The parent side of the sync protocol (the table in ``_native/pyrt.h``), spoken by create, start and
+exec: the message header, spawning the C child for a plan, the message loop, the start handshake.
 
-Message ids and the header size come from the C core itself (cffi exposes pyrt.h's enums and
-structs), so Python and C cannot disagree about a number.  What a command does on each message is a
-handler it passes to :func:`drive`; the loop, the errors and the end of the conversation are here.
+The header (``struct pyrt_msg``) has one codec, :func:`pack_header`/:func:`unpack_header`, on int.to_bytes
+in the C core's (native) byte order: `start`, which shims call for every container, speaks it on exec.sock
+without the C core (cffi and libseccomp would cost it more than the rest of it), so this module imports
+at its top only what `start` loads anyway (``posix``, ``_socket``, ``_signal``: not os, struct, socket or
+signal) and the C core only in the functions of create and exec.  The ids `start` needs are written here;
+:func:`msg` reads every id from the core itself and refuses to run when the two disagree, and
+tests/core/test_protocol_header.py checks the codec against the core's struct layout.  What a command
+does on each message is a handler it passes to :func:`drive`; the loop, the errors and the end of the
+conversation are here.
 """
-from __future__ import annotations
 
 import errno
-import os
+import posix        # not os: see fastos.py (`start` imports this module)
 import _signal as signal      # not `signal`/`socket`: their enum conversions cost ms per call
 import _socket as socket
-import struct
+import sys
 
 from .errors import RuntimeFailure
 
 EXEC_SOCK = "exec.sock"
+
+# struct pyrt_msg { uint32_t type; int32_t err; uint32_t len; uint32_t pad; } in the core's byte order
+HEADER_SIZE = 16
+MSG_GO = 1              # PYRT_MSG_GO
+MSG_ERROR = 2           # PYRT_MSG_ERROR
+ERR_MAX = 4096          # PYRT_ERR_MAX: the longest error text
+
+
+def pack_header(mtype: int, err: int = 0, length: int = 0, byteorder: str = sys.byteorder) -> bytes:
+    """A ``struct pyrt_msg`` (``byteorder``: another architecture's, for tests of its trampoline)."""
+    return (mtype.to_bytes(4, byteorder) + err.to_bytes(4, byteorder, signed=True)
+            + length.to_bytes(4, byteorder) + bytes(4))
+
+
+def unpack_header(data: bytes, byteorder: str = sys.byteorder) -> tuple[int, int, int]:
+    """(type, err, len) of the header that starts ``data``."""
+    if len(data) < HEADER_SIZE:
+        raise ValueError(f"a sync message of {len(data)} bytes is shorter than its header")
+    return (int.from_bytes(data[0:4], byteorder), int.from_bytes(data[4:8], byteorder, signed=True),
+            int.from_bytes(data[8:12], byteorder))
+
+
+def _ints(data: bytes) -> list[int]:
+    """C ints in native order (SCM_RIGHTS fds, a pid)."""
+    return [int.from_bytes(data[i:i + 4], sys.byteorder, signed=True) for i in range(0, len(data) - 3, 4)]
 
 
 def _ids():
@@ -26,19 +54,20 @@ def _ids():
 
 
 class _Msg:
-    """Header layout and message ids, read once from the C core."""
+    """Header size and message ids, read once from the C core (create and exec load it anyway)."""
 
     def __init__(self) -> None:
         ffi, lib = _ids()
         self.size = ffi.sizeof("struct pyrt_msg")
-        # struct pyrt_msg { uint32_t type; int32_t err; uint32_t len; uint32_t pad; }
-        assert self.size == 16 and [f for f, _ in ffi.typeof("struct pyrt_msg").fields] == \
-            ["type", "err", "len", "pad"]
-        self.struct = struct.Struct("IiII")
         self.GO, self.ERROR, self.HOOKS = lib.PYRT_MSG_GO, lib.PYRT_MSG_ERROR, lib.PYRT_MSG_HOOKS
         self.SECCOMP_FD, self.CREATED, self.CONSOLE = lib.PYRT_MSG_SECCOMP_FD, lib.PYRT_MSG_CREATED, lib.PYRT_MSG_CONSOLE
         self.PID = lib.PYRT_MSG_PID
         self.err_max = lib.PYRT_ERR_MAX
+        fields = [(f, t.offset, t.type.cname) for f, t in ffi.typeof("struct pyrt_msg").fields]
+        if (self.size, self.GO, self.ERROR, self.err_max) != (HEADER_SIZE, MSG_GO, MSG_ERROR, ERR_MAX) or \
+                fields != [("type", 0, "uint32_t"), ("err", 4, "int32_t"), ("len", 8, "uint32_t"), ("pad", 12, "uint32_t")]:
+            raise RuntimeFailure("pyruntime.protocol's header codec does not match this C core's pyrt.h "
+                                 f"(struct pyrt_msg {fields}); rebuild the package", step="sync protocol")
 
 
 _msg: _Msg | None = None
@@ -59,7 +88,7 @@ class Sync:
         self.m = msg()
 
     def send(self, mtype: int, payload: bytes = b"") -> None:
-        self.sock.sendmsg([self.m.struct.pack(mtype, 0, len(payload), 0), payload])
+        self.sock.sendmsg([pack_header(mtype, 0, len(payload)), payload])
 
     def recv(self) -> tuple[int, int, bytes, list[int]]:
         """(type, errno, payload, passed fds); type 0 means the child went away."""
@@ -67,11 +96,11 @@ class Sync:
         fds = []
         for level, typ, cdata in anc:
             if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.extend(struct.unpack(f"{len(cdata) // 4}i", cdata[:len(cdata) // 4 * 4]))
-        if len(data) < self.m.size:
+                fds.extend(_ints(cdata))
+        if len(data) < HEADER_SIZE:
             return 0, 0, b"", fds
-        mtype, err, length, _ = self.m.struct.unpack_from(data)
-        return mtype, err, data[self.m.size:self.m.size + length], fds
+        mtype, err, length = unpack_header(data)
+        return mtype, err, data[HEADER_SIZE:HEADER_SIZE + length], fds
 
     def close(self) -> None:
         self.sock.close()
@@ -83,23 +112,50 @@ def child_error(err: int, payload: bytes) -> RuntimeFailure:
     if text.startswith(("sched_setattr: policy 1 ", "sched_setattr: policy 2 ")) and "not permitted" in text:
         text = ("process.scheduler: " + text + " (a real-time policy needs a real-time budget in the "
                 "container's cpu cgroup: set linux.resources.cpu.realtimeRuntime)")
-    return RuntimeFailure(text, errno=0 if (err and os.strerror(err).lower() in text.lower()) else err)
+    return RuntimeFailure(text, errno=0 if (err and posix.strerror(err).lower() in text.lower()) else err)
+
+
+def release_init(cdir: str) -> None:
+    """`start`'s handshake: connect to the waiting init's exec.sock in the container dir ``cdir`` and send
+    GO; EOF = the init exec'd (its end is CLOEXEC), an ERROR message = its failure (a startContainer hook,
+    the seccomp filter, execve)."""
+    dirfd = posix.open(cdir, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            s.connect(short_path(dirfd, EXEC_SOCK))
+            s.sendmsg([pack_header(MSG_GO)])
+            data = s.recv(HEADER_SIZE + ERR_MAX + 64)
+        except OSError as e:
+            raise RuntimeFailure.from_os(e, "start: container init is gone", "") from None
+        finally:
+            s.close()
+    finally:
+        posix.close(dirfd)
+    if data:
+        try:
+            _, err, length = unpack_header(data)
+        except ValueError as e:
+            raise RuntimeFailure(f"start: {e}", step="start") from None
+        raise child_error(err, data[HEADER_SIZE:HEADER_SIZE + length])
 
 
 def _single_threaded() -> None:
     """The CLI's own thread (the cgroup warm-up) is joined before clone(): a thread alive at clone
     time is one the child does not have (issue 10 item 8).  Threads of an API user's own are theirs:
     the child's raw set*id syscalls do not wait for them."""
-    from .cgroups import join_warmup
+    from .cgwarm import join_warmup
     join_warmup()
 
 
 def adopt_final(intermediate: int, payload: bytes) -> int:
     """PYRT_MSG_PID: reap the intermediate process and return the final process's pid (our child too,
     through CLONE_PARENT).  Sent only with a pid namespace to join (see fork_into_pidns in spawn.c)."""
-    (pid,) = struct.unpack("i", payload[:4])
+    if len(payload) < 4:
+        raise RuntimeFailure(f"sync protocol: a pid message of {len(payload)} bytes", step="create")
+    (pid,) = _ints(payload[:4])
     try:
-        os.waitpid(intermediate, 0)
+        posix.waitpid(intermediate, 0)
     except ChildProcessError:
         pass
     return pid
@@ -116,8 +172,8 @@ def spawn(p) -> tuple[int, Sync]:
     err = ffi.new("char[]", lib.PYRT_ERR_MAX)
     own = None
     if getattr(p, "initial_cpus", None):
-        own = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, _cpus(p.initial_cpus))
+        own = posix.sched_getaffinity(0)
+        posix.sched_setaffinity(0, _cpus(p.initial_cpus))
     try:
         rc = lib.pyrt_spawn(p.c, pfd, err, lib.PYRT_ERR_MAX)
         if rc in (-errno.EOPNOTSUPP, -errno.EBUSY) and p.c.cgroup_fd >= 0:
@@ -125,7 +181,7 @@ def spawn(p) -> tuple[int, Sync]:
             rc = lib.pyrt_spawn(p.c, pfd, err, lib.PYRT_ERR_MAX)
     finally:
         if own is not None:
-            os.sched_setaffinity(0, own)
+            posix.sched_setaffinity(0, own)
     if rc < 0:
         raise RuntimeFailure(ffi.string(err).decode(errors="replace"), errno=-rc)
     return rc, Sync(pfd[0])
@@ -160,14 +216,14 @@ def drive(sync: Sync, handlers: dict, what: str) -> None:
             h(payload, fds)
         finally:
             for fd in fds:
-                os.close(fd)
+                posix.close(fd)
 
 
 def wait_exec(sync: Sync, what: str) -> None:
     """After CREATED (exec mode): EOF means execve closed the CLOEXEC socket, i.e. the program runs."""
     mtype, errno_, payload, fds = sync.recv()
     for fd in fds:
-        os.close(fd)
+        posix.close(fd)
     if mtype == sync.m.ERROR:
         raise child_error(errno_, payload)
     if mtype != 0:
@@ -181,40 +237,40 @@ def short_path(dirfd: int, name: str) -> str:
 
 def send_pidfd(path: str, pid: int) -> None:
     """--pidfd-socket (runc 1.2): a pidfd of the new process, sent with SCM_RIGHTS to the socket."""
-    pidfd = os.pidfd_open(pid)
+    pidfd = posix.pidfd_open(pid)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(path)
-        s.sendmsg([b"pidfd"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", pidfd))])
+        s.sendmsg([b"pidfd"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, pidfd.to_bytes(4, sys.byteorder, signed=True))])
     except OSError as e:
         raise RuntimeFailure.from_os(e, "send pidfd to --pidfd-socket", path) from None
     finally:
         s.close()
-        os.close(pidfd)
+        posix.close(pidfd)
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = f"{path}.tmp{posix.getpid()}"
     with open(tmp, "w") as f:
         f.write(str(pid))
-    os.rename(tmp, path)
+    posix.rename(tmp, path)
 
 
 def kill_and_reap(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        posix.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
     try:
-        os.waitpid(pid, 0)
+        posix.waitpid(pid, 0)
     except ChildProcessError:
         pass
 
 
 def exit_status(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+    if posix.WIFSIGNALED(status):
+        return 128 + posix.WTERMSIG(status)
+    return posix.WEXITSTATUS(status)
 
 
 FORWARD = sorted(s for s in signal.valid_signals() if s not in (
@@ -229,7 +285,7 @@ class Forwarder:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.pidfd = os.pidfd_open(pid)
+        self.pidfd = posix.pidfd_open(pid)
         self.old = {s: signal.signal(s, self._forward) for s in FORWARD}
 
     def _forward(self, sig: int, _frame) -> None:
@@ -240,17 +296,17 @@ class Forwarder:
 
     def wait(self) -> int:
         """The child's exit status (128+signal when killed)."""
-        _, status = os.waitpid(self.pid, 0)
+        _, status = posix.waitpid(self.pid, 0)
         return exit_status(status)
 
     def retarget(self, pid: int) -> None:
         """The intermediate process handed over to the final one (PYRT_MSG_PID)."""
-        pidfd = os.pidfd_open(pid)
-        os.close(self.pidfd)
+        pidfd = posix.pidfd_open(pid)
+        posix.close(self.pidfd)
         self.pid, self.pidfd = pid, pidfd
 
     def close(self) -> None:
         for s, h in self.old.items():
             signal.signal(s, h)
         self.old = {}
-        os.close(self.pidfd)
+        posix.close(self.pidfd)

@@ -27,6 +27,7 @@ import sys
 
 from . import fastjson as json
 from .errors import ConfigError, RuntimeFailure
+from .seccomp_prog import Compiled, libseccomp_version  # noqa: F401  (this module's API too)
 
 # No dataclasses, json, typing, socket here: podman and containerd send a profile with every create,
 # so this module is on their hot path; those imports cost more (~35 ms) than compiling the profile.
@@ -85,30 +86,6 @@ _SOCK_FILTER_SIZE = 8  # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
 _SPEC_VERSION = "1.2.0"
 
 
-class Compiled:
-    """A profile ready for seccomp(2): ``prog`` is ``n`` struct sock_filter, ``flags`` SECCOMP_FILTER_FLAG_*.
-
-    ``skipped``: syscall names libseccomp does not know; ``dropped_flags``: requested flags the kernel lacks.
-    (A plain class, not a dataclass: see the note on imports above.)"""
-
-    __slots__ = ("prog", "n", "flags", "notify", "listener_path", "listener_metadata", "skipped",
-                 "dropped_flags")
-
-    def __init__(self, prog: bytes, n: int, flags: int, notify: bool, listener_path: str | None = None,
-                 listener_metadata: str | None = None, skipped: list[str] | None = None,
-                 dropped_flags: list[str] | None = None) -> None:
-        self.prog, self.n, self.flags, self.notify = prog, n, flags, notify
-        self.listener_path, self.listener_metadata = listener_path, listener_metadata
-        self.skipped = skipped if skipped is not None else []
-        self.dropped_flags = dropped_flags if dropped_flags is not None else []
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Compiled) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
-
-    def __repr__(self) -> str:
-        return f"Compiled(n={self.n}, flags={self.flags}, notify={self.notify}, skipped={self.skipped})"
-
-
 def _core() -> tuple[object, object]:
     from ._core import ffi, lib  # imported lazily: `pyruntime state` never needs the C core
     return ffi, lib
@@ -143,14 +120,6 @@ def known_flags() -> list[str]:
 def supported_flags() -> list[str]:
     """Flags of ``known_flags()`` the running kernel accepts."""
     return [name for name, value in FLAGS.items() if _kernel_flag(value)]
-
-
-def libseccomp_version() -> str | None:
-    ffi, lib = _core()
-    v = ffi.new("unsigned int[3]")
-    if lib.pyrt_sc_version(v, v + 1, v + 2) != 0:
-        return None
-    return f"{v[0]}.{v[1]}.{v[2]}"
 
 
 def features() -> dict[str, list[str]]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 
 from . import fastjson as json
-from .seccomp import Compiled
+from .seccomp_prog import Compiled, libseccomp_version
 
 try:                                   # the C module directly: hashlib imports ~2.5 ms of wrappers
     from _sha256 import sha256         # CPython <= 3.11
@@ -49,11 +49,11 @@ def enabled() -> bool:
 
 def _facts() -> bytes:
     """What, besides the profile, decides the compiled program and flags."""
-    from . import seccomp as sc
     from . import _core
     u = os.uname()
-    parts = [sc.libseccomp_version() or "?", u.release, u.version, u.machine]
-    for path in (sc.__file__, _core.__file__):
+    parts = [libseccomp_version() or "?", u.release, u.version, u.machine]
+    # the compiler's file, found without importing it (a hit never needs seccomp.py)
+    for path in (os.path.join(os.path.dirname(__file__), "seccomp.py"), _core.__file__):
         try:
             st = os.stat(path)
             parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
@@ -194,17 +194,17 @@ def _unlink(dfd: int, name: str) -> None:
 
 
 def compile(seccomp: dict, field: str, root: str | None) -> Compiled:  # noqa: A001 (seccomp.compile's twin)
-    """``seccomp.compile(seccomp, field)``, through the cache under ``root`` when it can be used."""
-    from . import seccomp as sc
+    """``seccomp.compile(seccomp, field)``, through the cache under ``root`` when it can be used (the
+    compiler, seccomp.py, is imported only when there is something to compile)."""
     if root is None or not enabled() or not isinstance(seccomp, dict):
-        return sc.compile(seccomp, field)
+        return _compile(seccomp, field)
     try:
         profile = json.dumps(seccomp).encode()
     except (TypeError, ValueError):
-        return sc.compile(seccomp, field)
+        return _compile(seccomp, field)
     dfd = _open_dir(root)
     if dfd is None:
-        return sc.compile(seccomp, field)
+        return _compile(seccomp, field)
     try:
         key = key_of(profile)
         name = key + ".bpf"
@@ -217,9 +217,14 @@ def compile(seccomp: dict, field: str, root: str | None) -> Compiled:  # noqa: A
                 except OSError:
                     pass
                 return comp
-        comp = sc.compile(seccomp, field)
+        comp = _compile(seccomp, field)
         _write(dfd, name, encode(key, profile, comp))
         _evict(dfd, name)
         return comp
     finally:
         os.close(dfd)
+
+
+def _compile(seccomp: dict, field: str) -> Compiled:
+    from . import seccomp as sc
+    return sc.compile(seccomp, field)

@@ -12,7 +12,6 @@ A create writes a first record (``creating``, with the creating process's pid an
 makes anything, and updates it as it goes: if the runtime is killed halfway, ``delete --force`` and the
 next ``create`` of the id find what was made (init, cgroup) and clear it.
 """
-from __future__ import annotations
 
 import _stat
 import posix   # not os, which costs ~1 ms of every shim call: see fastos.py
@@ -41,7 +40,7 @@ class State:
     """One container's record.  A plain class, not a dataclass: importing dataclasses costs ~15 ms
     (inspect, ast), paid on every `state`/`kill`/`delete` a shim makes."""
 
-    __slots__ = _FIELDS
+    __slots__ = _FIELDS + ("_config_json",)
 
     def __init__(self, id: str, pid: int, start_time: int, bundle: str, created: str,
                  annotations: dict | None = None, owner: str = "", rootfs: str = "", cgroup: dict | None = None,
@@ -55,6 +54,7 @@ class State:
         self.config = config or {}               # config.json, for exec and the hooks of later commands
         self.creating = creating                 # a create is (or was, if `creator` is dead) under way
         self.creator = creator or []             # [pid, start time] of that create
+        self._config_json: str | None = None     # `config` as the last save encoded it (see save)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in _FIELDS}
@@ -171,14 +171,22 @@ def load(root: str, cid: str) -> State:
     return parse(path, cid, raw)
 
 
-def save(root: str, st: State) -> None:
-    """Atomic replace; a full disk or any write error is a RuntimeFailure naming the file."""
+def save(root: str, st: State, *, same_config: bool = False) -> None:
+    """Atomic replace; a full disk or any write error is a RuntimeFailure naming the file.
+
+    ``same_config``: ``st.config`` is unchanged since this State's previous save, whose encoding of it
+    (most of the record: podman's config is ~10 KB of seccomp profile) is reused.  create's saves after
+    the clone do so: there every page Python touches is a copy-on-write fault until the child execs,
+    and walking the config again cost ~0.1-0.2 ms."""
     d = container_dir(root, st.id)
     tmp = fastos.join(d, ".state.json.tmp")
     path = fastos.join(d, "state.json")
     try:
         from . import fastjson as json
-        data = json.dumps(st.to_dict()).encode()
+        if st._config_json is None or not same_config:
+            st._config_json = json.dumps(st.config)
+        head = json.dumps({k: getattr(st, k) for k in _FIELDS if k != "config"})
+        data = f'{head[:-1]}, "config": {st._config_json}}}'.encode()
     except (TypeError, ValueError, RecursionError, UnicodeEncodeError) as e:
         raise RuntimeFailure(f"cannot encode the state: {e}", step="state", path=path) from None
     try:

@@ -32,13 +32,20 @@ NO_CORE = {"_cffi_backend", "pyruntime._core", "pyruntime.seccomp", "pyruntime.p
 SMALL = ("state", "kill", "start", "delete", "--version", "state-unknown", "delete-gone")
 # ... nor `os` (~1 ms: posixpath, stat, _collections_abc; pyruntime/fastos.py has what they need), nor what
 # only create, a populated cgroup or a shared one needs: a stopped container's empty cgroup is removed
-# without the drivers (control.py), and a running one's freezer is read the same way (state.py).
+# from its record without the drivers (cgroups.remove_if_empty), and a running one's freezer is read the
+# same way (state.py).
 NO_OS = {"os", "posixpath", "genericpath", "stat", "_collections_abc", "struct", "_struct",
          "pyruntime.container", "pyruntime.rootless", "pyruntime.cgshare", "pyruntime.hooks", "pyruntime.notify",
-         "pyruntime.cgroups", "pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.cgroups.base",
-         "pyruntime.cgroups.systemd", "pyruntime.protocol"}     # start's handshake is control.py's
+         "pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.cgroups.base", "pyruntime.cgroups.layout",
+         "pyruntime.cgroups.lazy", "pyruntime.cgroups.systemd", "pyruntime.cgroups.sdbus",
+         # the modules these calls load have no `from __future__ import annotations`: its import (the
+         # module __future__) costs as much as one of them, for annotations Python 3.11 evaluates anyway
+         "__future__"}
 # ... and each of them only the pieces its own work needs
 ONLY = {"_socket": ("start",),                                               # the start handshake
+        "pyruntime.protocol": ("start",),                                    # ... whose header codec it is
+        "pyruntime.cgroups": ("delete",),                                    # its empty cgroup's removal
+        "pyruntime.rmtree": ("delete",),                                     # the state directory
         "fcntl": ("start", "delete"),                                        # the container's lock
         "pyruntime.control": ("kill", "start", "delete", "delete-gone"),
         "_json": ("state", "kill", "start", "delete", "state-unknown"),     # (the error is logged as JSON)
@@ -91,7 +98,7 @@ def _check(call: str, mods: set[str], hooks: bool = False) -> None:
     if call in SMALL:
         core = sorted(mods & NO_CORE)
         assert not core, f"`{call}` loaded {core}, which it does not need"
-        lean = NO_OS - ({"pyruntime.hooks", "os", "posixpath", "genericpath", "stat", "_collections_abc"}
+        lean = NO_OS - ({"pyruntime.hooks", "os", "posixpath", "genericpath", "stat", "_collections_abc", "__future__"}
                         if hooks and call in HOOK_CALLS else set())
         heavy = sorted(mods & lean)
         assert not heavy, f"`{call}` imported {heavy}, which it does not need"
@@ -171,20 +178,30 @@ def test_lifecycle_imports_with_client_configs(world, variant):
     seen["--version"] = imports(["--version"])
 
     assert "pyruntime.container" in seen["create"] and "pyruntime.commands.exec_" in seen["exec"]
-    if client == "podman":   # its profile went through the (cached) compiler, the lean way
+    if client == "podman":   # its profile went through the cache: compiled by the first create only
         assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["create"]
-        assert {"pyruntime.seccomp", "pyruntime.seccomp_cache"} <= seen["exec"]
+        for call in ("exec", "run"):     # cache hits: the compiler (seccomp.py) is not even imported
+            assert "pyruntime.seccomp_cache" in seen[call] and "pyruntime.seccomp" not in seen[call]
     # exec plans and spawns one process: none of create's machinery (container.py: rootfs, hooks, undo;
     # it is imported only to forward a seccomp listener, which no client config asks for)
     assert not {"pyruntime.container", "pyruntime.cgshare", "pyruntime.hooks"} & seen["exec"]
+    # it joins the container's cgroups from state.json's record (cgroups.base.join, the drivers' own
+    # join): not the drivers themselves
+    assert "pyruntime.cgroups.base" in seen["exec"]
+    assert not {"pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.cgroups.lazy"} & seen["exec"]
     # `state` of a running container asks only whether it is paused: a file read, not the cgroup drivers
     assert not {"pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.container"} & seen["state"]
     if hooks:
         assert {"pyruntime.hooks"} <= seen["create"] and "pyruntime.hooks" in seen["start"]
         assert "pyruntime.hooks" in seen["delete"]        # its poststop hook ran
+    # create releases and deletes nothing: control.py (start, delete ...) is `run`'s, on first use
+    # (and the hooks' state is control.hook_state)
+    assert ("pyruntime.control" in seen["create"]) == hooks and "pyruntime.control" in seen["run"]
+    # stdio that is no terminal (files, pipes: what shims and scripts give) needs no relay
+    assert "pyruntime.stdiorelay" not in seen["run"]
     # the lean paths really ran: the lock was taken, the state read, the init released through exec.sock
-    assert {"fcntl", "pyruntime.control", "_socket"} <= seen["start"]
-    assert {"fcntl", "pyruntime.control"} <= seen["delete"]
+    assert {"fcntl", "pyruntime.control", "_socket", "pyruntime.protocol"} <= seen["start"]
+    assert {"fcntl", "pyruntime.control", "pyruntime.cgroups", "pyruntime.rmtree"} <= seen["delete"]
     for call, mods in seen.items():
         _check(call, mods, hooks)
 
@@ -211,15 +228,3 @@ def test_version_names_the_library_it_would_load():
     assert fast in (None, real)
     out = subprocess.run([LAUNCHER, "--version"], capture_output=True, text=True, timeout=30).stdout
     assert f"libseccomp: {real}\n" in out
-
-
-def test_start_wire_constants_match_the_core():
-    """`start` speaks the sync protocol without loading the C core: its constants must be the core's."""
-    sys.path.insert(0, ROOT)
-    from pyruntime import control, protocol
-    m = protocol.msg()                        # read from the core through cffi
-    w = control._StartWire
-    assert (w.size, w.GO, w.err_max, w.format) == (m.size, m.GO, m.err_max, m.struct.format)
-    # its hand-made header is the core's struct, byte for byte, both ways
-    assert w.pack(m.GO) == m.struct.pack(m.GO, 0, 0, 0)
-    assert w.unpack(m.struct.pack(m.ERROR, -22, 4000, 0) + b"x") == (m.ERROR, -22, 4000)

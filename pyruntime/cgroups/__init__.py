@@ -14,12 +14,14 @@ an optional ``sub`` (``exec --cgroup``, :func:`parse_sub`): the process joins an
 container's instead, one path for every hierarchy (key "") or per v1 controller.
 
 ``manager_from_state`` rebuilds a manager from state.json without probing the host.  `state` (paused or
-running?) and `delete` of a stopped container read that record without the drivers (state.cgroup_frozen,
-control.py).
+running?) and `delete` of a stopped container read that record without the drivers (state.cgroup_frozen;
+:func:`remove_if_empty`, which every driver's destroy also uses for the empty case and the parents it
+made).  So this package itself loads neither the drivers nor :mod:`os` (~1 ms) until a function here
+needs them: `delete` imports it.
 """
-from __future__ import annotations
 
-import os
+import errno
+import posix
 
 from ..errors import ConfigError, RuntimeFailure
 
@@ -81,6 +83,7 @@ def _check_path(p: str) -> str:
 
 def _hier_path(cgroups_path: str, own: str) -> str:
     """Path inside one hierarchy: absolute as given, relative below our own cgroup there."""
+    import os
     if cgroups_path.startswith("/"):
         return os.path.normpath(cgroups_path)
     return os.path.normpath(os.path.join(own or "/", cgroups_path))
@@ -90,6 +93,7 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
                  annotations: dict | None = None) -> Manager:
     """The manager for a new container (nothing is created until ``create()``).  ``systemd``: the
     systemd driver (cgroupsPath "slice:prefix:name"; ``annotations`` carry org.systemd.property.*)."""
+    import os
     if systemd:
         from .systemd import SystemdManager
         return SystemdManager.open(cgroups_path, container_id, annotations)
@@ -126,6 +130,53 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
     return V1Manager(paths, mounts, sorted({d for path in paths.values() for d in parent(path)}), unified=unified)
 
 
+# --- removing a container's cgroup directories once they are empty --------------------------------------
+# On ``posix`` alone, without the drivers: importing them (and os) would cost every shim's `delete` after
+# the exit more than the rest of it, and that cgroup is empty then.  The kernel itself says whether a
+# cgroup may go: rmdir of one that holds a process or a sub-cgroup fails (EBUSY), which is the answer
+# "not empty, ask the driver" (``Manager.destroy`` finds, signals and removes what is left).
+
+def remove_created(created: list[str], keep: list[str] | tuple[str, ...] = ()) -> None:
+    """Remove the parent directories a manager made (its record's ``created``) except ``keep`` (its own
+    leaves), deepest first.  One still used by another container (EBUSY, ENOTEMPTY) or gone already
+    stays quietly: a shared parent goes with the last container in it.  OSError for anything else."""
+    for d in sorted(set(created) - set(keep), key=lambda p: p.count("/"), reverse=True):
+        try:
+            posix.rmdir(d)
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.EBUSY, errno.ENOTEMPTY):
+                raise
+
+
+def remove_if_empty(cg: dict) -> bool:
+    """Remove the cgroup directories a cgroupfs manager recorded (``to_state()``: "v2", or "v1" with
+    its unified one on a hybrid host) if every one is empty; True when all are gone.
+
+    False, having removed nothing that held anything, at the first directory the kernel refuses (a
+    process or a sub-cgroup in it), for a record this cannot read, and for the systemd driver, whose
+    unit must be stopped through its manager.  The unified directory goes first on a hybrid host: every
+    process of the container is in it, so one left anywhere is normally found before any v1 directory
+    goes.  Then the parents this container made, deepest first, where no other container is."""
+    try:
+        drv = cg.get("driver")
+        unified = cg.get("unified") if drv == "v1" else None
+        if drv == "v1":
+            leaves = ([unified["path"]] if unified else []) + list(dict.fromkeys((cg.get("paths") or {}).values()))
+        elif drv == "v2":
+            leaves = [cg["path"]]
+        else:
+            return False
+        for d in leaves:
+            try:
+                posix.rmdir(d)
+            except FileNotFoundError:
+                continue
+        remove_created(list(cg.get("created") or []) + list((unified or {}).get("created") or []), leaves)
+    except (OSError, KeyError, TypeError, AttributeError, ValueError):   # busy, or malformed: the driver says
+        return False
+    return True
+
+
 def manager_from_state(d: dict) -> Manager:
     """Rebuild the manager recorded by ``to_state()`` (no host probing)."""
     from .fs1 import V1Manager
@@ -139,67 +190,3 @@ def manager_from_state(d: dict) -> Manager:
         from .systemd import SystemdManager
         return SystemdManager.from_state(d)
     raise RuntimeFailure(f"unknown cgroup driver {drv!r} in state", step="cgroup")
-
-
-def warm_attach_lock() -> None:
-    """Start, on a thread, the kernel's slow path for the first cgroup migration, so that moving the
-    container's init later (add_pid) does not wait for it.
-
-    Why: on cgroup v1 the first write to any cgroup.procs takes the threadgroup rwsem for writing,
-    which waits an RCU grace period (5-13 ms here); writes soon after it are ~0.2 ms.  Re-writing our
-    own pid into our own cgroup is a no-op move that pays that wait while create parses and plans.
-    Pure v2 does not need it (clone3 CLONE_INTO_CGROUP).
-    """
-    try:
-        with open("/proc/self/cgroup") as f:
-            line = next((ln for ln in f if ln.split(":", 2)[1] not in ("", "name=systemd")), None)
-    except OSError:
-        return
-    if line is None:
-        return
-    _, ctrls, path = line.rstrip("\n").split(":", 2)
-    procs = f"/sys/fs/cgroup/{ctrls}{path.rstrip('/')}/cgroup.procs"
-    if not os.path.exists(procs):
-        return
-
-    import _thread
-    done = _thread.allocate_lock()
-    done.acquire()
-    tid = [0]
-
-    def touch() -> None:
-        tid[0] = _thread.get_native_id()
-        try:
-            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(os.getpid()).encode())
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
-        finally:
-            done.release()
-    global _warmup
-    _warmup = (done, tid)
-    _thread.start_new_thread(touch, ())
-
-
-_warmup = None
-
-
-def join_warmup() -> None:
-    """Wait until the warm-up thread is gone, also from the kernel's thread list.  Called before every
-    clone(): the CLI then has no thread alive at clone time (issue 10 item 8: glibc's set*id wrappers
-    in the child would wait for a thread it does not have; the C core also uses raw syscalls, which
-    keeps API users with threads of their own safe)."""
-    global _warmup
-    if _warmup is None:
-        return
-    done, tid = _warmup
-    _warmup = None
-    done.acquire()
-    import time
-    for _ in range(2000):            # the OS thread ends a moment after its Python part
-        if not tid[0] or not os.path.exists(f"/proc/self/task/{tid[0]}"):
-            return
-        time.sleep(0.0002)

@@ -14,7 +14,7 @@ import time
 
 from ..errors import ConfigError, RuntimeFailure
 from .lazy import log, res
-from . import base
+from . import base, remove_if_empty
 from .fs2 import V2Manager
 P = "linux.resources"
 
@@ -77,12 +77,14 @@ class V1Manager:
                     base.write(cur, f, base.read(parent, f))
 
     def destroy(self, kill: bool = True) -> None:
-        """See V2Manager.destroy: kill=False signals nobody and removes only what is empty."""
+        """See V2Manager.destroy: kill=False signals nobody and removes only what is empty; an empty
+        container cgroup goes the way `delete` removes it without the drivers (cgroups.remove_if_empty)."""
+        if remove_if_empty(self.to_state()):
+            return
         if not kill:
             for d in self._dirs():
                 base.rmdir_unused(d)
-            leaves = set(self._dirs())
-            base.remove_created([d for d in self.created if d not in leaves])
+            base.remove_created(self.created, keep=self._dirs())
             if self.unified is not None:
                 self.unified.destroy(kill=False)
             return
@@ -101,8 +103,7 @@ class V1Manager:
             base.wait_empty(live, 2.0)
         for d in live:
             base.rmdir_tree(d)
-        leaves = set(self._dirs())
-        base.remove_created([d for d in self.created if d not in leaves])
+        base.remove_created(self.created, keep=self._dirs())
         if self.unified is not None:
             self.unified.destroy()
 
@@ -147,6 +148,9 @@ class V1Manager:
         return None
 
     def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None:
+        if not sub:
+            base.join(self.to_state(), pid)     # exec's join from state.json too
+            return
         dirs, usub = self._join_dirs(sub)
         for d in dirs:
             base.write_pid(d, pid)

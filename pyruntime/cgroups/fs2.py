@@ -13,7 +13,7 @@ import time
 
 from ..errors import ConfigError, RuntimeFailure
 from .lazy import log, res
-from . import base
+from . import base, remove_if_empty
 P = "linux.resources"
 
 
@@ -92,7 +92,10 @@ class V2Manager:
 
     def destroy(self, kill: bool = True) -> None:
         """Remove the container's cgroup.  kill=False (a shared or foreign-populated cgroup): signal
-        nobody, remove only what is empty."""
+        nobody, remove only what is empty.  An empty one (a stopped container's) goes the way `delete`
+        removes it without the drivers (cgroups.remove_if_empty)."""
+        if remove_if_empty(self.to_state()):
+            return
         if not kill:
             base.rmdir_unused(self.path)
         elif os.path.isdir(self.path):
@@ -106,7 +109,7 @@ class V2Manager:
                 self.kill_all(signal.SIGKILL)
                 base.wait_empty([self.path], 2.0)
             base.rmdir_tree(self.path)
-        base.remove_created([d for d in self.created if d != self.path])
+        base.remove_created(self.created, keep=[self.path])
 
     def to_state(self) -> dict:
         return {"driver": self.driver, "layout": self.layout, "mount": self.mount, "path": self.path,
@@ -130,15 +133,12 @@ class V2Manager:
     def clone_fd(self, sub: dict[str, str] | None = None) -> int | None:
         """An fd of the cgroup to clone the process into (v2 layout), else None; the target is checked
         either way, so a bad ``sub`` fails before a process exists."""
-        d = self.join_dir(sub)
-        if self.layout != "v2":
-            return None
-        try:
-            return os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as e:
-            raise RuntimeFailure.from_os(e, "cgroup: open", d) from None
+        return base.clone_dir_fd(self.to_state(), self.join_dir(sub))
 
     def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None:
+        if not sub:
+            base.join(self.to_state(), pid)     # exec's join from state.json too
+            return
         base.write_pid(self.join_dir(sub), pid)
 
     def pids(self) -> list[int]:

@@ -1,5 +1,4 @@
 """One module per subcommand (see pyruntime/cli.py for the contract)."""
-from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py), already loaded by the cli
 

@@ -1,5 +1,4 @@
 """pyruntime delete [--force] ID."""
-from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
 

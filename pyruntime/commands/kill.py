@@ -1,5 +1,4 @@
 """pyruntime kill ID [SIGNAL]: signal names with or without SIG, or numbers; default SIGTERM."""
-from __future__ import annotations
 
 import _signal   # not `signal`: its enum conversion costs ~5 ms on every shim `kill`
 

@@ -68,6 +68,18 @@ def _image_bundle(args: argparse.Namespace) -> str:
                    max_expansion=ratio, progress=Progress(), warn=log.warning, pull_opts=pull_opts)
 
 
+def _any_tty() -> bool:
+    """Is one of our stdio fds a terminal (the only case stdiorelay.Relay has work: shims and
+    scripts give files and pipes, and the relay's module is then not even loaded)?"""
+    for fd in range(3):
+        try:
+            if os.isatty(fd):
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import container, spec
     from .create import options
@@ -83,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = spec.load(bundle)
         terminal = bool(cfg["process"].get("terminal"))
-        if not terminal and not args.detach:
+        if not terminal and not args.detach and _any_tty():
             from ..stdiorelay import Relay
             relay = Relay()          # our terminal fds become pipes for the container (TIOCSTI)
             if relay.active:

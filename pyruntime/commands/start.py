@@ -1,5 +1,4 @@
 """pyruntime start: release a created container's init."""
-from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
 from . import configure_id

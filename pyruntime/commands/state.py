@@ -1,5 +1,4 @@
 """pyruntime state: the runtime-spec state JSON of a container (called constantly by shims: keep lean)."""
-from __future__ import annotations
 
 from .. import args as argparse  # the lean parser (pyruntime/args.py)
 from . import configure_id

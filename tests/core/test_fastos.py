@@ -1,5 +1,5 @@
-"""pyruntime/fastos.py answers exactly as os/os.path do (the lifecycle commands use it instead of os),
-and its rmtree never follows a symlink out of the directory it removes."""
+"""pyruntime/fastos.py answers exactly as os/os.path do (the lifecycle commands use it instead of os).
+Its tree removal is pyruntime/rmtree.py's (tests/core/test_rmtree.py)."""
 from __future__ import annotations
 
 import os
@@ -50,29 +50,3 @@ def test_getenv_follows_os_environ_once_os_is_loaded(monkeypatch):
                          env={"PYRT_FASTOS_PROBE": "é1", "LC_ALL": "C.UTF-8"})
     assert out.stdout.split() == ["é1", "None"], out.stderr
 
-
-def test_rmtree_removes_a_tree_and_follows_no_symlink(tmp_path):
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "keep").write_text("precious")
-    d = tmp_path / "cdir"
-    (d / "sub" / "deeper").mkdir(parents=True)
-    (d / "state.json").write_text("{}")
-    (d / "sub" / "deeper" / "f").write_text("x")
-    (d / "link-to-outside").symlink_to(outside)
-    (d / "sub" / "link-file").symlink_to(outside / "keep")
-    os.mkfifo(d / "exec.sock")
-    fastos.rmtree(str(d))
-    assert not os.path.lexists(d)
-    assert (outside / "keep").read_text() == "precious"
-
-
-def test_rmtree_of_a_symlink_removes_the_link_only(tmp_path):
-    target = tmp_path / "target"
-    target.mkdir()
-    (target / "keep").write_text("x")
-    link = tmp_path / "cdir"
-    link.symlink_to(target)
-    fastos.rmtree(str(link))
-    assert not os.path.lexists(link) and (target / "keep").exists()
-    fastos.rmtree(str(tmp_path / "nowhere"))     # gone already: nothing to do, no error

@@ -18,7 +18,6 @@ import os
 import platform
 import shutil
 import socket
-import struct
 import subprocess
 from typing import NamedTuple
 
@@ -42,9 +41,10 @@ class Tramp(NamedTuple):
     machine: str
     cmd: list[str]      # [qemu-<arch>, image] under emulation, [image] on the host's own architecture
 
-    def header(self) -> struct.Struct:
-        """struct pyrt_msg (pyruntime.protocol's layout) in this architecture's byte order."""
-        return struct.Struct((">" if self.machine in BIG_ENDIAN else "<") + protocol.msg().struct.format.lstrip("@=<>!"))
+    @property
+    def byteorder(self) -> str:
+        """The init's byte order: struct pyrt_msg is spoken in it (pyruntime.protocol's codec)."""
+        return "big" if self.machine in BIG_ENDIAN else "little"
 
 
 @pytest.fixture(scope="module", params=sorted(tb.ARCHES))
@@ -107,7 +107,7 @@ def _init(tramp, tmp_path, hooks, program: list[str]) -> tuple[bytes, bytes, byt
     """Run the waiting init like create and start do: CREATED on the sync socketpair, then connect to
     the listener and send GO.  Returns (start's reply: empty when the program was exec'd, else the
     ERROR message; the init's stdout; its stderr)."""
-    m, hdr = protocol.msg(), tramp.header()
+    m, order = protocol.msg(), tramp.byteorder
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     lsn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     path = str(tmp_path / "exec.sock")
@@ -124,12 +124,12 @@ def _init(tramp, tmp_path, hooks, program: list[str]) -> tuple[bytes, bytes, byt
             os.close(hfd)
         parent.settimeout(60)
         created = parent.recv(64)
-        assert hdr.unpack_from(created) == (m.CREATED, 0, 0, 0) and len(created) == m.size
+        assert protocol.unpack_header(created, order) == (m.CREATED, 0, 0) and len(created) == m.size
         assert parent.recv(64) == b""        # the init closed its end of the sync socket
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         conn.settimeout(60)
         conn.connect(path)
-        conn.sendmsg([hdr.pack(m.GO, 0, 0, 0)])
+        conn.sendmsg([protocol.pack_header(m.GO, byteorder=order)])
         reply = conn.recv(m.size + m.err_max)
         conn.close()
         out, err = p.communicate(timeout=60)
@@ -144,7 +144,7 @@ def _init(tramp, tmp_path, hooks, program: list[str]) -> tuple[bytes, bytes, byt
 def _error(tramp: Tramp, reply: bytes) -> tuple[int, str]:
     """(errno, text) of the init's PYRT_MSG_ERROR."""
     m = protocol.msg()
-    mtype, err, length, _ = tramp.header().unpack_from(reply)
+    mtype, err, length = protocol.unpack_header(reply, tramp.byteorder)
     assert mtype == m.ERROR and len(reply) == m.size + length
     return err, reply[m.size:].decode()
 

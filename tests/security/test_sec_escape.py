@@ -578,7 +578,7 @@ def test_child_uses_raw_setid_syscalls():
 
 def test_no_thread_alive_at_clone():
     """The warm-up thread started at CLI start-up is gone (also from the kernel) before any clone()."""
-    code = ("import os\nfrom pyruntime.cgroups import warm_attach_lock\nfrom pyruntime.protocol import _single_threaded\n"
+    code = ("import os\nfrom pyruntime.cgwarm import warm_attach_lock\nfrom pyruntime.protocol import _single_threaded\n"
             "warm_attach_lock()\n_single_threaded()\nprint(len(os.listdir('/proc/self/task')))\n")
     res = subprocess.run([PYTHON, "-c", code], cwd=str(REPO), env=Runtime.env(), capture_output=True, text=True,
                          timeout=60)

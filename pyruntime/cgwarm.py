@@ -1,0 +1,88 @@
+"""The first cgroup migration's kernel wait, started early on a thread (create, run, exec as root).
+
+Why: on cgroup v1 the first write to any cgroup.procs takes the threadgroup rwsem for writing, which
+waits an RCU grace period (6-14 ms here, longer under load); writes soon after it take ~0.1 ms.
+Re-writing our own pid into our own cgroup is a no-op move that pays that wait while the command
+parses and plans, so that joining the container's cgroups later does not.  Pure v2 does not need it
+(clone3 CLONE_INTO_CGROUP) but it costs nothing there either.
+
+A module of its own, on ``posix`` and ``_thread`` only: it runs right after the global flags are parsed,
+before ``os`` (~1 ms with _collections_abc) or the cgroup package are imported, so the wait starts that
+much earlier.  ``pyruntime.cgroups`` re-exports both functions.
+"""
+from __future__ import annotations
+
+import posix
+
+_warmup: tuple | None = None
+
+
+def _own_procs() -> str | None:
+    """cgroup.procs of our own cgroup in the first v1 hierarchy (None: no v1 hierarchy to warm)."""
+    try:
+        fd = posix.open("/proc/self/cgroup", posix.O_RDONLY | posix.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        text = posix.read(fd, 65536).decode(errors="replace")
+    finally:
+        posix.close(fd)
+    for line in text.split("\n"):
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[1] not in ("", "name=systemd"):
+            procs = f"/sys/fs/cgroup/{parts[1]}{parts[2].rstrip('/')}/cgroup.procs"
+            try:
+                posix.stat(procs)
+            except OSError:
+                return None
+            return procs
+    return None
+
+
+def warm_attach_lock() -> None:
+    """Start, on a thread, the kernel's slow path for the first cgroup migration (module docstring)."""
+    global _warmup
+    procs = _own_procs()
+    if procs is None or _warmup is not None:
+        return
+    import _thread
+    done = _thread.allocate_lock()
+    done.acquire()
+    tid = [0]
+
+    def touch() -> None:
+        tid[0] = _thread.get_native_id()
+        try:
+            fd = posix.open(procs, posix.O_WRONLY | posix.O_CLOEXEC)
+            try:
+                posix.write(fd, str(posix.getpid()).encode())
+            finally:
+                posix.close(fd)
+        except OSError:
+            pass
+        finally:
+            done.release()
+    _warmup = (done, tid)
+    _thread.start_new_thread(touch, ())
+
+
+def join_warmup() -> None:
+    """Wait until the warm-up thread is gone, also from the kernel's thread list.  Called before every
+    clone(): the CLI then has no thread alive at clone time (issue 10 item 8: glibc's set*id wrappers
+    in the child would wait for a thread it does not have; the C core also uses raw syscalls, which
+    keeps API users with threads of their own safe)."""
+    global _warmup
+    if _warmup is None:
+        return
+    done, tid = _warmup
+    _warmup = None
+    done.acquire()
+    import time
+    for _ in range(2000):            # the OS thread ends a moment after its Python part
+        if not tid[0]:
+            return
+        try:
+            posix.stat(f"/proc/self/task/{tid[0]}")
+        except OSError:
+            return
+        time.sleep(0.0002)

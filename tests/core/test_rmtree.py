@@ -1,0 +1,138 @@
+"""pyruntime/rmtree.py, the one tree removal: a container's state dir (`delete`, a failed `create`) and
+the trees images make.  It never follows a symlink out of the tree, removes what a read-only directory
+holds, goes through any depth without recursion, never empties another file system, and stays off
+:mod:`os` (it runs on every `delete`)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pyrt_testenv import ROOT
+
+sys.path.insert(0, ROOT)
+from pyruntime.rmtree import remove_path, remove_tree  # noqa: E402
+
+
+def test_removes_a_tree_and_follows_no_symlink(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("precious")
+    d = tmp_path / "cdir"
+    (d / "sub" / "deeper").mkdir(parents=True)
+    (d / "state.json").write_text("{}")
+    (d / "sub" / "deeper" / "f").write_text("x")
+    (d / "link-to-outside").symlink_to(outside)
+    (d / "sub" / "link-file").symlink_to(outside / "keep")
+    os.mkfifo(d / "exec.sock")
+    remove_path(str(d))
+    assert not os.path.lexists(d)
+    assert sorted(os.listdir(outside)) == ["keep"] and (outside / "keep").read_text() == "precious"
+
+
+def test_a_symlink_in_the_place_of_the_tree_is_removed_itself(tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "keep").write_text("x")
+    link = tmp_path / "cdir"
+    link.symlink_to(target)
+    remove_path(str(link))
+    assert not os.path.lexists(link) and (target / "keep").read_text() == "x"
+    remove_path(str(tmp_path / "nowhere"))     # gone already: nothing to do, no error
+    remove_path(str(tmp_path / "nowhere" / "below"))
+
+
+def test_a_symlink_to_a_directory_inside_the_tree_is_not_descended(tmp_path):
+    """An entry swapped for a symlink to a directory elsewhere is unlinked, not emptied (by fd, O_NOFOLLOW)."""
+    outside = tmp_path / "outside"
+    (outside / "d").mkdir(parents=True)
+    (outside / "d" / "keep").write_text("x")
+    d = tmp_path / "tree"
+    (d / "a").mkdir(parents=True)
+    (d / "a" / "b").symlink_to(outside / "d", target_is_directory=True)
+    remove_path(str(d))
+    assert not os.path.lexists(d) and (outside / "d" / "keep").read_text() == "x"
+
+
+def test_read_only_and_unsearchable_directories_are_emptied(tmp_path):
+    """An image layer's (or a rootless run's) modes do not stop the removal: the owner gets rwx back."""
+    d = tmp_path / "tree"
+    (d / "ro" / "inner").mkdir(parents=True)
+    (d / "ro" / "inner" / "f").write_text("x")
+    (d / "ro" / "g").write_text("y")
+    (d / "none").mkdir()
+    (d / "none" / "h").write_text("z")
+    os.chmod(d / "ro" / "inner", 0o500)
+    os.chmod(d / "ro", 0o500)
+    os.chmod(d / "none", 0)
+    os.chmod(d, 0o500)
+    remove_path(str(d))
+    assert not os.path.lexists(d)
+
+
+def test_a_deep_tree_goes_without_recursion(tmp_path):
+    """Deeper than the recursion limit and than PATH_MAX allows to name in one path."""
+    d = tmp_path / "deep"
+    d.mkdir()
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(3000):
+            os.mkdir("d" * 20, dir_fd=fd)
+            nxt = os.open("d" * 20, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+        os.symlink("/", "root-link", dir_fd=fd)
+    finally:
+        os.close(fd)
+    remove_path(str(d))
+    assert not os.path.lexists(d)
+
+
+def test_a_mount_inside_is_refused_not_emptied(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    d = tmp_path / "tree"
+    (d / "mnt").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "pyrt-rmtree-test", str(d / "mnt")], check=True)
+    try:
+        (d / "mnt" / "keep").write_text("x")
+        with pytest.raises(OSError) as ei:
+            remove_path(str(d))
+        assert ei.value.errno == 16 and (d / "mnt" / "keep").read_text() == "x"      # EBUSY
+    finally:
+        subprocess.run(["umount", str(d / "mnt")], check=True)
+    remove_path(str(d))
+    assert not os.path.lexists(d)
+
+
+@pytest.mark.parametrize("rel", ["cdir", "./cdir/", "x/../cdir", "cdir//"])
+def test_relative_and_unnormal_paths_name_what_os_path_abspath_names(tmp_path, monkeypatch, rel):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cdir" / "sub").mkdir(parents=True)
+    (tmp_path / "keep").write_text("x")
+    remove_path(rel)
+    assert sorted(os.listdir(tmp_path)) == ["keep"]
+
+
+def test_remove_tree_under_a_dir_fd_and_of_a_plain_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        remove_tree(fd, "f")
+        remove_tree(fd, "d")
+        remove_tree(fd, "missing")
+    finally:
+        os.close(fd)
+    assert os.listdir(tmp_path) == []
+
+
+def test_it_loads_no_os():
+    """It runs on every `delete` (tests/test_imports.py checks the command; this, the module alone)."""
+    code = (f"import sys; sys.path[:0] = [{ROOT!r}]\nimport pyruntime.rmtree\n"
+            "print(sorted(m for m in ('os', 'stat', 'posixpath', 'shutil') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "[]", out.stderr
