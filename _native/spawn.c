@@ -153,7 +153,7 @@ static void fork_into_pidns(struct pyrt_plan *p, int fd)
         if (close_fds(p, keep, 4, err, sizeof err) < 0)
             pyrt_child_die(fd, 0, err);
     }
-    /* The final process waits for EOF on `order` (the intermediate's exit): PID reaches the parent
+    /* The final process waits for EOF on `order` (closed once PID is sent): PID reaches the parent
      * before anything the final process sends on the same socket. */
     if (pipe2(order, O_CLOEXEC) < 0)
         pyrt_child_die(fd, errno, "pipe");
@@ -175,6 +175,9 @@ static void fork_into_pidns(struct pyrt_plan *p, int fd)
     child = (int32_t)pid;
     if (pyrt_send_msg(fd, PYRT_MSG_PID, 0, &child, sizeof child, -1) < 0)
         kill((pid_t)pid, SIGKILL);
+    /* PID is sent: release the final process now, not at our exit, which tears down the copy of the
+     * runtime's address space first (exit_mm before exit_files: ~0.3 ms on exec's critical path). */
+    close(order[1]);
     _exit(0);
 }
 

@@ -101,7 +101,7 @@ def main() -> int:
             shutil.rmtree(pod_run, ignore_errors=True)
         subprocess.run(g[:3] + ["image", "prune"], stdout=subprocess.DEVNULL)
         sys.path.insert(0, REPO)
-        from pyruntime.rmtree import remove_path
+        from pyruntime.fastos import remove_path
         remove_path(root)
         remove_path(work)
     return 0

@@ -20,7 +20,7 @@ import time
 from . import fastjson as json
 from . import cgshare, log, rootless, state
 from .errors import ContainerExists, ContainerNotFound, RuntimeFailure
-from .rmtree import remove_path
+from .fastos import remove_path
 
 from .protocol import (EXEC_SOCK, short_path, kill_and_reap as _kill_and_reap, spawn,  # noqa: F401
                        write_pid_file)

@@ -4,9 +4,10 @@ shim make for every container, several times.  (create is container.py, which re
 Kept lean on purpose: nothing here imports :mod:`os`, the cgroup drivers, the C core or the hooks
 runner until a call needs them (a poststart hook, a running or paused container to kill, a populated
 cgroup), so `start`, `kill` and `delete` of a stopped container cost little more than the interpreter's
-own start: `start`'s handshake is protocol.py's (which `start` may import: it loads neither os nor the
-core at its top), a stopped container's empty cgroup goes through ``cgroups.remove_if_empty`` (a
-populated one, or a systemd unit, through the drivers) and its state directory through rmtree.py.
+own start: `start`'s handshake is syncmsg.py's (the sync protocol's header and handshake, without os or
+the C core), a stopped container's empty cgroup goes through ``cgroups.remove_if_empty`` (a
+populated one, or a systemd unit, through the drivers) and its state directory through
+fastos.remove_path (the one tree removal).
 Safety is the same as everywhere: the state is read with O_NOFOLLOW and must name its own id
 (state.py), commands that change a container hold its lock, and a process is only signalled through a
 pidfd after its start time proved it is the container's init.
@@ -100,7 +101,7 @@ def _start(root: str, cid: str, notify_socks: list | None) -> state.State:
             ns = notify.bind(cdir)          # before the init runs: its READY must find the socket
             if ns is not None:
                 notify_socks.append(ns)
-        from .protocol import release_init
+        from .syncmsg import release_init
         try:
             release_init(cdir)
         finally:
@@ -328,9 +329,8 @@ def _delete_locked(root: str, cid: str, cdir: str, st: state.State, force: bool)
 def _remove_dir(cdir: str) -> None:
     """The container's state directory, through the one tree removal (never following a symlink),
     best effort: the container is gone either way, and a later create of the id clears what is left."""
-    from .rmtree import remove_path
     try:
-        remove_path(cdir)
+        fastos.remove_path(cdir)
     except OSError as e:
         log.warning(str(RuntimeFailure.from_os(e, "delete state directory", cdir)))
 

@@ -1,47 +1,24 @@
 """The parent side of the sync protocol (the table in ``_native/pyrt.h``), spoken by create, start and
 exec: the message header, spawning the C child for a plan, the message loop, the start handshake.
 
-The header (``struct pyrt_msg``) has one codec, :func:`pack_header`/:func:`unpack_header`, on int.to_bytes
-in the C core's (native) byte order: `start`, which shims call for every container, speaks it on exec.sock
-without the C core (cffi and libseccomp would cost it more than the rest of it), so this module imports
-at its top only what `start` loads anyway (``posix``, ``_socket``, ``_signal``: not os, struct, socket or
-signal) and the C core only in the functions of create and exec.  The ids `start` needs are written here;
-:func:`msg` reads every id from the core itself and refuses to run when the two disagree, and
-tests/core/test_protocol_header.py checks the codec against the core's struct layout.  What a command
-does on each message is a handler it passes to :func:`drive`; the loop, the errors and the end of the
-conversation are here.
+The header (``struct pyrt_msg``) has one codec, :func:`pack_header`/:func:`unpack_header`, and `start`'s
+handshake is :func:`release_init`: both live in :mod:`.syncmsg` and are re-exported here, because `start`,
+which shims call for every container, needs only them (importing this whole module cost it ~0.15 ms
+more, the C core far more).  :func:`msg` reads every message id from the C core itself and refuses to
+run when it disagrees with the codec's; tests/core/test_protocol_header.py checks the codec against the
+core's struct layout.  What a command does on each message is a handler it passes to :func:`drive`;
+the loop, the errors and the end of the conversation are here.
 """
 
 import errno
-import posix        # not os: see fastos.py (`start` imports this module)
+import posix        # not os: os costs ~1 ms, and posix has every call this module makes
 import _signal as signal      # not `signal`/`socket`: their enum conversions cost ms per call
 import _socket as socket
 import sys
 
 from .errors import RuntimeFailure
-
-EXEC_SOCK = "exec.sock"
-
-# struct pyrt_msg { uint32_t type; int32_t err; uint32_t len; uint32_t pad; } in the core's byte order
-HEADER_SIZE = 16
-MSG_GO = 1              # PYRT_MSG_GO
-MSG_ERROR = 2           # PYRT_MSG_ERROR
-ERR_MAX = 4096          # PYRT_ERR_MAX: the longest error text
-
-
-def pack_header(mtype: int, err: int = 0, length: int = 0, byteorder: str = sys.byteorder) -> bytes:
-    """A ``struct pyrt_msg`` (``byteorder``: another architecture's, for tests of its trampoline)."""
-    return (mtype.to_bytes(4, byteorder) + err.to_bytes(4, byteorder, signed=True)
-            + length.to_bytes(4, byteorder) + bytes(4))
-
-
-def unpack_header(data: bytes, byteorder: str = sys.byteorder) -> tuple[int, int, int]:
-    """(type, err, len) of the header that starts ``data``."""
-    if len(data) < HEADER_SIZE:
-        raise ValueError(f"a sync message of {len(data)} bytes is shorter than its header")
-    return (int.from_bytes(data[0:4], byteorder), int.from_bytes(data[4:8], byteorder, signed=True),
-            int.from_bytes(data[8:12], byteorder))
-
+from .syncmsg import (ERR_MAX, EXEC_SOCK, HEADER_SIZE, MSG_ERROR, MSG_GO, child_error, pack_header,  # noqa: F401
+                      release_init, short_path, unpack_header)     # (re-exported: the one protocol module's API)
 
 def _ints(data: bytes) -> list[int]:
     """C ints in native order (SCM_RIGHTS fds, a pid)."""
@@ -104,40 +81,6 @@ class Sync:
 
     def close(self) -> None:
         self.sock.close()
-
-
-def child_error(err: int, payload: bytes) -> RuntimeFailure:
-    """The child's PYRT_MSG_ERROR as an exception (its text already names the step)."""
-    text = payload.decode(errors="replace")
-    if text.startswith(("sched_setattr: policy 1 ", "sched_setattr: policy 2 ")) and "not permitted" in text:
-        text = ("process.scheduler: " + text + " (a real-time policy needs a real-time budget in the "
-                "container's cpu cgroup: set linux.resources.cpu.realtimeRuntime)")
-    return RuntimeFailure(text, errno=0 if (err and posix.strerror(err).lower() in text.lower()) else err)
-
-
-def release_init(cdir: str) -> None:
-    """`start`'s handshake: connect to the waiting init's exec.sock in the container dir ``cdir`` and send
-    GO; EOF = the init exec'd (its end is CLOEXEC), an ERROR message = its failure (a startContainer hook,
-    the seccomp filter, execve)."""
-    dirfd = posix.open(cdir, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
-    try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        try:
-            s.connect(short_path(dirfd, EXEC_SOCK))
-            s.sendmsg([pack_header(MSG_GO)])
-            data = s.recv(HEADER_SIZE + ERR_MAX + 64)
-        except OSError as e:
-            raise RuntimeFailure.from_os(e, "start: container init is gone", "") from None
-        finally:
-            s.close()
-    finally:
-        posix.close(dirfd)
-    if data:
-        try:
-            _, err, length = unpack_header(data)
-        except ValueError as e:
-            raise RuntimeFailure(f"start: {e}", step="start") from None
-        raise child_error(err, data[HEADER_SIZE:HEADER_SIZE + length])
 
 
 def _single_threaded() -> None:
@@ -228,11 +171,6 @@ def wait_exec(sync: Sync, what: str) -> None:
         raise child_error(errno_, payload)
     if mtype != 0:
         raise RuntimeFailure(f"{what}: unexpected message {mtype} after CREATED")
-
-
-def short_path(dirfd: int, name: str) -> str:
-    """Unix socket paths are limited to 108 bytes; reach deep state dirs through /proc/self/fd."""
-    return f"/proc/self/fd/{dirfd}/{name}"
 
 
 def send_pidfd(path: str, pid: int) -> None:

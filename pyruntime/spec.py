@@ -60,14 +60,20 @@ def _path(parent: str, key: object) -> str:
     return f"{parent}.{key}" if parent else str(key)
 
 
-def check_tree(doc: object, top: str = "") -> None:
+def check_tree(doc: object, top: str = "", raw: bytes | None = None) -> None:
     """One iterative pass over the whole document before anything reads it: strings the kernel and C
     cannot carry (NUL bytes cut an argument short; lone surrogates cannot be encoded), numbers JSON
     cannot write back (NaN, Infinity) and nesting no config needs.  Each error names the JSON path.
 
     The walk carries no path strings (podman's config is ~2000 values, most of them its seccomp
     profile): each stack entry keeps its parent entry and key, and the path is spelled out only for
-    an error."""
+    an error.  ``raw``: the JSON text ``doc`` was parsed from (fastjson: strict UTF-8, no raw control
+    characters in strings); without a ``\\u`` escape in it no string can hold a NUL or a lone
+    surrogate, and the walk looks at containers and floats only (~3x faster: the clients' configs
+    have no escapes)."""
+    if raw is not None and b"\\u" not in raw and type(doc) is dict:
+        _check_containers(doc, top)
+        return
     stack: list = [(doc, None, None, 0)]
     pop, push = stack.pop, stack.append
     while stack:
@@ -94,6 +100,26 @@ def check_tree(doc: object, top: str = "") -> None:
                 raise ConfigError(_where(entry, top), "number out of range")
         elif isinstance(v, str):
             _check_str(v, entry, top)
+
+
+def _check_containers(doc: dict, top: str) -> None:
+    """check_tree's walk over a parsed document whose strings need no look (see check_tree)."""
+    stack: list = [(doc, None, None, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        entry = pop()
+        v, depth = entry[0], entry[3]
+        if depth >= MAX_DEPTH:
+            raise ConfigError(_where(entry, top), f"nested more than {MAX_DEPTH} levels deep")
+        for k, x in (v.items() if type(v) is dict else enumerate(v)):
+            t = type(x)
+            if t is dict or t is list:
+                push((x, entry, k, depth + 1))
+            elif t is float and (x != x or x in (_INF, -_INF)):
+                raise ConfigError(_where((x, entry, k, depth + 1), top), "number out of range")
+
+
+_INF = float("inf")
 
 
 def _where(entry: tuple, top: str) -> str:
@@ -140,7 +166,7 @@ def load(bundle: str) -> dict:
         except RecursionError:
             e = ValueError("nested too deeply")
         raise ConfigError("(document)", f"invalid JSON: {e}") from None
-    validate(cfg)
+    validate(cfg, raw)
     return cfg
 
 
@@ -149,9 +175,10 @@ def namespaces(cfg: dict) -> dict[str, str | None]:
     return {ns["type"]: ns.get("path") or None for ns in cfg.get("linux", {}).get("namespaces", [])}
 
 
-def validate(cfg: object) -> None:
+def validate(cfg: object, raw: bytes | None = None) -> None:
+    """``raw``: the text ``cfg`` was parsed from, if it was (see check_tree)."""
     _type(cfg, dict, "(document)", "a JSON object")
-    check_tree(cfg)
+    check_tree(cfg, raw=raw)
     _type(cfg.get("ociVersion", ""), str, "ociVersion", "a string")
     root = cfg.get("root")
     if root is None:

@@ -37,15 +37,14 @@ SMALL = ("state", "kill", "start", "delete", "--version", "state-unknown", "dele
 NO_OS = {"os", "posixpath", "genericpath", "stat", "_collections_abc", "struct", "_struct",
          "pyruntime.container", "pyruntime.rootless", "pyruntime.cgshare", "pyruntime.hooks", "pyruntime.notify",
          "pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.cgroups.base", "pyruntime.cgroups.layout",
-         "pyruntime.cgroups.lazy", "pyruntime.cgroups.systemd", "pyruntime.cgroups.sdbus",
+         "pyruntime.cgroups.lazy", "pyruntime.cgroups.systemd", "pyruntime.cgroups.sdbus", "pyruntime.protocol",
          # the modules these calls load have no `from __future__ import annotations`: its import (the
          # module __future__) costs as much as one of them, for annotations Python 3.11 evaluates anyway
          "__future__"}
 # ... and each of them only the pieces its own work needs
 ONLY = {"_socket": ("start",),                                               # the start handshake
-        "pyruntime.protocol": ("start",),                                    # ... whose header codec it is
+        "pyruntime.syncmsg": ("start",),                                     # ... (the protocol's header)
         "pyruntime.cgroups": ("delete",),                                    # its empty cgroup's removal
-        "pyruntime.rmtree": ("delete",),                                     # the state directory
         "fcntl": ("start", "delete"),                                        # the container's lock
         "pyruntime.control": ("kill", "start", "delete", "delete-gone"),
         "_json": ("state", "kill", "start", "delete", "state-unknown"),     # (the error is logged as JSON)
@@ -200,8 +199,8 @@ def test_lifecycle_imports_with_client_configs(world, variant):
     # stdio that is no terminal (files, pipes: what shims and scripts give) needs no relay
     assert "pyruntime.stdiorelay" not in seen["run"]
     # the lean paths really ran: the lock was taken, the state read, the init released through exec.sock
-    assert {"fcntl", "pyruntime.control", "_socket", "pyruntime.protocol"} <= seen["start"]
-    assert {"fcntl", "pyruntime.control", "pyruntime.cgroups", "pyruntime.rmtree"} <= seen["delete"]
+    assert {"fcntl", "pyruntime.control", "_socket", "pyruntime.syncmsg"} <= seen["start"]
+    assert {"fcntl", "pyruntime.control", "pyruntime.cgroups"} <= seen["delete"]
     for call, mods in seen.items():
         _check(call, mods, hooks)
 

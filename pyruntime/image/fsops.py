@@ -17,7 +17,7 @@ import os
 import stat
 
 from .errors import ImageError
-from ..rmtree import remove_path, remove_tree  # noqa: F401 - re-exported
+from ..fastos import remove_path, remove_tree  # noqa: F401 - re-exported
 
 O_PATH = getattr(os, "O_PATH", 0o10000000)
 _DIRFLAGS = O_PATH | os.O_DIRECTORY | os.O_CLOEXEC

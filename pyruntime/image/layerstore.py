@@ -24,7 +24,7 @@ import time
 
 from .. import fastjson as json
 from .errors import ImageError
-from ..rmtree import remove_path
+from ..fastos import remove_path
 
 STORE_DIR = ".images"
 

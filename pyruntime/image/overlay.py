@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ..rmtree import remove_path
+from ..fastos import remove_path
 
 _PAGE = 4096
 USE_FILE = "image-use"       # in the bundle: the store's record of this container, removed with it

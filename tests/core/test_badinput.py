@@ -157,3 +157,30 @@ def test_exec_sub_cgroup_bad_path(rt, make_bundle, tmp_path):
 def test_terminal_without_console_socket(rt, make_bundle, tmp_path):
     b = make_bundle(edit=lambda c: c["process"].__setitem__("terminal", True))
     fails(rt, ["create", "--bundle", b, "t"], "t", "cannot allocate tty", tmp_path)
+
+
+@pytest.mark.parametrize("escaped", [False, True], ids=["no-escape", "with-escape"])
+def test_tree_checks_with_and_without_escapes(tmp_path, escaped):
+    """spec.check_tree skips its string checks when config.json has no \\u escape (no string can then
+    hold a NUL or a lone surrogate): the checks that remain refuse the same documents either way."""
+    import sys
+    from pyrt_testenv import ROOT
+    sys.path.insert(0, ROOT)
+    from pyruntime import spec
+    from pyruntime.errors import ConfigError
+    base = '{"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "process": {"args": ["sh"], "cwd": "/"}, ' \
+           '"annotations": {"k": %s%s}}'
+    extra = ', "e": "a\\u00e9"' if escaped else ""
+    deep = "[" * 70 + "]" * 70
+    cases = {"NaN": "annotations.k", "[1.5, -Infinity]": "annotations.k[1]", "1e999": "annotations.k",
+             deep: "nested more than"}
+    if escaped:
+        cases['"x\\u0000y"'] = "annotations.k: contains a NUL byte"
+        cases['"\\ud800"'] = "annotations.k: contains an invalid unicode code point"
+    for value, named in cases.items():
+        (tmp_path / "config.json").write_text(base % (value, extra))
+        with pytest.raises(ConfigError) as e:
+            spec.load(str(tmp_path))
+        assert named in str(e.value), (value, str(e.value))
+    (tmp_path / "config.json").write_text(base % ('"fine"', extra))
+    assert spec.load(str(tmp_path))["annotations"]["k"] == "fine"

@@ -1,5 +1,5 @@
 """pyruntime/fastos.py answers exactly as os/os.path do (the lifecycle commands use it instead of os).
-Its tree removal is pyruntime/rmtree.py's (tests/core/test_rmtree.py)."""
+Its tree removal, remove_path, is tested in tests/core/test_rmtree.py."""
 from __future__ import annotations
 
 import os

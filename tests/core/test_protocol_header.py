@@ -1,7 +1,8 @@
-"""The sync protocol's header has one codec (pyruntime.protocol.pack_header/unpack_header), used by
-create, exec and `start` alike; `start` uses it without loading the C core, so its numbers are written
-in protocol.py: here they are checked against the core's own struct pyrt_msg and enums (cffi reads
-_native/pyrt.h), byte for byte both ways, and protocol.msg() refuses a core that disagrees."""
+"""The sync protocol's header has one codec (pack_header/unpack_header of pyruntime.syncmsg, which
+pyruntime.protocol re-exports), used by create, exec and `start` alike; `start` uses it without loading
+the C core, so its numbers are written in syncmsg.py: here they are checked against the core's own
+struct pyrt_msg and enums (cffi reads _native/pyrt.h), byte for byte both ways, and protocol.msg()
+refuses a core that disagrees."""
 from __future__ import annotations
 
 import subprocess
@@ -58,9 +59,11 @@ def test_msg_refuses_a_core_that_disagrees(monkeypatch):
         protocol._Msg()
 
 
-def test_protocol_loads_neither_os_nor_struct_nor_the_core():
-    """`start` imports it for the handshake (tests/test_imports.py checks the command; this, the module)."""
-    code = (f"import sys; sys.path[:0] = [{ROOT!r}]\nimport pyruntime.protocol\n"
+@pytest.mark.parametrize("module", ["syncmsg", "protocol"])
+def test_protocol_loads_neither_os_nor_struct_nor_the_core(module):
+    """`start` imports syncmsg for the handshake (tests/test_imports.py checks the command; this, the
+    modules): neither it nor protocol.py, which re-exports it, loads os, struct or the C core at import."""
+    code = (f"import sys; sys.path[:0] = [{ROOT!r}]\nimport pyruntime.{module}\n"
             "print(sorted(m for m in ('os', 'struct', '_struct', 'socket', 'signal', '_cffi_backend',"
             " 'pyruntime._core') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=30)

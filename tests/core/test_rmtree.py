@@ -1,4 +1,4 @@
-"""pyruntime/rmtree.py, the one tree removal: a container's state dir (`delete`, a failed `create`) and
+"""fastos.remove_path, the one tree removal: a container's state dir (`delete`, a failed `create`) and
 the trees images make.  It never follows a symlink out of the tree, removes what a read-only directory
 holds, goes through any depth without recursion, never empties another file system, and stays off
 :mod:`os` (it runs on every `delete`)."""
@@ -13,7 +13,7 @@ import pytest
 from pyrt_testenv import ROOT
 
 sys.path.insert(0, ROOT)
-from pyruntime.rmtree import remove_path, remove_tree  # noqa: E402
+from pyruntime.fastos import remove_path, remove_tree  # noqa: E402
 
 
 def test_removes_a_tree_and_follows_no_symlink(tmp_path):
@@ -132,7 +132,7 @@ def test_remove_tree_under_a_dir_fd_and_of_a_plain_file(tmp_path):
 
 def test_it_loads_no_os():
     """It runs on every `delete` (tests/test_imports.py checks the command; this, the module alone)."""
-    code = (f"import sys; sys.path[:0] = [{ROOT!r}]\nimport pyruntime.rmtree\n"
+    code = (f"import sys; sys.path[:0] = [{ROOT!r}]\nimport pyruntime.fastos\n"
             "print(sorted(m for m in ('os', 'stat', 'posixpath', 'shutil') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "[]", out.stderr

@@ -99,6 +99,27 @@ def test_state_save_replaces_the_file_atomically(tmp_path, monkeypatch, core):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def test_state_save_same_config_reuses_the_encoding(tmp_path):
+    """create's saves after the first pass same_config=True: the record's other fields are written anew,
+    the config as the previous save encoded it, and the file is the same document a full save writes."""
+    from pyruntime import state
+    root = str(tmp_path)
+    os.mkdir(os.path.join(root, "c1"), 0o700)
+    cfg = {"process": {"args": ["sh"], "env": ["A=1"]}, "linux": {"seccomp": {"syscalls": [{"names": ["x"]}]}}}
+    st = state.State(id="c1", pid=0, start_time=0, bundle="/b", created="now", config=cfg, creating=True)
+    state.save(root, st)
+    st.pid, st.start_time, st.creating = 42, 7, False
+    state.save(root, st, same_config=True)
+    path = os.path.join(root, "c1", "state.json")
+    with open(path) as f:
+        saved = json.load(f)
+    got = state.load(root, "c1")
+    assert (got.pid, got.start_time, got.creating, got.config) == (42, 7, False, cfg)
+    state.save(root, st)                 # a full save writes the same document
+    with open(path) as f:
+        assert json.load(f) == saved
+
+
 # --- 9: one id rule everywhere ---------------------------------------------------------------------------
 BAD_IDS = ["../../../victim", "a/b", ".hidden", "_under", "+plus", "..", "a" * 256, "a b", "x\ny"]
 

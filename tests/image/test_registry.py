@@ -234,7 +234,7 @@ def test_server_errors_are_retried(plain, images, tmp_path):
 
 
 def test_run_image_pulls_when_missing(plain, tmp_path, rt):
-    from pyruntime.rmtree import remove_path
+    from pyruntime.fastos import remove_path
     try:
         cp = rt("run", "--tls-verify=false", "--image", f"docker://{plain.host}/test/bb:v1", "reg1")
         assert cp.stdout.decode() == "from the registry\n"

@@ -23,7 +23,7 @@ def _overlays(root: str) -> list[str]:
 def irt(rt):
     """rt whose image store goes away with it (trees of any depth: not shutil, which recurses)."""
     from pyruntime.image.overlay import remove_bundle
-    from pyruntime.rmtree import remove_path
+    from pyruntime.fastos import remove_path
     yield rt
     for cid in os.listdir(rt.root) if os.path.isdir(rt.root) else []:
         if not cid.startswith("."):
@@ -180,7 +180,7 @@ def test_expansion_limit(irt, tmp_path):
              "true", check=False)
     assert "expands" not in cp.stderr.decode()
     assert len([n for n in os.listdir(os.path.join(store, "layers")) if len(n) == 64]) == 1
-    from pyruntime.rmtree import remove_path
+    from pyruntime.fastos import remove_path
     remove_path(store)
 
 
