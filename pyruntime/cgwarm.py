@@ -6,15 +6,21 @@ Re-writing our own pid into our own cgroup is a no-op move that pays that wait w
 parses and plans, so that joining the container's cgroups later does not.  Pure v2 does not need it
 (clone3 CLONE_INTO_CGROUP) but it costs nothing there either.
 
+The fast path lasts one more grace period after the last writer, so the thread keeps re-writing every
+couple of milliseconds until :func:`join_warmup` (right before the clone): under load the steps from
+the end of the first wait to the join (the cgroup's mkdirs and limits, the clone, a state save)
+outlasted that window and the join paid a second full wait (add_pid 5-12 ms median at load 3-7).
+
 A module of its own, on ``posix`` and ``_thread`` only: it runs right after the global flags are parsed,
 before ``os`` (~1 ms with _collections_abc) or the cgroup package are imported, so the wait starts that
-much earlier.  ``pyruntime.cgroups`` re-exports both functions.
+much earlier; the launcher calls :func:`early` even before the CLI is imported (no ``__future__``
+here for the same reason).
 """
-from __future__ import annotations
-
 import posix
 
 _warmup: tuple | None = None
+KEEP_EVERY = 0.002     # s between the no-op re-writes (a grace period is several ms, more under load)
+KEEP_MAX = 2500        # ... for at most ~5 s: a CLI that never clones stops anyway when it exits
 
 
 def _own_procs() -> str | None:
@@ -39,15 +45,41 @@ def _own_procs() -> str | None:
     return None
 
 
+# the global flags that take a value (pyruntime/cli.py _global_parser): the command is the first other word
+_VALUE_FLAGS = ("--root", "--log", "--log-format", "--criu", "--rootless")
+COMMANDS = ("create", "run", "exec")
+
+
+def early(argv: list[str]) -> None:
+    """From the launcher (bin/pyruntime, _native/mklauncher.py), before the CLI is imported: start the
+    warm-up when the command line is create, run or exec as root without --preserve-fds, the rule
+    cli._main applies again later (a second call does nothing).  A word this scan takes for the
+    command wrongly only starts or skips a no-op write of our own pid into our own cgroup."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        i += 1
+        if a.startswith("-"):
+            if a in _VALUE_FLAGS:
+                i += 1
+            continue
+        if a in COMMANDS and not any(r.startswith("--preserve-fds") for r in argv[i:]) and posix.geteuid() == 0:
+            warm_attach_lock()
+        return
+
+
 def warm_attach_lock() -> None:
     """Start, on a thread, the kernel's slow path for the first cgroup migration (module docstring)."""
     global _warmup
+    if _warmup is not None:          # already started (early(), then cli._main)
+        return
     procs = _own_procs()
-    if procs is None or _warmup is not None:
+    if procs is None:
         return
     import _thread
-    done = _thread.allocate_lock()
+    done, stop = _thread.allocate_lock(), _thread.allocate_lock()
     done.acquire()
+    stop.acquire()
     tid = [0]
 
     def touch() -> None:
@@ -55,14 +87,19 @@ def warm_attach_lock() -> None:
         try:
             fd = posix.open(procs, posix.O_WRONLY | posix.O_CLOEXEC)
             try:
-                posix.write(fd, str(posix.getpid()).encode())
+                me = str(posix.getpid()).encode()
+                posix.write(fd, me)                 # the grace period
+                for _ in range(KEEP_MAX):           # keep the fast path open until join_warmup
+                    if stop.acquire(timeout=KEEP_EVERY):
+                        break
+                    posix.write(fd, me)
             finally:
                 posix.close(fd)
         except OSError:
             pass
         finally:
             done.release()
-    _warmup = (done, tid)
+    _warmup = (done, tid, stop)
     _thread.start_new_thread(touch, ())
 
 
@@ -74,8 +111,9 @@ def join_warmup() -> None:
     global _warmup
     if _warmup is None:
         return
-    done, tid = _warmup
+    done, tid, stop = _warmup
     _warmup = None
+    stop.release()
     done.acquire()
     task = f"/proc/self/task/{tid[0]}"
     for i in range(2400):            # the OS thread ends a moment after its Python part (~0.1 ms)
