@@ -6,11 +6,6 @@ Re-writing our own pid into our own cgroup is a no-op move that pays that wait w
 parses and plans, so that joining the container's cgroups later does not.  Pure v2 does not need it
 (clone3 CLONE_INTO_CGROUP) but it costs nothing there either.
 
-The fast path lasts one more grace period after the last writer, so the thread keeps re-writing every
-couple of milliseconds until :func:`join_warmup` (right before the clone): under load the steps from
-the end of the first wait to the join (the cgroup's mkdirs and limits, the clone, a state save)
-outlasted that window and the join paid a second full wait (add_pid 5-12 ms median at load 3-7).
-
 A module of its own, on ``posix`` and ``_thread`` only: it runs right after the global flags are parsed,
 before ``os`` (~1 ms with _collections_abc) or the cgroup package are imported, so the wait starts that
 much earlier.  ``pyruntime.cgroups`` re-exports both functions.
@@ -20,8 +15,6 @@ from __future__ import annotations
 import posix
 
 _warmup: tuple | None = None
-KEEP_EVERY = 0.002     # s between the no-op re-writes (a grace period is several ms, more under load)
-KEEP_MAX = 2500        # ... for at most ~5 s: a CLI that never clones stops anyway when it exits
 
 
 def _own_procs() -> str | None:
@@ -53,9 +46,8 @@ def warm_attach_lock() -> None:
     if procs is None or _warmup is not None:
         return
     import _thread
-    done, stop = _thread.allocate_lock(), _thread.allocate_lock()
+    done = _thread.allocate_lock()
     done.acquire()
-    stop.acquire()
     tid = [0]
 
     def touch() -> None:
@@ -63,19 +55,14 @@ def warm_attach_lock() -> None:
         try:
             fd = posix.open(procs, posix.O_WRONLY | posix.O_CLOEXEC)
             try:
-                me = str(posix.getpid()).encode()
-                posix.write(fd, me)                 # the grace period
-                for _ in range(KEEP_MAX):           # keep the fast path open until join_warmup
-                    if stop.acquire(timeout=KEEP_EVERY):
-                        break
-                    posix.write(fd, me)
+                posix.write(fd, str(posix.getpid()).encode())
             finally:
                 posix.close(fd)
         except OSError:
             pass
         finally:
             done.release()
-    _warmup = (done, tid, stop)
+    _warmup = (done, tid)
     _thread.start_new_thread(touch, ())
 
 
@@ -87,9 +74,8 @@ def join_warmup() -> None:
     global _warmup
     if _warmup is None:
         return
-    done, tid, stop = _warmup
+    done, tid = _warmup
     _warmup = None
-    stop.release()
     done.acquire()
     task = f"/proc/self/task/{tid[0]}"
     for i in range(2400):            # the OS thread ends a moment after its Python part (~0.1 ms)
