@@ -8,10 +8,9 @@ parses and plans, so that joining the container's cgroups later does not.  Pure 
 
 A module of its own, on ``posix`` and ``_thread`` only: it runs right after the global flags are parsed,
 before ``os`` (~1 ms with _collections_abc) or the cgroup package are imported, so the wait starts that
-much earlier.  ``pyruntime.cgroups`` re-exports both functions.
+much earlier; the launcher calls :func:`early` even before the CLI is imported (no ``__future__``
+here for the same reason).
 """
-from __future__ import annotations
-
 import posix
 
 _warmup: tuple | None = None
@@ -39,11 +38,36 @@ def _own_procs() -> str | None:
     return None
 
 
+# the global flags that take a value (pyruntime/cli.py _global_parser): the command is the first other word
+_VALUE_FLAGS = ("--root", "--log", "--log-format", "--criu", "--rootless")
+COMMANDS = ("create", "run", "exec")
+
+
+def early(argv: list[str]) -> None:
+    """From the launcher (bin/pyruntime, _native/mklauncher.py), before the CLI is imported: start the
+    warm-up when the command line is create, run or exec as root without --preserve-fds, the rule
+    cli._main applies again later (a second call does nothing).  A word this scan takes for the
+    command wrongly only starts or skips a no-op write of our own pid into our own cgroup."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        i += 1
+        if a.startswith("-"):
+            if a in _VALUE_FLAGS:
+                i += 1
+            continue
+        if a in COMMANDS and not any(r.startswith("--preserve-fds") for r in argv[i:]) and posix.geteuid() == 0:
+            warm_attach_lock()
+        return
+
+
 def warm_attach_lock() -> None:
     """Start, on a thread, the kernel's slow path for the first cgroup migration (module docstring)."""
     global _warmup
+    if _warmup is not None:          # already started (early(), then cli._main)
+        return
     procs = _own_procs()
-    if procs is None or _warmup is not None:
+    if procs is None:
         return
     import _thread
     done = _thread.allocate_lock()

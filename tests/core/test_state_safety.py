@@ -437,10 +437,10 @@ def test_failed_create_in_shared_cgroup_keeps_the_other(rt, make_bundle):
 # --- Also: terminal without a terminal -------------------------------------------------------------------
 def test_terminal_without_a_terminal_fails_at_once(rt, make_bundle, tmp_path):
     b = make_bundle(["sh"], edit=lambda c: c["process"].__setitem__("terminal", True))
-    t0 = time.monotonic()
+    # `sh` on a terminal would wait for input forever: the call returning within its 20 s guard, with
+    # this error, is the check that it fails at once
     cp = rt("run", "-b", b, "tty", check=False, timeout=20, stdin=subprocess.DEVNULL)
     one_error_line(cp, "open /dev/tty: no such device or address")
-    assert time.monotonic() - t0 < 10
     assert not os.path.exists(os.path.join(rt.root, "tty"))
     b2 = make_bundle(["sleep", "60"])
     rt("run", "-d", "-b", b2, "x")
