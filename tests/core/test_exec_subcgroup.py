@@ -9,7 +9,7 @@ import os
 import uuid
 
 import pytest
-from pyrt_testenv import RUNC, Runtime, runc_control
+from pyrt_testenv import RUNC, Runtime, cgroup_dirs, runc_control
 
 SUB = "execcg-sub"
 pytestmark = pytest.mark.cgroup
@@ -30,29 +30,14 @@ def runtime(request, rt):
         yield r
 
 
-def _init_cgroup_dirs(pid: int) -> list[str]:
-    """The directories of process `pid`'s cgroups, every hierarchy (host view).  Read from the process,
-    not derived from cgroupsPath: on cgroup v2 runc 1.1.5 puts a relative path under the parent of its
-    own cgroup, pyruntime under its own (in the VM's populated /ci.slice/runner.service they differ)."""
-    found = []
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            for c in (ctrls.split(",") if ctrls else ["unified"]):
-                c = c.replace("name=", "")
-                base = f"/sys/fs/cgroup/{c}" if os.path.isdir(f"/sys/fs/cgroup/{c}") else "/sys/fs/cgroup"
-                d = os.path.normpath(f"{base}/{path}")
-                if os.path.isdir(d) and d not in found:
-                    found.append(d)
-    return found
-
-
 def _start(runtime: Runtime, make_bundle) -> tuple[str, list[str]]:
     """A running container and its cgroup directories (every hierarchy), each with a sub-cgroup SUB."""
     b = make_bundle(["sleep", "100"])
     cid = f"execcg{uuid.uuid4().hex[:6]}"
     runtime("run", "-d", "--bundle", b, cid, stdin=open(os.devnull))
-    dirs = _init_cgroup_dirs(runtime.state(cid)["pid"])
+    # read from the init, not derived from cgroupsPath: on cgroup v2 runc 1.1.5 puts a relative path under
+    # the parent of its own cgroup, pyruntime under its own (the VM's /ci.slice/runner.service tells them apart)
+    dirs = cgroup_dirs("", runtime.state(cid)["pid"])
     assert dirs, cid
     for d in dirs:
         os.mkdir(os.path.join(d, SUB))
