@@ -12,6 +12,9 @@ Measured per client config:
   (what conmon and the containerd shim do);
 - `state` and `kill <ID> 18` of a running container, `--version`, against the bare start of the same
   interpreter (`python -I -S -c pass`): what the runtime adds to its interpreter;
+- the floor of create + start + wait + delete for a runtime whose every call is a CPython process: three
+  bare starts of that interpreter in a row (create, start, delete; wait is no process), in the same
+  iterations, against runc's create + start + wait + delete;
 - 100 `run`s in a row, and 8-way parallel create/start/wait/delete of 200 containers: wall and CPU
   (user+sys of the runtime processes and what they waited for);
 - peak RSS of the runtime process for `run`, `exec` and `state` (through GNU time, see peak_rss).
@@ -252,6 +255,7 @@ def measure_client(client: str, rts: list[Runtime], tmp: str, bare: list[str]) -
     bundles = Bundles(tmp, client)
     samples: dict[str, dict[str, list[Result]]] = {rt.name: {} for rt in rts}
     bare_samples: list[Result] = []
+    floor_samples: list[Result] = []
 
     def add(rt: Runtime, key: str, r: Result) -> None:
         samples[rt.name].setdefault(key, []).append(r)
@@ -270,6 +274,10 @@ def measure_client(client: str, rts: list[Runtime], tmp: str, bare: list[str]) -
             rt("run", "--bundle", b, cid)
         for i in range(N):                    # the bare interpreter every time: the report needs it
             bare_samples.append(call(bare))
+            if "csd" in ONLY:                 # the floor: create, start, delete, each a bare interpreter
+                three = [call(bare) for _ in range(3)]
+                floor_samples.append(Result(sum(r.wall for r in three), sum(r.cpu for r in three),
+                                            max(r.rss for r in three), 0))
             for rt in rotate(rts, i):
                 if "run" in ONLY:
                     cid, b = bundles.make(rt, ["/bin/true"])
@@ -310,7 +318,8 @@ def measure_client(client: str, rts: list[Runtime], tmp: str, bare: list[str]) -
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-    return {"samples": samples, "bare": bare_samples, "rss": {k: v for k, v in rss.items() if v}}
+    return {"samples": samples, "bare": bare_samples, "floor": floor_samples,
+            "rss": {k: v for k, v in rss.items() if v}}
 
 
 # --------------------------------------------------------------------------------------- report
@@ -346,6 +355,15 @@ def report(client: str, data: dict, rts: list[Runtime]) -> str:
                                               f"({(med(s[n][key], 'cpu') - bcpu) * 1000:+.1f} ms)"
                                               if n.startswith("pyruntime") else "" for n in names]
                                            + ["" for n in names if n != ctl]) + " |")
+    csd = "create+start+wait+delete"
+    if data["floor"] and csd in s[ctl]:
+        # what no Python runtime can go under: its three lifecycle calls' interpreter starts alone
+        fw, fc = med(data["floor"]), med(data["floor"], "cpu")
+        py = [n for n in names if n.startswith("pyruntime")]
+        lines.append("| " + " | ".join([f"floor of {csd}: 3 bare interpreter starts"]
+                                       + [f"{fmt(fw)} ({fmt(fc)})" if n in py else "" for n in names]
+                                       + [f"{fw / med(s[ctl][csd]):.2f} ({fc / med(s[ctl][csd], 'cpu'):.2f})"
+                                          if n in py else "" for n in names if n != ctl]) + " |")
     for key, rss in data["rss"].items():
         m = {n: statistics.median(rss[n]) for n in names}
         lines.append("| " + " | ".join([f"peak RSS, {key}"] + [f"{m[n] / 1024:.1f} MiB" for n in names]
@@ -386,6 +404,7 @@ def main() -> int:
             out["clients"][client] = {n: {k: [(r.wall, r.cpu, r.rss) for r in v] for k, v in d.items()}
                                       for n, d in data["samples"].items()}
             out["clients"][client]["bare"] = [r.wall for r in data["bare"]]
+            out["clients"][client]["floor"] = [(r.wall, r.cpu) for r in data["floor"]]
             print(text[-1], flush=True)
     finally:
         if holder is not None:

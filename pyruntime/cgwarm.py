@@ -6,11 +6,6 @@ Re-writing our own pid into our own cgroup is a no-op move that pays that wait w
 parses and plans, so that joining the container's cgroups later does not.  Pure v2 does not need it
 (clone3 CLONE_INTO_CGROUP) but it costs nothing there either.
 
-The fast path lasts one more grace period after the last writer, so the thread keeps re-writing every
-couple of milliseconds until :func:`join_warmup` (right before the clone): under load the steps from
-the end of the first wait to the join (the cgroup's mkdirs and limits, the clone, a state save)
-outlasted that window and the join paid a second full wait (add_pid 5-12 ms median at load 3-7).
-
 A module of its own, on ``posix`` and ``_thread`` only: it runs right after the global flags are parsed,
 before ``os`` (~1 ms with _collections_abc) or the cgroup package are imported, so the wait starts that
 much earlier; the launcher calls :func:`early` even before the CLI is imported (no ``__future__``
@@ -19,8 +14,7 @@ here for the same reason).
 import posix
 
 _warmup: tuple | None = None
-KEEP_EVERY = 0.002     # s between the no-op re-writes (a grace period is several ms, more under load)
-KEEP_MAX = 2500        # ... for at most ~5 s: a CLI that never clones stops anyway when it exits
+_procs: str | None = None        # what the warm-up writes to (None: no warm-up in this process)
 
 
 def _own_procs() -> str | None:
@@ -70,36 +64,25 @@ def early(argv: list[str]) -> None:
 
 def warm_attach_lock() -> None:
     """Start, on a thread, the kernel's slow path for the first cgroup migration (module docstring)."""
-    global _warmup
+    global _warmup, _procs
     if _warmup is not None:          # already started (early(), then cli._main)
         return
     procs = _own_procs()
     if procs is None:
         return
+    _procs = procs
     import _thread
-    done, stop = _thread.allocate_lock(), _thread.allocate_lock()
+    done = _thread.allocate_lock()
     done.acquire()
-    stop.acquire()
     tid = [0]
 
     def touch() -> None:
         tid[0] = _thread.get_native_id()
         try:
-            fd = posix.open(procs, posix.O_WRONLY | posix.O_CLOEXEC)
-            try:
-                me = str(posix.getpid()).encode()
-                posix.write(fd, me)                 # the grace period
-                for _ in range(KEEP_MAX):           # keep the fast path open until join_warmup
-                    if stop.acquire(timeout=KEEP_EVERY):
-                        break
-                    posix.write(fd, me)
-            finally:
-                posix.close(fd)
-        except OSError:
-            pass
+            _write_own_pid(procs)
         finally:
             done.release()
-    _warmup = (done, tid, stop)
+    _warmup = (done, tid)
     _thread.start_new_thread(touch, ())
 
 
@@ -111,9 +94,8 @@ def join_warmup() -> None:
     global _warmup
     if _warmup is None:
         return
-    done, tid, stop = _warmup
+    done, tid = _warmup
     _warmup = None
-    stop.release()
     done.acquire()
     task = f"/proc/self/task/{tid[0]}"
     for i in range(2400):            # the OS thread ends a moment after its Python part (~0.1 ms)
@@ -128,3 +110,26 @@ def join_warmup() -> None:
         else:
             import time
             time.sleep(0.0002)
+
+
+def rearm() -> None:
+    """The warm-up's no-op write once more, now (create: right before the clone, the cgroup made).  The
+    fast path lasts one grace period past the last write; from the end of the warm-up's wait, the
+    cgroup's mkdirs and limits, the clone and a state save come before the init's join, and under
+    load they outlasted it: the join then paid a second full wait with the child waiting.  Written
+    here the window covers the clone and the save; a write after a lapsed window pays the wait here
+    instead of at the join.  Nothing without a warm-up (pure v2, rootless, API callers)."""
+    if _procs is not None:
+        _write_own_pid(_procs)
+
+
+def _write_own_pid(procs: str) -> None:
+    """The no-op move itself: our own pid into our own cgroup (a failure only costs the speed-up)."""
+    try:
+        fd = posix.open(procs, posix.O_WRONLY | posix.O_CLOEXEC)
+        try:
+            posix.write(fd, str(posix.getpid()).encode())
+        finally:
+            posix.close(fd)
+    except OSError:
+        pass

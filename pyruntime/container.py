@@ -177,6 +177,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         st = state.State(id=cid, pid=0, start_time=0, bundle=bundle, created=_now_rfc3339(),
                          annotations=cfg.get("annotations", {}) or {}, owner="root", owned=dict(opts.owned),
                          config=cfg, ocispec=cfg.get("ociVersion", ""), creating=True, creator=me)
+        state.reserve(root, st, 3)      # the files of its three saves, made while the cgroup wait is pending
         if rl_cgroups:      # may be None: no cgroup for a caller that may not have one, needs none
             state.save(root, st)
             mgr = rootless.open_cgroup(linux, cid, opts.systemd_cgroup)
@@ -221,6 +222,9 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             mgr.apply(linux.get("resources", {}) or {})
             cg_state = mgr.to_state()
             cgfd = mgr.clone_fd()
+            if cgfd is None:            # the init joins by cgroup.procs writes (v1) after the clone
+                from .cgwarm import rearm
+                rearm()
         log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} "
                   f"{'created' if mgr is not None else 'none (rootless, not permitted, not needed)'}")
         planmod.set_cgroup(p, cgfd)

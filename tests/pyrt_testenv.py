@@ -54,10 +54,11 @@ def run_captured(argv: list[str], *, timeout: float, input: bytes | None = None,
     return cp
 
 
-def cgroup_dirs(rel: str) -> list[str]:
-    """Where a relative cgroupsPath lands (if it exists): under this process's cgroup in every hierarchy."""
+def cgroup_dirs(rel: str, pid: int | str = "self") -> list[str]:
+    """Where a relative cgroupsPath lands (if it exists): under this process's cgroup in every hierarchy
+    (with pid: that process's cgroups, rel "")."""
     found = []
-    with open("/proc/self/cgroup") as f:
+    with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
             for c in (ctrls.split(",") if ctrls else ["unified"]):

@@ -44,6 +44,9 @@
 #define SOCK_CLOEXEC O_CLOEXEC          /* the kernel defines SOCK_CLOEXEC as O_CLOEXEC (linux/net.h) */
 #define SIGKILL 9                       /* the same on every architecture above */
 #define SIGCHLD 17
+#define SIGPIPE 13
+#define SIG_BLOCK 0
+#define SIG_SETMASK 2
 #define HOOKS_MAX (2 << 20)     /* the state JSON (PYRT_STATE_MAX, 1 MiB) plus the hooks themselves */
 #define HOOK_PTRS 16384
 #define MSG_GO 1
@@ -296,7 +299,15 @@ static void run_hook(long conn, long idx, char *path, char **argv, char **envp, 
     sys3(__NR_close, in[0], 0, 0);
     sys3(__NR_close, out[1], 0, 0);
     {
-        long off = 0;       /* a hook that does not read its stdin is fine (EPIPE) */
+        /* A hook that does not read its stdin is fine (EPIPE), but one that has already exited makes the
+         * write raise SIGPIPE, whose default action would kill the init with nobody told (`start` would
+         * see EOF, i.e. success): SIGPIPE is blocked for the write, a pending one discarded, the mask
+         * restored (the user program gets the init's own).  Should the filter refuse these calls, the
+         * write goes unprotected, as before. */
+        unsigned long pipe_set = 1UL << (SIGPIPE - 1), old_set = 0;
+        struct timespec now = { 0, 0 };
+        long off = 0, blocked = sys4(__NR_rt_sigprocmask, SIG_BLOCK, (long)&pipe_set, (long)&old_set,
+                                     sizeof pipe_set) == 0;
         while (off < state_len) {
             r = sys3(__NR_write, in[1], (long)state + off, state_len - off);
             if (r == -EINTR)
@@ -304,6 +315,11 @@ static void run_hook(long conn, long idx, char *path, char **argv, char **envp, 
             if (r <= 0)
                 break;
             off += r;
+        }
+        if (blocked) {
+            if (!(old_set & pipe_set))
+                sys4(__NR_rt_sigtimedwait, (long)&pipe_set, 0, (long)&now, sizeof pipe_set);
+            sys4(__NR_rt_sigprocmask, SIG_SETMASK, (long)&old_set, 0, sizeof old_set);
         }
     }
     sys3(__NR_close, in[1], 0, 0);

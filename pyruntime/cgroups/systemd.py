@@ -25,12 +25,16 @@ from __future__ import annotations
 
 import os
 
+from .. import log
 from ..errors import RuntimeFailure
 from .fs1 import V1Manager
 from .fs2 import V2Manager
 from .lazy import res
 
 Fs = V2Manager | V1Manager
+# where the system instance keeps the file of every loaded transient unit (unit_make_transient); the
+# file goes when the unit is unloaded
+TRANSIENT_DIR = "/run/systemd/transient"
 
 
 def _user_instance() -> bool:
@@ -204,12 +208,26 @@ class SystemdManager:
         directory is gone.  A unit that never started, or that systemd already collected when the
         last process exited, is fine.  kill=False (processes that are not the container's may be
         in the scope): stop the unit only when it is empty, signal nobody."""
-        if self.started and (kill or not self.fs.pids()):
+        if self.started and (kill or not self.fs.pids()) and not self._collected():
             if kill and isinstance(self.fs, V1Manager) and self.fs.frozen():
                 self.fs.thaw()      # v1-frozen tasks do not die: systemd's stop would wait its timeout
             with self._bus() as bus:
                 bus.stop_unit(self.unit)
         self.fs.destroy(kill=kill)     # what systemd did not remove (on v1 the dirs we made)
+
+    def _collected(self) -> bool:
+        """True when systemd has already unloaded the unit, so there is nothing to stop: its cgroup is
+        gone and so is its transient unit file.  A scope whose last process exited is stopped and
+        unloaded by systemd itself, which is what every shim's `delete` after the exit finds; asking
+        the bus anyway (jeepney's import, authentication, a subscription, a StopUnit answered
+        NoSuchUnit) cost that `delete` several times a `state` under the VM's emulation.  A unit still
+        loaded (failed, or its emptiness not yet noticed) keeps its file, and the user's instance keeps
+        its files elsewhere: both go through the bus as before."""
+        if self.user or os.path.isdir(self.path) or not os.path.isdir(TRANSIENT_DIR) \
+                or os.path.lexists(os.path.join(TRANSIENT_DIR, self.unit)):
+            return False
+        log.debug(f"{self.unit}: already unloaded by systemd (no cgroup, no transient unit file): nothing to stop")
+        return True
 
     # --- the cgroup itself: straight to the scope's directory ---------------------------------------
     def freeze(self) -> None:

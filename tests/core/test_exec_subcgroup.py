@@ -1,6 +1,8 @@
 """`exec --cgroup` (runc's flag): the exec'd process joins an existing sub-cgroup of the container's,
 for every hierarchy (a plain PATH) or per v1 controller (CTRL[,CTRL]:PATH); bad paths fail in one line
-with nothing started.  The same checks run against runc 1.1.5 (the control) where it behaves alike."""
+with nothing started.  The same checks run against runc 1.1.5 (the control) where it behaves alike.
+Marked `cgroup`: they run on this hybrid host and in the pure cgroup v2 VM (make test-cgroup2), where
+PATH is the only form (one hierarchy)."""
 from __future__ import annotations
 
 import os
@@ -10,6 +12,7 @@ import pytest
 from pyrt_testenv import RUNC, Runtime, cgroup_dirs, runc_control
 
 SUB = "execcg-sub"
+pytestmark = pytest.mark.cgroup
 
 
 def _v2_only() -> bool:
@@ -29,13 +32,13 @@ def runtime(request, rt):
 
 def _start(runtime: Runtime, make_bundle) -> tuple[str, list[str]]:
     """A running container and its cgroup directories (every hierarchy), each with a sub-cgroup SUB."""
-    import json
     b = make_bundle(["sleep", "100"])
-    rel = json.load(open(os.path.join(b, "config.json")))["linux"]["cgroupsPath"]
     cid = f"execcg{uuid.uuid4().hex[:6]}"
     runtime("run", "-d", "--bundle", b, cid, stdin=open(os.devnull))
-    dirs = cgroup_dirs(rel)
-    assert dirs, rel
+    # read from the init, not derived from cgroupsPath: on cgroup v2 runc 1.1.5 puts a relative path under
+    # the parent of its own cgroup, pyruntime under its own (the VM's /ci.slice/runner.service tells them apart)
+    dirs = cgroup_dirs("", runtime.state(cid)["pid"])
+    assert dirs, cid
     for d in dirs:
         os.mkdir(os.path.join(d, SUB))
         if os.path.exists(os.path.join(d, "cpuset.cpus")) and "cpuset" in d:     # v1 cpuset: empty until set
@@ -60,13 +63,22 @@ def _in_sub(path: str) -> bool:
     return path.rstrip("/").endswith("/" + SUB)
 
 
-def test_exec_joins_sub_cgroup(runtime, make_bundle):
+def test_exec_joins_sub_cgroup(runtime, make_bundle, tmp_path):
     cid, dirs = _start(runtime, make_bundle)
     base = _cgroups(runtime, cid)
     assert not any(_in_sub(p) for p in base.values()), base
     every = _cgroups(runtime, cid, "--cgroup", SUB)        # one PATH: every hierarchy, the unified one too
     assert every.keys() == base.keys() and all(_in_sub(p) for p in every.values()), every
+    # the host's view: a detached exec's pid is in SUB's cgroup.procs in every hierarchy (on pure v2 the
+    # one unified directory), and not in the container's own directory
+    pidf = str(tmp_path / "exec.pid")
+    runtime("exec", "-d", "--pid-file", pidf, "--cgroup", SUB, cid, "sleep", "100", stdin=open(os.devnull))
+    pid = int(open(pidf).read())
+    for d in dirs:
+        assert str(pid) in open(os.path.join(d, SUB, "cgroup.procs")).read().split(), (d, pid)
+        assert str(pid) not in open(os.path.join(d, "cgroup.procs")).read().split(), (d, pid)
     if _v2_only():
+        runtime("delete", "--force", cid)
         return
     one = _cgroups(runtime, cid, "--cgroup", f"memory:{SUB}")
     assert _in_sub(one["memory"]) and not any(_in_sub(p) for c, p in one.items() if c != "memory"), one

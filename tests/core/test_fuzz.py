@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import subprocess
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,7 +23,6 @@ import pytest
 from pyrt_testenv import CG_PARENT, LAUNCHER, RUNC, ROOTFS, cgroup_dirs, runc_control
 SEEDS = [int(s) for s in os.environ.get("PYRT_FUZZ_SEED", "20,34,27").split(",")]
 CASES = int(os.environ.get("PYRT_FUZZ_CASES", "110"))
-BUDGET = 50.0        # seconds per seed: the loop stops early rather than run unbounded on a loaded host
 PY_ERRORS = ("Traceback", "TypeError", "ValueError", "KeyError", "AttributeError", "RecursionError",
              "UnicodeEncodeError", "UnicodeDecodeError", "IndexError", "OverflowError", "internal error")
 
@@ -197,25 +195,19 @@ def run_case(n: int, seed: int, workdir: str, root: str, rootfs: str = ROOTFS) -
 @pytest.mark.parametrize("seed", SEEDS)
 def test_fuzz_create(seed, tmp_path, rt, fuzz_rootfs):
     workdir = str(tmp_path)
-    t0 = time.monotonic()
-    results = []
+    # every case runs, however long a loaded host takes (each call has its own timeout): the same
+    # cases every time, and no throughput to assert
     with ThreadPoolExecutor(max_workers=2) as ex:
         futs = [ex.submit(run_case, n, seed, workdir, rt.root, fuzz_rootfs) for n in range(CASES)]
-        for f in futs:
-            if time.monotonic() - t0 > BUDGET:
-                f.cancel()
-                continue
-            results.append(f.result())
+        results = [f.result() for f in futs]
     bad = [r for r, _ in results if r not in ("ok", "refused")]
     assert not bad, "\n".join(bad[:15])
     ran = len(results)
-    assert ran >= min(CASES, 40), f"only {ran} cases ran within {BUDGET}s"
     refused = [d for r, d in results if r == "refused"]
     # validation errors name the field: most refusals are "config.json: <json path>: cause"
     named = [d for d in refused if "config.json: " in d.split(" | ", 1)[1]]
     assert len(named) >= len(refused) * 0.6, refused[:10]
-    print(f"seed {seed}: {ran} cases, {len(refused)} refused, {ran - len(refused)} created+deleted "
-          f"in {time.monotonic() - t0:.1f}s")
+    print(f"seed {seed}: {ran} cases, {len(refused)} refused, {ran - len(refused)} created+deleted")
 
 
 @pytest.mark.skipif(RUNC is None, reason="runc (the control) is not installed")

@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -109,21 +108,30 @@ def test_podman_run_exec_limits_stop_rm(podman):
     assert cid not in podman("ps", "-a", "-q", "--no-trunc").stdout
 
 
-def test_podman_sdnotify_container(podman, images):
+def test_podman_sdnotify_container(podman, images, tmp_path):
     """A Type=notify service running `podman run --sdnotify=container`: the service becomes active
-    only when the container itself says READY=1 (relayed by the OCI runtime)."""
+    only when the container itself says READY=1 (relayed by the OCI runtime).  The container says it
+    only once the test opens a gate: until then, with the container running, the service must still
+    be activating (an order, observed; no duration)."""
     _need("systemd-run")
     svc = f"pyrt-sdnotify-{podman.runtime}-{uuid.uuid4().hex[:6]}.service"
+    gate = tmp_path / "gate"
+    gate.mkdir()
     envs = [f"--setenv={k}={v}" for k, v in podman.env.items() if k.startswith("CONTAINERS_")]
     cmd = podman.argv("run", "--rm", "--pull=never", "--sdnotify=container", "--name", svc[:-8],
-                      "-v", f"{images['sdsend']}:/sdsend:ro", IMAGE,
-                      "sh", "-c", "sleep 2; /sdsend 'READY=1' 'STATUS=up'; exec sleep 300")
-    t0 = time.monotonic()
+                      "-v", f"{images['sdsend']}:/sdsend:ro", "-v", f"{gate}:/gate", IMAGE,
+                      "sh", "-c", "touch /gate/running; while [ ! -e /gate/open ]; do sleep 0.1; done; "
+                      "/sdsend 'READY=1' 'STATUS=up'; exec sleep 300")
     try:
-        r = sh("systemd-run", f"--unit={svc}", "--property=Type=notify", "--property=NotifyAccess=all",
-               "--property=TimeoutStartSec=150", *envs, *cmd, timeout=200)
+        r = sh("systemd-run", "--no-block", f"--unit={svc}", "--property=Type=notify",
+               "--property=NotifyAccess=all", "--property=TimeoutStartSec=150", *envs, *cmd, timeout=200)
         assert r.returncode == 0, r.stderr
-        assert time.monotonic() - t0 >= 2, "the service was active before the container said READY"
+        wait_for("the container to run", lambda: (gate / "running").exists(), timeout=150)
+        assert unit_props(svc, "ActiveState")["ActiveState"] == "activating", \
+            "the service was active before the container said READY"
+        (gate / "open").touch()
+        wait_for("the service to become active",
+                 lambda: unit_props(svc, "ActiveState")["ActiveState"] == "active", timeout=150)
         p = unit_props(svc, "ActiveState", "SubState", "MainPID")
         assert p["ActiveState"] == "active", p
         assert int(p["MainPID"]) > 0
