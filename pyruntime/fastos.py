@@ -1,4 +1,5 @@
-"""The few ``os``/``os.path`` helpers the lifecycle commands need, on the interpreter's built-in ``posix``.
+"""The few ``os``/``os.path`` helpers the lifecycle commands need, on the interpreter's built-in ``posix``,
+and the runtime's one tree removal (:func:`remove_path`, :func:`remove_tree`: shutil.rmtree's job).
 
 Why: importing :mod:`os` (which runs posixpath, stat and _collections_abc) costs ~1 ms of every `state`,
 `kill`, `start` and `delete`, which conmon and containerd's shim call constantly, and those calls need
