@@ -64,13 +64,12 @@ def early(argv: list[str]) -> None:
 
 def warm_attach_lock() -> None:
     """Start, on a thread, the kernel's slow path for the first cgroup migration (module docstring)."""
-    global _warmup
+    global _warmup, _procs
     if _warmup is not None:          # already started (early(), then cli._main)
         return
     procs = _own_procs()
     if procs is None:
         return
-    global _procs
     _procs = procs
     import _thread
     done = _thread.allocate_lock()
@@ -80,13 +79,7 @@ def warm_attach_lock() -> None:
     def touch() -> None:
         tid[0] = _thread.get_native_id()
         try:
-            fd = posix.open(procs, posix.O_WRONLY | posix.O_CLOEXEC)
-            try:
-                posix.write(fd, str(posix.getpid()).encode())
-            finally:
-                posix.close(fd)
-        except OSError:
-            pass
+            _write_own_pid(procs)
         finally:
             done.release()
     _warmup = (done, tid)
@@ -126,10 +119,14 @@ def rearm() -> None:
     load they outlasted it: the join then paid a second full wait with the child waiting.  Written
     here the window covers the clone and the save; a write after a lapsed window pays the wait here
     instead of at the join.  Nothing without a warm-up (pure v2, rootless, API callers)."""
-    if _procs is None:
-        return
+    if _procs is not None:
+        _write_own_pid(_procs)
+
+
+def _write_own_pid(procs: str) -> None:
+    """The no-op move itself: our own pid into our own cgroup (a failure only costs the speed-up)."""
     try:
-        fd = posix.open(_procs, posix.O_WRONLY | posix.O_CLOEXEC)
+        fd = posix.open(procs, posix.O_WRONLY | posix.O_CLOEXEC)
         try:
             posix.write(fd, str(posix.getpid()).encode())
         finally:

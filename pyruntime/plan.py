@@ -6,8 +6,8 @@ every cffi allocation and fd the struct points to; keep it alive until the child
 """
 from __future__ import annotations
 
-import os
-import stat
+import posix           # not os: exec's path imports no os (~1 ms); create's functions import it themselves
+import _stat as stat   # the C module (builtin), not stat.py
 
 from . import capabilities
 from ._core import ffi, lib
@@ -72,7 +72,7 @@ class Plan:
 
     def open_fd(self, path: str, field: str) -> int:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
         except OSError as e:
             raise RuntimeFailure.from_os(e, field, path) from None
         self.fds.append(fd)
@@ -81,7 +81,7 @@ class Plan:
     def close(self) -> None:
         for fd in self.fds:
             try:
-                os.close(fd)
+                posix.close(fd)
             except OSError:
                 pass
         self.fds.clear()
@@ -137,6 +137,7 @@ def _cgroup_mounts(dest: str, flags: int, new_cgroupns: bool, cg: dict, covered:
 
 def _host_cgroup_at(mounts: list[tuple], dest: str) -> bool:
     """An earlier recursive bind of a host directory holding /sys/fs/cgroup puts it at ``dest``."""
+    import os
     for src, at, fstype, flags, *_ in mounts:
         if fstype is None and flags & MS["rec"] and (src == "/sys/fs/cgroup" or "/sys/fs/cgroup".startswith(src + "/")):
             if os.path.normpath(os.path.join(at, os.path.relpath("/sys/fs/cgroup", src))) == dest:
@@ -164,6 +165,7 @@ def _idmap_maps(m: dict, linux: dict, field: str, in_userns: bool) -> tuple[str,
 
 
 def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg: dict) -> None:
+    import os
     from . import mountopts
     linux = cfg.get("linux", {}) or {}
     # (source, dest, fstype|None for bind, flags, data, propagation, parsed options, id-mapped tree fd)
@@ -238,6 +240,7 @@ def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg:
 
 
 def fill_devices(p: Plan, cfg: dict, in_userns: bool) -> None:
+    import os
     devs = []
     listed = set()
     for d in cfg.get("linux", {}).get("devices", []):
@@ -346,7 +349,7 @@ def fill_container_process(p: Plan, cfg: dict, proc: dict, *, joining: bool = Fa
         from .procattrs import cpu_list
         p.initial_cpus = cpu_list(aff["initial"], "process.execCPUAffinity.initial")
         if not aff.get("final"):
-            p.c.cpu_affinity = p.str(f"0-{(os.cpu_count() or 1) - 1}")
+            p.c.cpu_affinity = p.str(f"0-{(posix.cpu_count() or 1) - 1}")
     if keyring:
         p.c.session_keyring = p.str(keyring)
     return warnings
@@ -365,6 +368,7 @@ def fill_procattrs(p: Plan, cfg: dict) -> None:
 def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict | None = None,
                  seccomp_cache: str | None = None, keyring: str | None = None) -> tuple[Plan, list[str]]:
     """The plan for a new container (namespaces, rootfs, process)."""
+    import os
     from . import spec
     p = Plan()
     try:

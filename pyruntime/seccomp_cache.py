@@ -24,7 +24,7 @@ Safety of the cache itself:
 """
 from __future__ import annotations
 
-import os
+import posix   # not os: exec with podman's profile imports no os (~1 ms with _collections_abc)
 
 from . import fastjson as json
 from .seccomp_prog import Compiled, libseccomp_version
@@ -44,18 +44,18 @@ _FORMAT = b"pyruntime seccomp cache 1\0"
 
 
 def enabled() -> bool:
-    return os.environ.get("PYRUNTIME_SECCOMP_CACHE", "1") not in ("0", "off", "no", "false")
+    return posix.environ.get(b"PYRUNTIME_SECCOMP_CACHE", b"1") not in (b"0", b"off", b"no", b"false")
 
 
 def _facts() -> bytes:
     """What, besides the profile, decides the compiled program and flags."""
     from . import _core
-    u = os.uname()
+    u = posix.uname()
     parts = [libseccomp_version() or "?", u.release, u.version, u.machine]
     # the compiler's file, found without importing it (a hit never needs seccomp.py)
-    for path in (os.path.join(os.path.dirname(__file__), "seccomp.py"), _core.__file__):
+    for path in (__file__.rsplit("/", 1)[0] + "/seccomp.py", _core.__file__):
         try:
-            st = os.stat(path)
+            st = posix.stat(path)
             parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
         except (OSError, TypeError):
             parts.append(f"{path}:?")
@@ -68,20 +68,20 @@ def key_of(profile: bytes) -> str:
 
 def _open_dir(root: str) -> int | None:
     """An fd of the cache directory, or None when it cannot be used safely."""
-    path = os.path.join(root, DIRNAME)
+    path = f"{root.rstrip('/')}/{DIRNAME}" if root else DIRNAME
     try:
-        os.mkdir(path, 0o700)
+        posix.mkdir(path, 0o700)
     except FileExistsError:
         pass
     except OSError:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
     except OSError:
         return None
-    st = os.fstat(fd)
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        os.close(fd)
+    st = posix.fstat(fd)
+    if st.st_uid != posix.geteuid() or st.st_mode & 0o022:
+        posix.close(fd)
         return None
     return fd
 
@@ -121,40 +121,40 @@ def decode(data: bytes, key: str, profile: bytes) -> Compiled | None:
 
 def _read(dfd: int, name: str) -> bytes | None:
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        fd = posix.open(name, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=dfd)
     except OSError:
         return None
     try:
         chunks = []
         while True:
-            chunk = os.read(fd, 1 << 16)
+            chunk = posix.read(fd, 1 << 16)
             if not chunk:
                 return b"".join(chunks)
             chunks.append(chunk)
     except OSError:
         return None
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _write(dfd: int, name: str, data: bytes) -> None:
     """Atomically (temp + rename); a failure only costs the next create a compile."""
-    tmp = f".tmp.{os.getpid()}.{name}"
+    tmp = f".tmp.{posix.getpid()}.{name}"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=dfd)
     except OSError:
         return
     try:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[posix.write(fd, view):]
         finally:
-            os.close(fd)
-        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            posix.close(fd)
+        posix.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
     except OSError:
         try:
-            os.unlink(tmp, dir_fd=dfd)
+            posix.unlink(tmp, dir_fd=dfd)
         except OSError:
             pass
 
@@ -162,13 +162,13 @@ def _write(dfd: int, name: str, data: bytes) -> None:
 def _evict(dfd: int, keep: str) -> None:
     """Keep at most MAX_ENTRIES entries, dropping the least recently used (mtime is touched on a hit)."""
     try:
-        names = os.listdir(dfd)
+        names = posix.listdir(dfd)
     except OSError:
         return
     entries = []
     for n in names:
         try:
-            st = os.stat(n, dir_fd=dfd, follow_symlinks=False)
+            st = posix.stat(n, dir_fd=dfd, follow_symlinks=False)
         except OSError:
             continue
         if n.startswith(".tmp."):
@@ -188,7 +188,7 @@ def _evict(dfd: int, keep: str) -> None:
 
 def _unlink(dfd: int, name: str) -> None:
     try:
-        os.unlink(name, dir_fd=dfd)
+        posix.unlink(name, dir_fd=dfd)
     except OSError:
         pass
 
@@ -213,7 +213,7 @@ def compile(seccomp: dict, field: str, root: str | None) -> Compiled:  # noqa: A
             comp = decode(data, key, profile)
             if comp is not None:
                 try:
-                    os.utime(name, dir_fd=dfd, follow_symlinks=False)   # recently used: evicted last
+                    posix.utime(name, dir_fd=dfd, follow_symlinks=False)   # recently used: evicted last
                 except OSError:
                     pass
                 return comp
@@ -222,7 +222,7 @@ def compile(seccomp: dict, field: str, root: str | None) -> Compiled:  # noqa: A
         _evict(dfd, name)
         return comp
     finally:
-        os.close(dfd)
+        posix.close(dfd)
 
 
 def _compile(seccomp: dict, field: str) -> Compiled:

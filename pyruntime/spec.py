@@ -7,7 +7,6 @@ container's namespaces).  Host-dependent checks (does a path exist) happen in pl
 """
 from __future__ import annotations
 
-import os
 
 from .errors import ConfigError, RuntimeFailure
 
@@ -145,6 +144,7 @@ def _check_str(v: str, entry: tuple, top: str) -> None:
 
 def load(bundle: str) -> dict:
     """Read and validate ``<bundle>/config.json``."""
+    import os
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
@@ -385,6 +385,7 @@ _NS_PROC = {"ipc": "ipc", "network": "net", "uts": "uts"}
 
 def _is_own_namespace(path: str, nstype: str) -> bool:
     """Is the namespace at `path` the one this runtime runs in (the host's, for a sysctl)?"""
+    import os
     try:
         a, b = os.stat(path), os.stat(f"/proc/self/ns/{_NS_PROC[nstype]}")
     except OSError:

@@ -188,6 +188,8 @@ def test_lifecycle_imports_with_client_configs(world, variant):
     # join): not the drivers themselves
     assert "pyruntime.cgroups.base" in seen["exec"]
     assert not {"pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.cgroups.lazy"} & seen["exec"]
+    # nothing on exec's path needs os (~1 ms with _collections_abc); podman's profile comes from the cache
+    assert not {"os", "posixpath", "_collections_abc"} & seen["exec"]
     # `state` of a running container asks only whether it is paused: a file read, not the cgroup drivers
     assert not {"pyruntime.cgroups.fs1", "pyruntime.cgroups.fs2", "pyruntime.container"} & seen["state"]
     if hooks:

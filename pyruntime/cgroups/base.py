@@ -4,7 +4,7 @@ what it made (so destroy removes exactly that), recursive pid listing and signal
 from __future__ import annotations
 
 import errno
-import os
+import posix   # not os: exec joins through write_pid without it (~1 ms); the rest imports it locally
 import _signal as signal   # not `signal`: its enums cost milliseconds per call
 import time
 
@@ -14,24 +14,24 @@ from . import remove_created as _remove_created
 
 def write(d: str, name: str, value: str | int) -> None:
     """Write one value to a cgroup file; the error names the file and what the kernel said."""
-    path = os.path.join(d, name)
+    path = f"{d}/{name}"
     data = str(value).encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
     except OSError as e:
         raise RuntimeFailure.from_os(e, "cgroup: open", path) from None
     try:
-        os.write(fd, data)
+        posix.write(fd, data)
     except OSError as e:
         hint = ""
         if e.errno == errno.EBUSY and name.startswith("memory."):
             hint = f" (writing {value}: the limit is below current usage?)"
         elif e.errno == errno.EINVAL:
             hint = f" (writing {value!r})"
-        raise RuntimeFailure(os.strerror(e.errno or errno.EIO).lower() + hint,
+        raise RuntimeFailure(posix.strerror(e.errno or errno.EIO).lower() + hint,
                              step="cgroup: write", path=path, errno=e.errno or errno.EIO) from None
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def sub_dir(d: str, sub: str) -> str:
@@ -39,6 +39,7 @@ def sub_dir(d: str, sub: str) -> str:
     when written absolute (as runc), never outside it (``..``), and an existing directory: a process
     must not be placed in a cgroup the container does not own, and a missing one fails before any
     process exists."""
+    import os
     path = os.path.normpath(os.path.join(d, sub.lstrip("/")))
     if path != d and not path.startswith(d.rstrip("/") + "/"):
         raise RuntimeFailure(f"{sub} is not a sub cgroup path", step="exec --cgroup")
@@ -57,7 +58,7 @@ def write_pid(d: str, pid: int) -> None:
         except RuntimeFailure as e:
             if e.errno in (errno.EOPNOTSUPP, errno.EBUSY):
                 raise RuntimeFailure(
-                    f"the kernel refuses processes in this cgroup ({os.strerror(e.errno).lower()}): an "
+                    f"the kernel refuses processes in this cgroup ({posix.strerror(e.errno).lower()}): an "
                     "ancestor has processes of its own with controllers enabled (cgroup v2 'no internal "
                     "processes' rule); use a linux.cgroupsPath outside it", step="cgroup", path=d,
                     errno=e.errno) from None
@@ -100,12 +101,13 @@ def clone_dir_fd(record: dict, d: str | None = None) -> int | None:
         return None
     d = d or record["path"]
     try:
-        return os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return posix.open(d, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except OSError as e:
         raise RuntimeFailure.from_os(e, "cgroup: open", d) from None
 
 
 def read(d: str, name: str) -> str:
+    import os
     with open(os.path.join(d, name)) as f:
         return f.read().strip()
 
@@ -141,6 +143,7 @@ def read_kv(d: str, name: str) -> dict[str, int]:
 def mkdirs(path: str, stop: str, created: list[str]) -> None:
     """mkdir -p ``path`` below the existing ``stop`` (a mount point), appending new dirs to ``created``
     (shallowest first).  A parent removed concurrently by another container's destroy is re-made."""
+    import os
     rel = os.path.relpath(path, stop)
     if rel.startswith(".."):
         raise RuntimeFailure("cgroup path escapes its hierarchy", step="cgroup: mkdir", path=path)
@@ -173,6 +176,7 @@ def mkdirs(path: str, stop: str, created: list[str]) -> None:
 
 def procs(d: str, recursive: bool = True) -> list[int]:
     """Pids in cgroup ``d`` (and, for a container that made sub-cgroups, below it)."""
+    import os
     out: list[int] = []
     try:
         with open(os.path.join(d, "cgroup.procs")) as f:
@@ -190,6 +194,7 @@ def procs(d: str, recursive: bool = True) -> list[int]:
 
 
 def signal_pids(pids: list[int], sig: int) -> None:
+    import os
     for p in pids:
         try:
             os.kill(p, sig)
@@ -199,6 +204,7 @@ def signal_pids(pids: list[int], sig: int) -> None:
 
 def subdirs_deepest_first(d: str) -> list[str]:
     """Every cgroup below ``d`` (made by the container itself), children before parents."""
+    import os
     out: list[str] = []
     try:
         entries = [e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
@@ -226,6 +232,7 @@ def rmdir_unused(d: str, timeout: float = 1.0) -> None:
 def _rmdir_deepest_first(d: str, timeout: float, kill: bool) -> None:
     """The one removal loop of both: with ``kill``, what is left is killed and a cgroup still busy at
     the deadline is an error; without, a cgroup that holds processes (or is busy at the deadline) stays."""
+    import os
     deadline = time.monotonic() + timeout
     for sub in subdirs_deepest_first(d) + [d]:
         while True:
