@@ -350,6 +350,11 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     if (p->pdeathsig && prctl(PR_SET_PDEATHSIG, p->pdeathsig, 0, 0, 0) < 0)
         pyrt_child_die(fd, errno, "prctl(PR_SET_PDEATHSIG)");
     umask(0);
+    /* The runtime's interpreter ignores SIGPIPE and SIGXFSZ for itself, and an ignored disposition
+     * survives execve: the container's process (and its startContainer hooks) start with the default
+     * actions instead, as runc's do (a pipeline's `yes | head` ends by SIGPIPE, not EPIPE errors). */
+    if (signal(SIGPIPE, SIG_DFL) == SIG_ERR || signal(SIGXFSZ, SIG_DFL) == SIG_ERR)
+        pyrt_child_die(fd, errno, "reset SIGPIPE and SIGXFSZ to their default actions");
     take_stdio(p, fd);
 
     /* Wait until the parent has written uid/gid maps and put us in the cgroup. */
