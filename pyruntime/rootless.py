@@ -287,7 +287,8 @@ def open_cgroup(linux: dict, cid: str, systemd: bool):
     from .cgroups import open_manager
     resources = linux.get("resources") or {}
     explicit = bool(linux.get("cgroupsPath"))
-    # runc: without cgroupsPath, a rootless container's cgroup is <id> below the caller's own cgroup
+    # runc: without cgroupsPath, a rootless container's cgroup is the relative path <id> (below the
+    # caller's own cgroup, on a pure v2 host below its parent: cgroups.open_manager)
     # (the systemd driver has its own default: user.slice, prefix runc, the id)
     mgr = open_manager(linux.get("cgroupsPath") or (cid if euid_rootless() and not systemd else None), cid,
                        systemd=systemd)

@@ -54,13 +54,20 @@ def run_captured(argv: list[str], *, timeout: float, input: bytes | None = None,
     return cp
 
 
+def pure_v2() -> bool:
+    """A pure cgroup v2 host: /sys/fs/cgroup is the cgroup2 mount and no v1 controller is mounted."""
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers") and not os.path.isdir("/sys/fs/cgroup/memory")
+
+
 def cgroup_dirs(rel: str, pid: int | str = "self") -> list[str]:
-    """Where a relative cgroupsPath lands (if it exists): under this process's cgroup in every hierarchy
-    (with pid: that process's cgroups, rel "")."""
+    """Where a relative cgroupsPath lands (if it exists), as runc puts it: under this process's cgroup in
+    every hierarchy, on a pure v2 host under that cgroup's parent (with pid: that process's cgroups, rel "")."""
     found = []
     with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if pid == "self" and not ctrls and pure_v2():
+                path = os.path.dirname(path.rstrip("/")) or "/"
             for c in (ctrls.split(",") if ctrls else ["unified"]):
                 c = c.replace("name=", "")
                 base = f"/sys/fs/cgroup/{c}" if os.path.isdir(f"/sys/fs/cgroup/{c}") else "/sys/fs/cgroup"

@@ -5,8 +5,11 @@
                     unified mount (procs, cgroup.kill, linux.resources.unified)
 - v1             -> :class:`fs1.V1Manager`
 
-linux.cgroupsPath: absolute = from the root of each hierarchy; relative = below this process's own
-cgroup in each hierarchy (/proc/self/cgroup); empty = /pyruntime/<id>, whose shared /pyruntime parent every
+linux.cgroupsPath: absolute = from the root of each hierarchy; relative = where runc puts it (the spec
+lets the runtime choose): on a pure v2 host below the *parent* of this process's cgroup (/proc/self/cgroup;
+"/" stays "/"), because the runtime's own cgroup normally holds processes and so could not pass controllers
+to a child (v2's no-internal-processes rule); on v1 and hybrid hosts below this process's own cgroup in
+each hierarchy, the unified one too; empty = /pyruntime/<id>, whose shared /pyruntime parent every
 such container owns: each removes it once empty (the one that made it may go first while another is still
 in it; rmdir of a non-empty cgroup fails, and mkdirs re-makes a parent removed under it).  The runtime never moves itself
 into a container cgroup: the container init is moved (add_pid) or cloned into it (clone_fd).  Both take
@@ -81,12 +84,16 @@ def _check_path(p: str) -> str:
     return p
 
 
-def _hier_path(cgroups_path: str, own: str) -> str:
-    """Path inside one hierarchy: absolute as given, relative below our own cgroup there."""
+def _hier_path(cgroups_path: str, own: str, *, pure_v2: bool = False) -> str:
+    """Path inside one hierarchy: absolute as given; relative below our own cgroup ``own`` there, or
+    below its parent on a pure v2 host (runc's rule, see the module docstring)."""
     import os
     if cgroups_path.startswith("/"):
         return os.path.normpath(cgroups_path)
-    return os.path.normpath(os.path.join(own or "/", cgroups_path))
+    base = own or "/"
+    if pure_v2:
+        base = os.path.dirname(base.rstrip("/")) or "/"
+    return os.path.normpath(os.path.join(base, cgroups_path))
 
 
 def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool = False,
@@ -112,7 +119,7 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
     lay = detect()
     if lay.kind == V2:
         assert lay.unified is not None
-        p = _hier_path(cgroups_path, lay.own.get("", "/"))
+        p = _hier_path(cgroups_path, lay.own.get("", "/"), pure_v2=True)
         if p == "/":
             raise ConfigError("linux.cgroupsPath", "resolves to the root cgroup")
         path = host_path(lay.unified, lay.unified_root, p)

@@ -80,12 +80,14 @@ def fresh_path(leaf: str) -> str:
 
 def top_dirs(cgroups_path: str) -> list[str]:
     """Host directories of the first component of a test cgroupsPath, in every hierarchy."""
-    from pyruntime.cgroups.layout import detect, host_path
+    from pyruntime.cgroups.layout import V2, detect, host_path
     lay = detect()
     top = cgroups_path.strip("/").split("/")[0]
     hier = [(m, lay.v1_root[c], lay.own.get(c, "/")) for c, m in lay.v1.items()]
-    if lay.unified:
-        hier.append((lay.unified, lay.unified_root, lay.own.get("", "/")))
+    if lay.unified:     # pure v2: a relative path goes below the parent of our cgroup (runc)
+        own = lay.own.get("", "/")
+        base = (os.path.dirname(own.rstrip("/")) or "/") if lay.kind == V2 else own
+        hier.append((lay.unified, lay.unified_root, base))
     out = []
     for mnt, mroot, own in hier:
         parent = mnt if cgroups_path.startswith("/") else host_path(mnt, mroot, own)

@@ -11,9 +11,10 @@ import time
 import pytest
 
 from conftest import PY, ROOT, need, unique, v2_controllers  # module level: inside a test, "conftest" may be another suite's
+from pyrt_testenv import RUNC, runc_control
 
 from pyruntime.cgroups import manager_from_state
-from pyruntime.cgroups.layout import V2
+from pyruntime.cgroups.layout import V2, host_path
 from pyruntime.cgroups.resources import shares_to_weight
 
 pytestmark = pytest.mark.cgroup
@@ -370,20 +371,66 @@ def test_delete_of_a_stopped_container_kills_what_it_left_behind(containers):
     assert [d for d in dirs if os.path.exists(d)] == []
 
 
-def test_relative_path_below_a_populated_cgroup(containers, layout):
+def _no_cgroupns(cfg: dict) -> None:
+    """The container sees the host's cgroup paths in /proc/self/cgroup."""
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
+
+
+def _cgroup_lines(out: str) -> dict[str, str]:
+    """/proc/self/cgroup as hierarchy (its controllers, "" the unified one) -> path."""
+    return {line.split(":", 2)[1]: line.split(":", 2)[2] for line in out.splitlines() if line.count(":") >= 2}
+
+
+def test_relative_path_placement_like_runc(containers, layout):
+    """A relative cgroupsPath lands where runc puts it (the spec leaves the base to the runtime): on a
+    pure v2 host below the parent of the runtime's own cgroup ("/" stays "/"), on v1/hybrid below its
+    own cgroup in every hierarchy.  runc 1.1.5 runs the same config as the control; the VM lane (its
+    runtime in /ci.slice/runner.service) is where the two rules differ."""
+    if not RUNC:
+        pytest.skip("runc is not installed on this host (the control runtime)")
+    got = {}
+    for name in ("pyruntime", "runc"):
+        rel = unique(f"rel-{name}")     # one component: runc removes it at delete, like pyruntime
+        b, _ = containers.bundle(["cat", "/proc/self/cgroup"], cgroups_path=rel, mutate=_no_cgroupns)
+        if name == "pyruntime":
+            _, res = containers.run(b)
+            assert res.returncode == 0, res.stderr
+            out = res.stdout
+        else:
+            with runc_control() as r:
+                out = r.out("run", "--bundle", b, unique("runc"), stdin=subprocess.DEVNULL)
+        lines = _cgroup_lines(out)
+        assert lines and all(p.endswith("/" + rel) for p in lines.values()), (name, out)
+        got[name] = {h: os.path.dirname(p) for h, p in lines.items()}
+    common = got["pyruntime"].keys() & got["runc"].keys()
+    assert "" in common or layout.unified is None, got
+    assert {h: got["pyruntime"][h] for h in common} == {h: got["runc"][h] for h in common}, got
+    if layout.kind == V2:
+        own = layout.own.get("", "/")
+        assert got["pyruntime"] == {"": os.path.dirname(own.rstrip("/")) or "/"}, got
+    elif layout.unified is not None:
+        assert got["pyruntime"][""] == layout.own.get("", "/"), got
+
+
+def test_cgroup_below_a_populated_cgroup(containers, layout):
     """The runtime itself sits in a populated, non-root cgroup (a systemd service, a CI runner: the VM
-    lane runs from /ci.slice/runner.service) and the config's cgroupsPath is relative.  runc runs
-    such a container (without controllers below the populated cgroup); so must we, instead of failing
-    at clone (CLONE_INTO_CGROUP refused); a limit that needs a controller is a clear error naming it."""
+    lane runs from /ci.slice/runner.service) and the config's cgroupsPath is below it (absolute here: a
+    relative one goes below that cgroup's parent, as runc's).  runc runs such a container (without
+    controllers below the populated cgroup); so must we, instead of failing at clone
+    (CLONE_INTO_CGROUP refused); a limit that needs a controller is a clear error naming it."""
     if layout.kind != V2 or layout.own.get("", "/") == "/":
         pytest.skip("needs a pure cgroup v2 host with this process in a non-root cgroup "
-                    "(the cgroup v2 VM lane runs so; here the test process is in the root cgroup)")
-    rel = f"{unique()}/ctr"
-    b, _ = containers.bundle(["sh", "-c", "cat /proc/self/cgroup"], cgroups_path=rel)
-    _, res = containers.run(b)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip().endswith(f"/{rel}") or res.stdout.strip() == "0::/", res.stdout
-    b, _ = containers.bundle(["true"], {"memory": {"limit": 64 << 20}}, cgroups_path=f"{unique()}/ctr")
-    _, res = containers.run(b)
-    assert res.returncode == 1 and "linux.resources.memory" in res.stderr and "processes of its own" in \
-        res.stderr, res.stderr
+                    "(the cgroup v2 VM lane runs so; this host is not pure cgroup v2 or runs it in the root cgroup)")
+    own = layout.own[""].rstrip("/")
+    for res_, leaf in ((None, unique()), ({"memory": {"limit": 64 << 20}}, unique())):
+        path = f"{own}/{leaf}/ctr"
+        b, _ = containers.bundle(["cat", "/proc/self/cgroup"], res_, cgroups_path=path, mutate=_no_cgroupns)
+        containers.cgroup_paths.remove(path)      # its top is our own cgroup: checked here, not force-removed
+        _, res = containers.run(b)
+        if res_ is None:
+            assert res.returncode == 0, res.stderr
+            assert res.stdout.strip() == f"0::{path}", res.stdout
+        else:
+            assert res.returncode == 1 and "linux.resources.memory" in res.stderr and "processes of its own" in \
+                res.stderr, res.stderr
+        assert not os.path.exists(os.path.join(host_path(layout.unified, layout.unified_root, own), leaf)), leaf

@@ -57,8 +57,8 @@ def test_path_resolution(layout):
     m_rel = open_manager("a/b", "x").to_state()
     m_abs = open_manager("/a/b", "x").to_state()
     m_def = open_manager(None, "myid").to_state()
-    if layout.kind == V2:
-        own = host_path(layout.unified, layout.unified_root, layout.own[""])
+    if layout.kind == V2:       # runc's rule: below the parent of our own cgroup ("/" stays "/")
+        own = host_path(layout.unified, layout.unified_root, os.path.dirname(layout.own[""].rstrip("/")) or "/")
         assert m_rel["path"] == os.path.join(own, "a/b")
         assert m_abs["path"] == os.path.join(layout.unified, "a/b")
         assert m_def["path"] == os.path.join(layout.unified, "pyruntime/myid")

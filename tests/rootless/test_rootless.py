@@ -272,7 +272,8 @@ def _unified() -> str | None:
 
 def test_delegated_cgroup_subtree_is_used(rl, bundle):
     """A cgroup v2 subtree delegated to the user (what systemd does for user@UID.service): the
-    container gets its own cgroup below the caller's, so ps, kill --all and pause work."""
+    container gets its own cgroup below the caller's (on a pure v2 host below its parent, as runc's),
+    so ps, kill --all and pause work."""
     mnt = _unified()
     if mnt is None:
         pytest.skip("no cgroup2 hierarchy is mounted on this host")
@@ -304,14 +305,15 @@ def test_delegated_cgroup_subtree_is_used(rl, bundle):
         st = r.state(cid)
         with open(f"/proc/{st['pid']}/cgroup") as f:
             own = [ln for ln in f.read().splitlines() if ln.startswith("0::")]
-        assert own == [f"0::{leaf[len(mnt):]}/{cid}"], own
+        home = deleg if mnt == "/sys/fs/cgroup" else leaf   # pure v2: below the caller's parent cgroup
+        assert own == [f"0::{home[len(mnt):]}/{cid}"], own
         assert json.loads(r.ok("ps", "--format", "json", cid)) == [st["pid"]]
         r.ok("pause", cid)
         assert r.status(cid) == "paused"
         r.ok("resume", cid)
         assert r.status(cid) == "running"
         r.ok("delete", "--force", cid)
-        assert not os.path.exists(os.path.join(leaf, cid))
+        assert not os.path.exists(os.path.join(home, cid))
     finally:
         for d in (os.path.join(leaf, "cgroup.procs"),):
             try:
@@ -324,8 +326,8 @@ def test_delegated_cgroup_subtree_is_used(rl, bundle):
                     os.kill(int(p), 9)
                 except OSError:
                     pass
-        for d in (os.path.join(leaf, c) for c in (os.listdir(leaf) if os.path.isdir(leaf) else [])):
-            if os.path.isdir(d):
+        for d in (os.path.join(p, c) for p in (leaf, deleg) for c in (os.listdir(p) if os.path.isdir(p) else [])):
+            if os.path.isdir(d) and d != leaf:
                 os.rmdir(d)
         time.sleep(0.1)
         for d in (leaf, deleg):
