@@ -129,3 +129,16 @@ def runc_control(root: str | None = None) -> Iterator[Runtime]:
         yield r
     finally:
         r.cleanup()
+
+
+def pyruntime_or_runc(which: str, rt: Runtime) -> Iterator[Runtime]:
+    """The body of a fixture parametrized over ["pyruntime", "runc"]: ``rt``, or runc (the control) with a
+    private root, cleaned up after; a skip with the reason when runc is not installed."""
+    if which == "pyruntime":
+        yield rt
+        return
+    if not RUNC:
+        import pytest
+        pytest.skip("runc is not installed on this host (the control runtime)")
+    with runc_control() as r:
+        yield r

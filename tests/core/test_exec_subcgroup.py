@@ -9,7 +9,7 @@ import os
 import uuid
 
 import pytest
-from pyrt_testenv import RUNC, Runtime, cgroup_dirs, pure_v2, runc_control
+from pyrt_testenv import RUNC, Runtime, cgroup_dirs, pure_v2, pyruntime_or_runc
 
 SUB = "execcg-sub"
 pytestmark = pytest.mark.cgroup
@@ -17,13 +17,7 @@ pytestmark = pytest.mark.cgroup
 
 @pytest.fixture(params=["pyruntime", "runc"])
 def runtime(request, rt):
-    if request.param == "pyruntime":
-        yield rt
-        return
-    if not RUNC:
-        pytest.skip("runc is not installed on this host (the control runtime)")
-    with runc_control() as r:
-        yield r
+    yield from pyruntime_or_runc(request.param, rt)
 
 
 def _start(runtime: Runtime, make_bundle) -> tuple[str, list[str]]:

@@ -10,18 +10,12 @@ import time
 import uuid
 
 import pytest
-from pyrt_testenv import RUNC, Runtime, cgroup_dirs, runc_control
+from pyrt_testenv import Runtime, cgroup_dirs, pyruntime_or_runc
 
 
 @pytest.fixture(params=["pyruntime", "runc"])
 def runtime(request, rt):
-    if request.param == "pyruntime":
-        yield rt
-        return
-    if not RUNC:
-        pytest.skip("runc is not installed on this host (the control runtime)")
-    with runc_control() as r:
-        yield r
+    yield from pyruntime_or_runc(request.param, rt)
 
 
 def stopped_container(runtime: Runtime, make_bundle) -> tuple[str, str]:
