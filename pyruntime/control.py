@@ -147,6 +147,12 @@ def _signal(st: state.State, sig: int) -> None:
 def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
     st = state.load(root, cid)
     if all_ and st.cgroup:
+        # as runc: a stopped container whose cgroup is gone has nothing to signal, and that is no error
+        # (a shim sends kill --all 9 twice after the init's exit); without the drivers or cgshare
+        if state.stopped(st):
+            from .cgroups import record_exists
+            if not record_exists(st.cgroup):
+                return
         from . import cgshare
         from .cgroups import manager_from_state
         mgr = manager_from_state(st.cgroup)

@@ -231,3 +231,29 @@ def test_version_names_the_library_it_would_load():
     assert fast in (None, real)
     out = subprocess.run([LAUNCHER, "--version"], capture_output=True, text=True, timeout=30).stdout
     assert f"libseccomp: {real}\n" in out
+
+
+def test_kill_all_of_a_stopped_container_without_its_cgroup(world):
+    """containerd's shim sends `kill --all 9` (twice) after the init exited.  Once the container's cgroup
+    is gone (runc returns there at once: tests/core/test_kill_all_stopped.py) that call reads the state and
+    stats the record's directories: neither the drivers nor cgshare nor os."""
+    root, tmp, made = world
+    cid = f"imp-killall-{uuid.uuid4().hex[:6]}"
+    bundle = _bundle(tmp, "containerd", cid, ["/bin/true"])
+    made.append(cid)
+    base = [LAUNCHER, "--root", root]
+    for argv in (["create", "--bundle", bundle, cid], ["start", cid]):
+        subprocess.run(base + argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True, timeout=60)
+    for _ in range(500):
+        st = subprocess.run(base + ["state", cid], capture_output=True, text=True, timeout=60)
+        if json.loads(st.stdout)["status"] == "stopped":
+            break
+        time.sleep(0.01)
+    dirs = cgroup_dirs(f"{CG_PARENT}/imports/{cid}")
+    assert dirs
+    for d in dirs:
+        os.rmdir(d)
+    mods = imports(["--root", root, "kill", "--all", cid, "9"])
+    assert "pyruntime.control" in mods and not mods & (FORBIDDEN | NO_CORE), sorted(mods & (FORBIDDEN | NO_CORE))
+    heavy = mods & NO_OS
+    assert not heavy, f"`kill --all` of a stopped container without a cgroup imported {sorted(heavy)}"

@@ -155,6 +155,36 @@ def remove_created(created: list[str], keep: list[str] | tuple[str, ...] = ()) -
                 raise
 
 
+def _leaves(cg: dict, systemd: bool = False) -> list[str] | None:
+    """The container's own directories in a driver's record: on v1/hybrid the unified one first, then
+    each distinct v1 one; on v2 the leaf.  None for another driver (systemd's unless ``systemd``: its
+    record holds the cgroupfs one's keys)."""
+    drv = cg.get("driver")
+    if drv == "systemd" and systemd:
+        drv = "v1" if cg.get("paths") is not None else "v2"
+    if drv == "v1":
+        unified = cg.get("unified")
+        return ([unified["path"]] if unified else []) + list(dict.fromkeys((cg.get("paths") or {}).values()))
+    return [cg["path"]] if drv == "v2" else None
+
+
+def record_exists(cg: dict) -> bool:
+    """Whether any of the container's cgroup directories in its state record is still there (runc's
+    ``Exists``): `kill --all` of a stopped container whose cgroup is gone returns on this, without the
+    drivers.  True for a record this cannot read: the driver then says."""
+    try:
+        leaves = _leaves(cg, systemd=True)
+    except (KeyError, TypeError, AttributeError):
+        return True
+    for d in leaves or ():
+        try:
+            posix.stat(d)
+            return True
+        except FileNotFoundError:
+            continue
+    return leaves is None
+
+
 def remove_if_empty(cg: dict) -> bool:
     """Remove the cgroup directories a cgroupfs manager recorded (``to_state()``: "v2", or "v1" with
     its unified one on a hybrid host) if every one is empty; True when all are gone.
@@ -165,14 +195,10 @@ def remove_if_empty(cg: dict) -> bool:
     process of the container is in it, so one left anywhere is normally found before any v1 directory
     goes.  Then the parents this container made, deepest first, where no other container is."""
     try:
-        drv = cg.get("driver")
-        unified = cg.get("unified") if drv == "v1" else None
-        if drv == "v1":
-            leaves = ([unified["path"]] if unified else []) + list(dict.fromkeys((cg.get("paths") or {}).values()))
-        elif drv == "v2":
-            leaves = [cg["path"]]
-        else:
+        leaves = _leaves(cg)
+        if leaves is None:
             return False
+        unified = cg.get("unified") if cg.get("driver") == "v1" else None
         for d in leaves:
             try:
                 posix.rmdir(d)
