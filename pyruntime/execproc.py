@@ -11,7 +11,7 @@ from __future__ import annotations
 import posix   # not os: nothing on exec's path imports it (~1 ms with _collections_abc)
 
 from . import log, state
-from .errors import RuntimeFailure
+from .errors import ConfigError, RuntimeFailure
 from .plan import build_exec
 from .protocol import Forwarder, kill_and_reap, send_pidfd, spawn, wait_exec, write_pid_file
 
@@ -46,8 +46,7 @@ def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False
     relay = None
     pid = 0
     try:
-        from .rootless import exec_groups
-        exec_groups(p, st.pid, proc)
+        _exec_groups(p, st.pid, proc)
         from .plan import set_cgroup, set_console, set_preserve_fds, set_stdio
         mgr = None
         if st.cgroup and sub_cgroup:
@@ -142,3 +141,20 @@ def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False
         if sync is not None:
             sync.close()
         p.close()
+
+
+def _exec_groups(p, init_pid: int, proc: dict) -> None:
+    """exec joins the container's user namespace: where setgroups is denied there (a single-id rootless
+    mapping), the process keeps its groups (none can be set) and asking for some is an error.  Here, not
+    in rootless.py: that module (~180 KB of peak RSS) stays off exec's path, a shim's call per exec."""
+    try:
+        with open(f"/proc/{init_pid}/setgroups") as f:
+            denied = f.read().strip() == "deny"
+    except OSError:
+        return
+    if not denied:
+        return
+    if ((proc.get("user") or {}).get("additionalGids")):
+        raise ConfigError("process.user.additionalGids", "cannot set additional groups: the container's "
+                          "user namespace denies setgroups (rootless, single gid mapping)")
+    p.c.set_groups = 0

@@ -12,7 +12,6 @@ import _stat as stat   # the C module (builtin), not stat.py
 from . import capabilities
 from ._core import ffi, lib
 from .errors import ConfigError, RuntimeFailure
-from .rootless import in_user_namespace
 from .spec import RLIMITS
 
 # CLONE_NEW* numbers (linux/sched.h)
@@ -167,6 +166,7 @@ def _idmap_maps(m: dict, linux: dict, field: str, in_userns: bool) -> tuple[str,
 def fill_mounts(p: Plan, cfg: dict, bundle: str, nss: dict, in_userns: bool, cg: dict) -> None:
     import os
     from . import mountopts
+    from .rootless import in_user_namespace    # create's path (container.py has it); exec's does not
     linux = cfg.get("linux", {}) or {}
     # (source, dest, fstype|None for bind, flags, data, propagation, parsed options, id-mapped tree fd)
     mounts: list[tuple] = []
@@ -404,6 +404,7 @@ def build_create(cfg: dict, bundle: str, *, no_pivot: bool = False, cgroup: dict
         fill_mounts(p, cfg, bundle, nss, in_userns, cgroup or {})
         # runc: device nodes are bound from the host in a new user namespace, and also when the runtime
         # itself runs in one (root of rootless podman's namespace cannot mknod either)
+        from .rootless import in_user_namespace
         fill_devices(p, cfg, in_userns or in_user_namespace())
         masked = linux.get("maskedPaths", []) or []
         ro = linux.get("readonlyPaths", []) or []

@@ -153,22 +153,6 @@ def check_config(cfg: dict, nss: dict) -> None:
                           "/etc/subgid to use them)")
 
 
-def exec_groups(p, init_pid: int, proc: dict) -> None:
-    """exec joins the container's user namespace: where setgroups is denied there (a single-id rootless
-    mapping), the process keeps its groups (none can be set) and asking for some is an error."""
-    try:
-        with open(f"/proc/{init_pid}/setgroups") as f:
-            denied = f.read().strip() == "deny"
-    except OSError:
-        return
-    if not denied:
-        return
-    if ((proc.get("user") or {}).get("additionalGids")):
-        raise ConfigError("process.user.additionalGids", "cannot set additional groups: the container's "
-                          "user namespace denies setgroups (rootless, single gid mapping)")
-    p.c.set_groups = 0
-
-
 def clamp_rlimits(proc: dict, warn) -> None:
     """An unprivileged process may lower its limits, never raise a hard limit: a requested hard limit
     above the caller's is kept at the caller's, with a warning naming it (podman does the same)."""
