@@ -11,11 +11,13 @@ Two separate questions, as in runc:
   namespace): cgroup directories the caller may not create are skipped when no limits are asked for
   and no cgroupsPath was given; asked-for limits that cannot be applied are an error naming them.
 
-Imported by create/run/exec/spec only; ``cli`` calls :func:`default_root` and :func:`parse_flag`,
-which need nothing but ``os`` (lifecycle commands must start fast).
+Imported by create/run/spec/ps only (exec's one need, its groups, is execproc's), and by ``cli`` only
+when --root is missing, --rootless is given or the caller is not root: shims run as root with --root,
+so their calls never load it.
 """
 from __future__ import annotations
 
+import os
 
 from .errors import ConfigError, RuntimeFailure
 
@@ -25,7 +27,6 @@ _FALSE = ("0", "f", "F", "false", "FALSE", "False")
 
 
 def euid_rootless() -> bool:
-    import os
     return os.geteuid() != 0
 
 
@@ -67,7 +68,6 @@ def rootless_cgroups() -> bool:
 
 def _honor_xdg() -> bool:
     """runc's rule: non-root callers (and root in a user namespace unless USER=root) use XDG_RUNTIME_DIR."""
-    import os
     if euid_rootless():
         return True
     if not in_user_namespace():
@@ -78,7 +78,6 @@ def _honor_xdg() -> bool:
 def default_root() -> str:
     """The state directory when --root is not given: $XDG_RUNTIME_DIR/pyruntime for a non-root caller
     that has one, else /run/pyruntime (runc: /run/runc, $XDG_RUNTIME_DIR/runc)."""
-    import os
     xdg = os.environ.get("XDG_RUNTIME_DIR", "")
     if xdg and _honor_xdg():
         return os.path.join(xdg, "pyruntime")
@@ -88,7 +87,6 @@ def default_root() -> str:
 def check_root(root: str, given: bool) -> None:
     """Fail with one clear line, never a traceback, when the state directory cannot be used by this
     caller: an existing one it may not enter, or a missing one it may not create."""
-    import os
     if not euid_rootless():
         return
     probe = root
@@ -121,7 +119,6 @@ def _mapped(maps: list[tuple[int, int, int]], cid: int) -> bool:
 
 def setgroups_denied(linux: dict) -> bool:
     """runc writes "deny" exactly when an unprivileged caller maps only its own egid (no newgidmap)."""
-    import os
     return euid_rootless() and _maps(linux, "gidMappings") == [(0, os.getegid(), 1)]
 
 
@@ -129,7 +126,6 @@ def check_config(cfg: dict, nss: dict) -> None:
     """What an unprivileged caller's container must satisfy (runc's rootless validator): its own user
     namespace with mappings, uid=/gid= mount options only for mapped ids, no additional groups when
     setgroups is denied."""
-    import os
     linux = cfg.get("linux") or {}
     if "user" not in nss:
         raise ConfigError("linux.namespaces", "rootless container requires user namespaces "
@@ -172,7 +168,6 @@ def clamp_rlimits(proc: dict, warn) -> None:
 
 
 def _which(name: str) -> str | None:
-    import os
     for d in (os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin").split(":") + ["/usr/bin", "/bin"]:
         p = os.path.join(d or ".", name)
         if os.path.isfile(p) and os.access(p, os.X_OK):
@@ -181,7 +176,6 @@ def _which(name: str) -> str | None:
 
 
 def _run_tool(tool: str, pid: int, maps: list[tuple[int, int, int]], key: str) -> None:
-    import os
     path = _which(tool)
     if path is None:
         raise RuntimeFailure(f"{tool} not found: mapping more than the caller's own id needs it (Debian: "
@@ -345,7 +339,6 @@ def to_rootless(cfg: dict) -> dict:
     """What ``runc spec --rootless`` does to the default config: no network namespace, a new user
     namespace mapping the caller's own uid/gid, /sys as a read-only rbind of the host's, no uid=/gid=
     mount options, no resources."""
-    import os
     linux = cfg.setdefault("linux", {})
     linux["namespaces"] = [ns for ns in linux.get("namespaces", []) if ns["type"] not in ("network", "user")]
     linux["namespaces"].append({"type": "user"})
@@ -371,7 +364,6 @@ def to_rootless(cfg: dict) -> dict:
 def pidns_pids(init_pid: int) -> list[int]:
     """Host pids of the processes in the pid namespace of ``init_pid``: how ``ps`` finds a rootless
     container's processes when it has no cgroup (nothing else groups them)."""
-    import os
     def ns(pid: object) -> tuple[int, int] | None:
         try:
             s = os.stat(f"/proc/{pid}/ns/pid")
