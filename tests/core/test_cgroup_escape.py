@@ -29,8 +29,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("sig", ["KILL", "TERM"])
-def test_a_process_escaped_from_the_unified_cgroup_is_killed_by_kill_all(runtime, make_bundle, sig):
+@pytest.mark.parametrize("how", ["kill-all-KILL", "kill-all-TERM", "delete"])
+def test_a_process_escaped_from_the_unified_cgroup_is_killed(runtime, make_bundle, how):
+    """By `kill --all` (KILL, TERM), and by `delete` once the init is gone."""
     if not os.path.ismount(UNIFIED) or not os.path.isdir("/sys/fs/cgroup/pids"):
         pytest.skip("needs a hybrid host (v1 controllers and cgroup2 at /sys/fs/cgroup/unified)")
     target = os.path.join(UNIFIED, f"pyrt-escape-{uuid.uuid4().hex[:8]}")
@@ -52,11 +53,19 @@ def test_a_process_escaped_from_the_unified_cgroup_is_killed_by_kill_all(runtime
             assert time.monotonic() < deadline, "the process did not leave its unified cgroup"
             escaped = [int(p) for p in open(os.path.join(target, "cgroup.procs")).read().split()]
             time.sleep(0.02)
-        runtime("kill", "--all", cid, sig)
+        if how == "delete":
+            runtime("kill", cid, "KILL")
+            deadline = time.monotonic() + 10
+            while runtime.state(cid)["status"] != "stopped":
+                assert time.monotonic() < deadline, "the init did not die"
+                time.sleep(0.02)
+            runtime("delete", cid)
+        else:
+            runtime("kill", "--all", cid, how.rsplit("-", 1)[1])
         deadline = time.monotonic() + 5
         while _alive(escaped[0]) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not _alive(escaped[0]), f"kill --all {sig} missed the process that left the unified cgroup"
+        assert not _alive(escaped[0]), f"{how} missed the process that left the unified cgroup"
     finally:
         for p in escaped:
             try:
