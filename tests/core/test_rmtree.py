@@ -227,3 +227,21 @@ def test_entries_swapped_during_the_walk_are_removed_not_fatal(tmp_path, monkeyp
     monkeypatch.setattr(fastos.posix, "scandir", Swapping)
     remove_path(str(d))
     assert not os.path.lexists(d) and os.listdir(outside) == ["keep"]
+
+
+def test_odd_names_and_hard_links(tmp_path):
+    """Names with newlines and bytes that are not UTF-8 (a hostile layer's), directories among them, and
+    a hard link to a file outside the tree: the link goes, the file outside keeps its content."""
+    outside = tmp_path / "outside"
+    outside.write_text("precious")
+    d = tmp_path / "tree"
+    d.mkdir()
+    bd = os.fsencode(d)
+    for name in (b"a\nb", b"\xff\xfe", b"-rf", b" ", b"\n"):
+        os.mkdir(bd + b"/" + name)
+        with open(bd + b"/" + name + b"/" + name, "wb") as f:
+            f.write(b"x")
+    os.link(outside, d / "hardlink")
+    os.link(outside, bd + b"/\xff\xfe/link\n")
+    remove_path(str(d))
+    assert not os.path.lexists(d) and outside.read_text() == "precious" and os.stat(outside).st_nlink == 1
