@@ -103,16 +103,39 @@ def _unlink_retry(name: str, dirfd: int) -> None:
 
 
 def _scan_unlink(fd: int) -> list[str]:
-    """Unlink every non-directory in the directory ``fd``; return the names of subdirectories."""
+    """Unlink every non-directory in the directory ``fd``; return the names of subdirectories (an entry
+    turned into a directory since the scan, by a process racing the removal, joins them)."""
     subdirs = []
     with posix.scandir(fd) as it:
         entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
     for name, is_dir in entries:
-        if is_dir:
-            subdirs.append(name)
-        else:
-            _unlink_retry(name, fd)
+        if not is_dir:
+            try:
+                _unlink_retry(name, fd)
+                continue
+            except IsADirectoryError:
+                pass
+        subdirs.append(name)
     return subdirs
+
+
+def _mnt_id(fd: int) -> int:
+    """The mount an fd is on (``mnt_id`` of /proc/self/fdinfo): a bind mount of the same file system has
+    the same st_dev, only this tells it apart; -1 without procfs (then st_dev alone is checked)."""
+    try:
+        info = read_small(f"/proc/self/fdinfo/{fd}")
+    except OSError:
+        return -1
+    i = info.find(b"mnt_id:")
+    return -1 if i < 0 else int(info[i + 7:info.index(b"\n", i)])
+
+
+def _same_mount(fd: int, dev: int, mnt: int, name: str) -> tuple[int, int]:
+    """(st_dev, st_ino) of the directory ``fd``; EBUSY when it is on another mount than (dev, mnt)."""
+    st = posix.fstat(fd)
+    if st.st_dev != dev or (mnt >= 0 and _mnt_id(fd) != mnt):
+        raise OSError(errno.EBUSY, "refusing to remove a mount point's contents", name)
+    return st.st_dev, st.st_ino
 
 
 def _open_dir_nofollow(name: str, dirfd: int) -> int:
@@ -142,7 +165,8 @@ def remove_tree(dirfd: int, name: str) -> None:
     a symlink, even one in the place of a directory, is removed itself.  A missing name is not an error.
 
     Iterative and holding one directory fd at a time (it climbs back with ``..``), so a hostile,
-    arbitrarily deep tree neither exhausts the stack nor the fd table.  It never descends into another
+    arbitrarily deep tree neither exhausts the stack nor the fd table; each climb checks it came back to
+    the directory it descended from.  It never enters another mount, not even a bind mount of the same
     file system (a mount left inside a bundle is an error, not something to empty).
     """
     try:
@@ -162,36 +186,53 @@ def remove_tree(dirfd: int, name: str) -> None:
                 raise
             posix.unlink(name, dir_fd=dirfd)
             return
+    mnt = _mnt_id(dirfd)
     cur = _open_dir_nofollow(name, dirfd)
     names = [name]
     try:
-        dev = posix.fstat(cur).st_dev
+        ids = [_same_mount(cur, posix.fstat(dirfd).st_dev, mnt, name)]
         frames = [_scan_unlink(cur)]
     except BaseException:
         posix.close(cur)
         raise
+    dev = ids[0][0]
     try:
         while True:
             if frames[-1]:
                 sub = frames[-1].pop()
-                nxt = _open_dir_nofollow(sub, cur)
+                try:
+                    nxt = _open_dir_nofollow(sub, cur)
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    _unlink_retry(sub, cur)       # swapped for a symlink or a file since the scan
+                    continue
                 posix.close(cur)
                 cur = nxt
-                if posix.fstat(cur).st_dev != dev:
-                    raise OSError(errno.EBUSY, "refusing to remove a mount point's contents", sub)
+                ids.append(_same_mount(cur, dev, mnt, sub))
                 names.append(sub)
                 frames.append(_scan_unlink(cur))
                 continue
             frames.pop()
+            ids.pop()
             done = names.pop()
             if not frames:
                 posix.close(cur)
                 cur = -1
                 _rmdir_retry(done, dirfd)
                 return
+            # Climbing by ``..`` keeps one fd open, but a racing process may have moved the directory we
+            # are in (elsewhere in a volume it shares with the tree): then ``..`` is not where we came
+            # from, and the names still to remove would be looked up there.  So it must be the very
+            # directory we descended from.
             up = posix.open("..", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, dir_fd=cur)
             posix.close(cur)
             cur = up
+            st = posix.fstat(cur)
+            if (st.st_dev, st.st_ino) != ids[-1]:
+                raise OSError(errno.EBUSY, "a directory was moved out of the tree during its removal", done)
             _rmdir_retry(done, cur)
     finally:
         if cur >= 0:

@@ -191,11 +191,7 @@ def save(root: str, st: State, *, same_config: bool = False) -> None:
         raise RuntimeFailure(f"cannot encode the state: {e}", step="state", path=path) from None
     fd, tmp = -1, ""
     while fd < 0 and st._spares:
-        tmp = st._spares.pop(0)
-        try:
-            fd = posix.open(tmp, posix.O_WRONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
-        except OSError:
-            pass               # gone: the next one, or a new file
+        fd, tmp = _open_spare(st._spares.pop(0))
     try:
         if fd < 0:
             tmp = fastos.join(d, ".state.json.tmp")
@@ -219,6 +215,27 @@ def save(root: str, st: State, *, same_config: bool = False) -> None:
         except OSError:
             pass
         raise RuntimeFailure.from_os(e, "write state", path) from None
+
+
+def _open_spare(name: str) -> tuple[int, str]:
+    """A reserved file, opened for writing only if it is still the empty file reserve made: an existing
+    name is opened without O_CREAT, and whoever could write in the directory could have put a fifo (the
+    open would block), a device or a hard link to another file there (what we write would land in it).
+    (-1, "") otherwise, and the name is removed."""
+    try:
+        fd = posix.open(name, posix.O_WRONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC)
+    except OSError:
+        fd = -1                # gone, or not something to write to: the next one, or a new file
+    if fd >= 0:
+        st = posix.fstat(fd)
+        if _stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size == 0 and st.st_uid == posix.geteuid():
+            return fd, name
+        posix.close(fd)
+    try:
+        posix.unlink(name)
+    except OSError:
+        pass
+    return -1, ""
 
 
 def reserve(root: str, st: State, n: int) -> None:

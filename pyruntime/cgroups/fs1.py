@@ -184,10 +184,26 @@ class V1Manager:
         return dirs[0] if dirs else None
 
     def pids(self) -> list[int]:
-        if self.unified is not None and os.path.isdir(self.unified.path):
-            return self.unified.pids()
-        d = self._procs_dir()
-        return base.procs(d) if d else []
+        """Every process in any of the container's cgroups.  Not the unified directory's alone: it
+        carries no controller on a hybrid host, so a process with a writable cgroup2 mount leaves it
+        for nothing, and stays in every v1 cgroup (runc 1.1 signals the v1 devices cgroup's pids)."""
+        out = self.unified.pids() if self.unified is not None and os.path.isdir(self.unified.path) else []
+        seen = set(out)
+        for d in self._dirs():
+            for p in base.procs(d):
+                if p not in seen:
+                    seen.add(p)
+                    out.append(p)
+        return out
+
+    def _left_unified(self) -> bool:
+        """Is a process in a v1 cgroup of the container but not in its unified one (see pids)?  After
+        cgroup.kill the killed ones leave both lists together, as they exit."""
+        v1 = [p for d in self._dirs() for p in base.procs(d)]
+        if not v1:
+            return False
+        u = set(self.unified.pids()) if self.unified is not None else set()
+        return any(p not in u for p in v1)
 
     def freeze(self, timeout: float = 10.0) -> None:
         fz = self._p("freezer")
@@ -237,7 +253,9 @@ class V1Manager:
             if was:
                 self.thaw()   # v1-frozen tasks only die once thawed
             self.unified.kill_all(sig)
-            return
+            if not self._left_unified():
+                return
+            # a process left the unified cgroup, which cgroup.kill covers: the v1 way finds it too
         fz = self._p("freezer")
         was = self.frozen() if fz else True
         try:

@@ -184,3 +184,39 @@ def test_tree_checks_with_and_without_escapes(tmp_path, escaped):
         assert named in str(e.value), (value, str(e.value))
     (tmp_path / "config.json").write_text(base % ('"fine"', extra))
     assert spec.load(str(tmp_path))["annotations"]["k"] == "fine"
+
+
+_FIELDS = {"process.args[0]": lambda c: c["process"]["args"].__setitem__(0, "@HOSTILE@"),
+           "process.env[0]": lambda c: c["process"]["env"].__setitem__(0, "@HOSTILE@"),
+           "mounts[0].options[0]": lambda c: c["mounts"][0].__setitem__("options", ["@HOSTILE@"]),
+           "hooks.prestart[0].path": lambda c: c.__setitem__("hooks", {"prestart": [{"path": "@HOSTILE@"}]})}
+_BYTES = {"escaped NUL": (b"/bin/x\\u0000y", "contains a NUL byte"),
+          "escaped surrogate": (b"/bin/x\\udc80", "contains an invalid unicode code point"),
+          "raw NUL": (b"/bin/x\x00y", "(document): invalid JSON"),
+          "raw control": (b"/bin/x\x01y", "(document): invalid JSON"),
+          "UTF-8 surrogate": (b"/bin/x\xed\xa0\x80y", "(document): invalid JSON"),
+          "overlong NUL": (b"/bin/x\xc0\x80y", "(document): invalid JSON"),
+          "overlong slash": (b"/bin/x\xe0\x80\xafy", "(document): invalid JSON")}
+
+
+@pytest.mark.parametrize("how", sorted(_BYTES))
+@pytest.mark.parametrize("field", sorted(_FIELDS))
+def test_nul_and_surrogates_never_reach_c_strings(rt, make_bundle, tmp_path, field, how):
+    """Escaped, a NUL or a lone surrogate is refused naming its field; raw (a NUL byte, a control
+    character, an encoded surrogate, an overlong encoding) the document is not JSON: either way one
+    line, exit 1, nothing left, whatever the field (argv, env, mount data, a hook's path)."""
+    b = make_bundle(["true"], edit=_FIELDS[field])
+    cfg = os.path.join(b, "config.json")
+    raw, expect = _BYTES[how]
+    with open(cfg, "rb") as f:
+        text = f.read()
+    cgname = json.loads(text)["linux"]["cgroupsPath"].split("/", 1)[1]
+    with open(cfg, "wb") as f:
+        f.write(text.replace(b"@HOSTILE@", raw))
+    if "escaped" in how:
+        expect = f"config.json: {field}: {expect}"
+    log = str(tmp_path / "log.json")
+    cp = rt("create", "--bundle", b, "hostile", check=False, log=log)
+    assert cp.returncode == 1 and cp.stderr.decode().count("\n") == 1, cp
+    assert expect in cp.stderr.decode() and expect in open(log).read().splitlines()[-1], cp
+    assert leftovers(rt, "hostile", cgname) == []

@@ -136,3 +136,112 @@ def test_it_loads_no_os():
             "print(sorted(m for m in ('os', 'stat', 'posixpath', 'shutil') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def _bind(src, dst):
+    if os.geteuid() != 0:
+        pytest.skip("a bind mount needs root")
+    subprocess.run(["mount", "--bind", str(src), str(dst)], check=True)
+
+
+@pytest.mark.parametrize("where", ["inside", "top"])
+def test_a_bind_mount_of_the_same_file_system_is_refused_not_emptied(tmp_path, where):
+    """Same st_dev as the tree (a host dir bind-mounted into a bundle's rootfs and left there): only the
+    mount id tells it apart.  Before: emptied the host directory."""
+    host = tmp_path / "hostdir"
+    host.mkdir()
+    (host / "keep").write_text("precious")
+    d = tmp_path / "tree"
+    mnt = d / "rootfs" / "mnt" if where == "inside" else d
+    mnt.mkdir(parents=True)
+    _bind(host, mnt)
+    try:
+        with pytest.raises(OSError) as ei:
+            remove_path(str(d))
+        assert ei.value.errno == 16                                                          # EBUSY
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+    assert (host / "keep").read_text() == "precious"
+    remove_path(str(d))
+    assert not os.path.lexists(d)
+
+
+def test_a_directory_moved_during_the_walk_never_leads_it_outside(tmp_path, monkeypatch):
+    """A process sharing the tree (a volume, an overlay upper dir) moves the directory being emptied up
+    the tree: the walk climbs by ``..``, so it would come back above the tree and remove the names it
+    still had to do there (here ``victim``, next to the tree).  Each climb must check where it landed."""
+    import pyruntime.fastos as fastos
+    host = tmp_path / "host"
+    (host / "victim").mkdir(parents=True)
+    (host / "victim" / "keep").write_text("precious")
+    (host / "x").mkdir()                   # an empty directory of a name the attacker knows
+    tree = host / "tree"
+    (tree / "x" / "y").mkdir(parents=True)
+    (tree / "victim").mkdir()
+    deep = os.stat(tree / "x" / "y").st_ino
+    real_scan = fastos._scan_unlink
+
+    def racing_scan(fd):
+        if os.fstat(fd).st_ino == deep:
+            os.rename(tree / "x" / "y", tree / "y")
+        names = real_scan(fd)
+        return sorted(names, key=lambda n: n != "victim")      # "victim" last done: x first (pop())
+
+    monkeypatch.setattr(fastos, "_scan_unlink", racing_scan)
+    with pytest.raises(OSError):
+        remove_path(str(tree))
+    assert (host / "victim" / "keep").read_text() == "precious" and (host / "x").is_dir()
+    monkeypatch.undo()
+    remove_path(str(tree))
+    assert sorted(os.listdir(host)) == ["victim", "x"]
+
+
+def test_entries_swapped_during_the_walk_are_removed_not_fatal(tmp_path, monkeypatch):
+    """A file that became a directory, a directory that became a symlink (to outside) since the scan."""
+    import pyruntime.fastos as fastos
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    d = tmp_path / "tree"
+    (d / "was-dir").mkdir(parents=True)
+    (d / "was-file").write_text("f")
+    real_scandir = fastos.posix.scandir
+
+    class Swapping:
+        def __init__(self, fd):
+            self.it = real_scandir(fd)
+
+        def __enter__(self):
+            entries = list(self.it.__enter__())
+            (d / "was-file").unlink()
+            (d / "was-file").mkdir()
+            (d / "was-file" / "g").write_text("g")
+            (d / "was-dir").rmdir()
+            (d / "was-dir").symlink_to(outside)
+            monkeypatch.setattr(fastos.posix, "scandir", real_scandir)
+            return iter(entries)
+
+        def __exit__(self, *a):
+            return self.it.__exit__(*a)
+
+    monkeypatch.setattr(fastos.posix, "scandir", Swapping)
+    remove_path(str(d))
+    assert not os.path.lexists(d) and os.listdir(outside) == ["keep"]
+
+
+def test_odd_names_and_hard_links(tmp_path):
+    """Names with newlines and bytes that are not UTF-8 (a hostile layer's), directories among them, and
+    a hard link to a file outside the tree: the link goes, the file outside keeps its content."""
+    outside = tmp_path / "outside"
+    outside.write_text("precious")
+    d = tmp_path / "tree"
+    d.mkdir()
+    bd = os.fsencode(d)
+    for name in (b"a\nb", b"\xff\xfe", b"-rf", b" ", b"\n"):
+        os.mkdir(bd + b"/" + name)
+        with open(bd + b"/" + name + b"/" + name, "wb") as f:
+            f.write(b"x")
+    os.link(outside, d / "hardlink")
+    os.link(outside, bd + b"/\xff\xfe/link\n")
+    remove_path(str(d))
+    assert not os.path.lexists(d) and outside.read_text() == "precious" and os.stat(outside).st_nlink == 1

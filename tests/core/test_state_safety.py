@@ -123,6 +123,48 @@ def test_state_saves_into_reserved_files(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+@pytest.mark.parametrize("planted", ["hardlink", "fifo", "device", "nonempty"])
+def test_a_reserved_file_replaced_in_between_is_not_written(tmp_path, planted):
+    """A save opens a reserved name without O_CREAT: something planted in its place (a hard link to a
+    host file, a fifo, a device) must not be written to nor block the save; a new file is made instead."""
+    from pyruntime import state
+    root = str(tmp_path / "root")
+    d = os.path.join(root, "c1")
+    os.makedirs(d, 0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("")
+    st = state.State(id="c1", pid=7, start_time=0, bundle="/b", created="now")
+    state.reserve(root, st, 1)
+    spare = os.path.join(d, ".state.json.spare0")
+    os.unlink(spare)
+    if planted == "hardlink":
+        os.link(victim, spare)
+    elif planted == "fifo":
+        os.mkfifo(spare, 0o600)
+    elif planted == "device":
+        os.mknod(spare, 0o600 | stat.S_IFCHR, os.makedev(1, 3))         # /dev/null: harmless here
+    else:
+        with open(spare, "w") as f:
+            f.write("x" * 5000)
+    pid = os.fork()
+    if pid == 0:                                       # a blocked open must fail the test, not hang it
+        try:
+            state.save(root, st)
+        finally:
+            os._exit(0)
+    for _ in range(100):
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("save blocked on the planted " + planted)
+    assert victim.read_text() == ""
+    assert state.load(root, "c1").pid == 7
+    assert os.listdir(d) == ["state.json"]
+
+
 def test_state_save_same_config_reuses_the_encoding(tmp_path):
     """create's saves after the first pass same_config=True: the record's other fields are written anew,
     the config as the previous save encoded it, and the file is the same document a full save writes."""
