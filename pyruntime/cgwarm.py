@@ -1,5 +1,5 @@
-"""The first cgroup migration's kernel wait, started early on a thread (exec as root; create and run
-with the systemd driver, see :func:`wanted`).
+"""The first cgroup migration's kernel wait, started early on a thread (as root: create and run with
+the systemd driver, exec --cgroup; see :func:`wanted`).
 
 Why: on cgroup v1 the first write to any cgroup.procs takes the threadgroup rwsem for writing, which
 waits an RCU grace period (6-14 ms here, longer under load); writes soon after it take ~0.1 ms.
@@ -46,13 +46,17 @@ COMMANDS = ("create", "run", "exec")
 
 
 def wanted(command: str | None, systemd: bool, rest: list[str]) -> bool:
-    """Does this command line join a cgroup through cgroup.procs, as root?  exec does; create and run
-    only with the systemd driver: the fs drivers' init joins by itself at birth, which needs no
-    warm-up (cgroups.fs1 V1Manager.birth_fds).  Never with --preserve-fds: the warm-up briefly holds
-    an fd, which could sit where a preserved fd is expected to be missing and fool the check that
-    they are all open.  A non-root caller may not write its cgroup.procs."""
-    return ((command == "exec" or (systemd and command in COMMANDS))
-            and not any(r.startswith("--preserve-fds") for r in rest) and posix.geteuid() == 0)
+    """Does this command line join a cgroup through cgroup.procs, as root?  create and run with the
+    systemd driver (it makes the scope with the init's pid), exec with --cgroup (a sub-cgroup); else
+    the process is placed at its birth, which needs no warm-up (cgroups.base.birth_fds).  Never with
+    --preserve-fds: the warm-up briefly holds an fd, which could sit where a preserved fd is expected
+    to be missing and fool the check that they are all open.  A non-root caller may not write its
+    cgroup.procs.  A word of ``rest`` taken for a flag wrongly only starts or skips the no-op write."""
+    if command == "exec":
+        joins = any(r == "--cgroup" or r.startswith("--cgroup=") for r in rest)
+    else:
+        joins = systemd and command in COMMANDS
+    return joins and not any(r.startswith("--preserve-fds") for r in rest) and posix.geteuid() == 0
 
 
 def early(argv: list[str]) -> None:

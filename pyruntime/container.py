@@ -259,9 +259,7 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         state.save(root, st, same_config=True)
         if p.c.clone_flags & planmod.NS_FLAGS["user"]:
             _write_id_maps(pid, linux)
-        # placed at birth: every fd birth_fds gave was used (the kernel may refuse CLONE_INTO_CGROUP)
-        born_in = bool(cgfd is not None or tasks) and (cgfd is None or p.c.cgroup_fd >= 0)
-        if mgr is not None and not born_in:
+        if mgr is not None and not planmod.born_in_cgroup(p):
             if not rl_cgroups:
                 mgr.add_pid(pid)
                 st.cgroup = mgr.to_state()   # the systemd driver on v1 makes dirs only now (created)

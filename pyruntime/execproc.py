@@ -23,8 +23,9 @@ def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False
     (0 at once when detached).  The process is planned by the same builder as create's init
     (plan.fill_container_process) and driven by the same protocol module.  ``sub_cgroup``: exec
     --cgroup's sub-cgroups (cgroups.parse_sub), joined by the driver's one join (clone_fd/add_pid); without
-    it the process joins through cgroups.base.join/clone_dir_fd, which the drivers' add_pid/clone_fd use,
-    on state.json's record, so exec does not import the drivers."""
+    it the process is placed at its birth through cgroups.base.birth_fds (base.join if the kernel
+    refuses CLONE_INTO_CGROUP), which the drivers use too, on state.json's record, so exec does not
+    import the drivers."""
     from . import protocol, spec
     cid = st.id
     status = state.status(root, st)
@@ -47,7 +48,7 @@ def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False
     pid = 0
     try:
         _exec_groups(p, st.pid, proc)
-        from .plan import set_cgroup, set_console, set_preserve_fds, set_stdio
+        from .plan import born_in_cgroup, set_cgroup, set_console, set_preserve_fds, set_stdio
         mgr = None
         if st.cgroup and sub_cgroup:
             from .cgroups import manager_from_state      # the drivers check the sub-cgroup
@@ -55,7 +56,7 @@ def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False
             set_cgroup(p, mgr.clone_fd(sub_cgroup))     # a bad sub-cgroup fails here, before any process
         elif st.cgroup:
             from .cgroups import base as cgbase          # the drivers' own join, from the record alone
-            set_cgroup(p, cgbase.clone_dir_fd(st.cgroup))
+            set_cgroup(p, *cgbase.birth_fds(st.cgroup))  # placed at birth, no cgroup.procs write
         elif sub_cgroup:
             raise RuntimeFailure("the container has no cgroup of its own to take a sub-cgroup of",
                                  step="exec --cgroup")
@@ -83,7 +84,7 @@ def exec_process(root: str, st: state.State, proc: dict, *, detach: bool = False
             fwd = Forwarder(pid)         # before the process can run: signals go to it, not to us
         if mgr is not None and p.c.cgroup_fd < 0:
             mgr.add_pid(pid, sub_cgroup)
-        elif st.cgroup and p.c.cgroup_fd < 0:
+        elif st.cgroup and not born_in_cgroup(p):
             cgbase.join(st.cgroup, pid)
 
         def on_console(_payload: bytes, _fds: list) -> None:

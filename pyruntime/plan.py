@@ -36,6 +36,7 @@ class Plan:
         self.keep: list[object] = []
         self.fds: list[int] = []
         self.initial_cpus: str | None = None     # execCPUAffinity.initial, applied around the clone
+        self.clone_into = False     # set_cgroup gave a CLONE_INTO_CGROUP fd (spawn drops it if refused)
         self.c = ffi.new("struct pyrt_plan *")
         c = self.c
         for name in ("pidns_fd", "timens_fd", "cgroup_fd", "console_fd", "sync_fd", "fifo_fd"):
@@ -506,12 +507,23 @@ def set_cgroup(p: Plan, fd: int | None, tasks: list[int] | None = None) -> None:
     if fd is not None:
         p.fds.append(fd)
         p.c.cgroup_fd = fd
+        p.clone_into = True
     if tasks:
         p.fds.extend(tasks)
         arr = p.array("int", len(tasks))
         for i, t in enumerate(tasks):
             arr[i] = t
         p.c.cgroup_tasks, p.c.n_cgroup_tasks = arr, len(tasks)
+
+
+def born_in_cgroup(p: Plan) -> bool:
+    """After the spawn: was the process placed in its cgroups at birth, every fd set_cgroup gave
+    used?  When the kernel refuses CLONE_INTO_CGROUP protocol.spawn clones without it, and a join by
+    cgroup.procs (Manager.add_pid, cgroups.base.join) must follow."""
+    c = p.c
+    if p.clone_into:
+        return c.cgroup_fd >= 0
+    return c.n_cgroup_tasks > 0
 
 
 def set_console(p: Plan, *, socket_path: str | None = None, fd: int | None = None, wait: bool = False) -> None:

@@ -94,6 +94,31 @@ def join(record: dict, pid: int) -> None:
         write_pid(d, pid)
 
 
+def birth_fds(record: dict) -> tuple[int | None, list[int]]:
+    """How a new process joins the record's cgroup with no cgroup.procs write (each such write, and
+    any write of another task's pid, takes the kernel's global threadgroup lock, whose writer waits
+    an RCU grace period, 6-14 ms here, unless a migration happened within the last one): (a v2 or
+    hybrid unified directory fd to clone it into, CLONE_INTO_CGROUP, whose lock is the reader's; fds
+    of the v1 `tasks` files it writes "0" into, itself, first thing: _native/spawn.c
+    join_cgroups_v1, which takes no such lock).  The caller owns the fds."""
+    paths = record.get("paths")
+    if paths is None:
+        return clone_dir_fd(record), []
+    fds: list[int] = []
+    path = ""
+    try:
+        for d in record_dirs(dict(record, unified=None)):
+            path = f"{d}/tasks"
+            fds.append(posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC))
+        path = record["unified"]["path"] if record.get("unified") else ""
+        uni = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC) if path else None
+    except OSError as e:
+        for fd in fds:
+            posix.close(fd)
+        raise RuntimeFailure.from_os(e, "cgroup: open", path) from None
+    return uni, fds
+
+
 def clone_dir_fd(record: dict, d: str | None = None) -> int | None:
     """An fd of the cgroup to clone a process into (CLONE_INTO_CGROUP: pure v2 only), else None.
     ``d``: that directory (exec --cgroup's sub-cgroup), default the record's own leaf."""

@@ -136,8 +136,8 @@ class V2Manager:
         return base.clone_dir_fd(self.to_state(), self.join_dir(sub))
 
     def birth_fds(self) -> tuple[int | None, list[int]]:
-        """create's join at the clone (see V1Manager.birth_fds): CLONE_INTO_CGROUP, nothing to write."""
-        return self.clone_fd(), []
+        """create's join at the clone (base.birth_fds): CLONE_INTO_CGROUP, nothing to write."""
+        return base.birth_fds(self.to_state())
 
     def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None:
         if not sub:

@@ -436,11 +436,12 @@ def test_cgroup_below_a_populated_cgroup(containers, layout):
         assert not os.path.exists(os.path.join(host_path(layout.unified, layout.unified_root, own), leaf)), leaf
 
 
-def test_created_init_is_in_every_cgroup_before_start(containers, layout):
-    """create's init is in the container's cgroup in every hierarchy before `start`, with no
-    cgroup.procs write (V1Manager.birth_fds: it writes itself into the v1 `tasks` files first thing,
-    and is cloned into the v2 or hybrid unified one), while the runtime's own cgroups are untouched."""
-    b, cgp = containers.bundle(["true"])
+def test_created_init_and_exec_are_in_every_cgroup(containers, layout):
+    """create's init is in the container's cgroup in every hierarchy before `start`, and so is an exec'd
+    process, with no cgroup.procs write (cgroups.base.birth_fds: each writes itself into the v1 `tasks`
+    files first thing, and is cloned into the v2 or hybrid unified one), while the runtime's own
+    cgroups are untouched."""
+    b, cgp = containers.bundle(["true"], mutate=_no_cgroupns)
     own = _cgroup_lines(open("/proc/self/cgroup").read())
     cid = create(containers, b)
     pid = json.loads(containers.cli("state", cid).stdout)["pid"]
@@ -448,4 +449,7 @@ def test_created_init_is_in_every_cgroup_before_start(containers, layout):
         lines = _cgroup_lines(f.read())
     assert lines.keys() == own.keys(), (own, lines)
     assert all(p.endswith("/" + cgp.strip("/")) for p in lines.values()), (cgp, lines)
+    res = containers.cli("exec", cid, "cat", "/proc/self/cgroup")
+    assert res.returncode == 0, res.stderr
+    assert _cgroup_lines(res.stdout) == lines, (res.stdout, lines)
     assert _cgroup_lines(open("/proc/self/cgroup").read()) == own
