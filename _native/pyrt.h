@@ -118,6 +118,9 @@ struct pyrt_plan {
     int pidns_fd;                   /* pid namespace to create the child in (setns before clone), -1 */
     int timens_fd;                  /* time namespace likewise, -1 */
     int cgroup_fd;                  /* cgroup v2 dir for CLONE_INTO_CGROUP, -1 */
+    int *cgroup_tasks;              /* cgroup v1 `tasks` files (O_WRONLY) the child writes "0" into, first
+                                       thing: it joins them itself (see spawn.c join_cgroups_v1) */
+    int n_cgroup_tasks;
     int in_userns;                  /* child becomes uid/gid 0 of its (new or joined) user namespace */
 
     /* rootfs (create mode) */

@@ -345,6 +345,28 @@ __attribute__((noreturn)) static void wait_for_start(struct pyrt_plan *p, int fd
     pyrt_child_die(fd, errno, "exec the waiting init (sealed trampoline)");
 }
 
+/* Join the container's cgroup v1 hierarchies: "0" (this thread) into each pre-opened `tasks` file.
+ * Why the child and why `tasks`: any other write (cgroup.procs, or another task's pid) takes the kernel's
+ * global threadgroup lock, whose writer waits an RCU grace period (6-14 ms here) unless a migration
+ * happened within the last one; a thread moving itself skips that lock.  The child is single-threaded,
+ * so moving the thread moves the process.  The files were opened by the runtime (open-time
+ * credentials decide the permission), and this runs before the child does anything else. */
+static void join_cgroups_v1(const struct pyrt_plan *p, int fd)
+{
+    char err[PYRT_ERRLEN];
+    int i;
+
+    for (i = 0; i < p->n_cgroup_tasks; i++) {
+        if (write(p->cgroup_tasks[i], "0", 1) != 1) {
+            pyrt_fail(err, sizeof err, errno, "join the container's cgroup (v1 hierarchy %d of %d: write 0 to "
+                      "its tasks file)", i + 1, p->n_cgroup_tasks);
+            pyrt_child_die(fd, 0, err);
+        }
+        if (close(p->cgroup_tasks[i]) < 0)
+            pyrt_child_die(fd, errno, "close a cgroup tasks file");
+    }
+}
+
 __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
 {
     char err[PYRT_ERRLEN];
@@ -359,6 +381,7 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
      * reachable only by its own user, and turns non-dumpable right after. */
     if (!p->userns_dumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         pyrt_child_die(fd, errno, "prctl(PR_SET_DUMPABLE)");
+    join_cgroups_v1(p, fd);     /* in the container's cgroups before anything else */
     scrub_host_strings();
     if (p->pdeathsig && prctl(PR_SET_PDEATHSIG, p->pdeathsig, 0, 0, 0) < 0)
         pyrt_child_die(fd, errno, "prctl(PR_SET_PDEATHSIG)");

@@ -1,4 +1,5 @@
-"""The first cgroup migration's kernel wait, started early on a thread (create, run, exec as root).
+"""The first cgroup migration's kernel wait, started early on a thread (exec as root; create and run
+with the systemd driver, see :func:`wanted`).
 
 Why: on cgroup v1 the first write to any cgroup.procs takes the threadgroup rwsem for writing, which
 waits an RCU grace period (6-14 ms here, longer under load); writes soon after it take ~0.1 ms.
@@ -44,11 +45,21 @@ _VALUE_FLAGS = ("--root", "--log", "--log-format", "--criu", "--rootless")
 COMMANDS = ("create", "run", "exec")
 
 
+def wanted(command: str | None, systemd: bool, rest: list[str]) -> bool:
+    """Does this command line join a cgroup through cgroup.procs, as root?  exec does; create and run
+    only with the systemd driver: the fs drivers' init joins by itself at birth, which needs no
+    warm-up (cgroups.fs1 V1Manager.birth_fds).  Never with --preserve-fds: the warm-up briefly holds
+    an fd, which could sit where a preserved fd is expected to be missing and fool the check that
+    they are all open.  A non-root caller may not write its cgroup.procs."""
+    return ((command == "exec" or (systemd and command in COMMANDS))
+            and not any(r.startswith("--preserve-fds") for r in rest) and posix.geteuid() == 0)
+
+
 def early(argv: list[str]) -> None:
     """From the launcher (bin/pyruntime, _native/mklauncher.py), before the CLI is imported: start the
-    warm-up when the command line is create, run or exec as root without --preserve-fds, the rule
-    cli._main applies again later (a second call does nothing).  A word this scan takes for the
-    command wrongly only starts or skips a no-op write of our own pid into our own cgroup."""
+    warm-up when :func:`wanted` says so, the rule cli._main applies again later (a second call does
+    nothing).  A word this scan takes for the command wrongly only starts or skips a no-op write of
+    our own pid into our own cgroup."""
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -57,7 +68,7 @@ def early(argv: list[str]) -> None:
             if a in _VALUE_FLAGS:
                 i += 1
             continue
-        if a in COMMANDS and not any(r.startswith("--preserve-fds") for r in argv[i:]) and posix.geteuid() == 0:
+        if wanted(a, "--systemd-cgroup" in argv[:i], argv[i:]):
             warm_attach_lock()
         return
 

@@ -196,13 +196,11 @@ def _main(argv: list[str] | None) -> int:
         return _help(g.command if g.command not in (None, "help", "h") else None)
     if g.command in ("help", "h"):
         return _help(g.rest[0] if g.rest else None)
-    if g.command in ("create", "run", "exec") and not any(a.startswith("--preserve-fds") for a in g.rest) \
-            and posix.geteuid() == 0:     # a non-root caller may not write its cgroup.procs: no warm-up
-        # as early as possible: the first cgroup migration's kernel wait overlaps imports and planning.
-        # Not with --preserve-fds: the warm-up briefly holds an fd, which could sit where a preserved fd
-        # is expected to be missing and fool the check that they are all open.
-        from .cgwarm import warm_attach_lock      # posix only: before os and the cgroup package
-        warm_attach_lock()
+    if g.command in ("create", "run", "exec"):
+        # as early as possible: the first cgroup migration's kernel wait overlaps imports and planning
+        from .cgwarm import wanted, warm_attach_lock      # posix only: before os and the cgroup package
+        if wanted(g.command, g.systemd_cgroup, g.rest):
+            warm_attach_lock()
     if g.command not in COMMANDS:
         return _help(g.command)
     mod, sp = command_parser(g.command)

@@ -214,20 +214,20 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         planmod.set_stdio(p, opts.stdio)
         planmod.set_preserve_fds(p, opts.preserve_fds)
         planmod.set_hooks(p, hooks)
-        cgfd = None
+        cgfd, tasks = None, []
         if not rl_cgroups:
             state.save(root, st)
             mgr.create()
             undo.push(cgshare.release, mgr)
             mgr.apply(linux.get("resources", {}) or {})
             cg_state = mgr.to_state()
-            cgfd = mgr.clone_fd()
-            if cgfd is None:            # the init joins by cgroup.procs writes (v1) after the clone
+            cgfd, tasks = mgr.birth_fds()   # the init is born in its cgroups (v2) or joins them itself (v1)
+            if cgfd is None and not tasks:  # the systemd driver: cgroup.procs writes after the clone
                 from .cgwarm import rearm
                 rearm()
         log.debug(f"create {cid}: bundle {bundle}, cgroup {linux.get('cgroupsPath') or '(default)'} "
                   f"{'created' if mgr is not None else 'none (rootless, not permitted, not needed)'}")
-        planmod.set_cgroup(p, cgfd)
+        planmod.set_cgroup(p, cgfd, tasks)
         # everything that does not need the pid is done before the clone: from the clone until the
         # init execs, each page Python touches costs a copy-on-write fault (~0.5 ms for a state save)
         from ._core import ffi
@@ -259,7 +259,9 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
         state.save(root, st, same_config=True)
         if p.c.clone_flags & planmod.NS_FLAGS["user"]:
             _write_id_maps(pid, linux)
-        if mgr is not None and p.c.cgroup_fd < 0:
+        # placed at birth: every fd birth_fds gave was used (the kernel may refuse CLONE_INTO_CGROUP)
+        born_in = bool(cgfd is not None or tasks) and (cgfd is None or p.c.cgroup_fd >= 0)
+        if mgr is not None and not born_in:
             if not rl_cgroups:
                 mgr.add_pid(pid)
                 st.cgroup = mgr.to_state()   # the systemd driver on v1 makes dirs only now (created)
@@ -269,7 +271,10 @@ def create(root: str, cid: str, bundle: str, opts: CreateOptions | None = None, 
             from . import netdevices
             st.owned["netdevices"] = netdevices.attach(linux["netDevices"], pid, cdir)
             undo.push(netdevices.detach, st.owned["netdevices"], None)
-        sync.send(sync.m.GO)
+        try:
+            sync.send(sync.m.GO)
+        except BrokenPipeError:
+            pass        # the child failed (e.g. joining its cgroups) and left: drive() reads its error
         log.debug(f"create {cid}: spawned init pid {pid} (clone flags {p.c.clone_flags:#x})")
         protocol.drive(sync, {sync.m.HOOKS: on_hooks, sync.m.SECCOMP_FD: on_listener, sync.m.PID: on_pid},
                        "create")

@@ -500,11 +500,18 @@ def set_joins(p: Plan, joins: list[tuple[int, int]]) -> None:
 
 # --- what the runtime side adds to a built plan (create and exec use the same setters) -------------
 
-def set_cgroup(p: Plan, fd: int | None) -> None:
-    """The cgroup v2 directory fd for CLONE_INTO_CGROUP (owned by the plan from now on)."""
+def set_cgroup(p: Plan, fd: int | None, tasks: list[int] | None = None) -> None:
+    """The cgroup v2 directory fd for CLONE_INTO_CGROUP and the cgroup v1 `tasks` files the child
+    writes itself into (Manager.birth_join; all owned by the plan from now on)."""
     if fd is not None:
         p.fds.append(fd)
         p.c.cgroup_fd = fd
+    if tasks:
+        p.fds.extend(tasks)
+        arr = p.array("int", len(tasks))
+        for i, t in enumerate(tasks):
+            arr[i] = t
+        p.c.cgroup_tasks, p.c.n_cgroup_tasks = arr, len(tasks)
 
 
 def set_console(p: Plan, *, socket_path: str | None = None, fd: int | None = None, wait: bool = False) -> None:

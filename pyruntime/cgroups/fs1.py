@@ -147,6 +147,25 @@ class V1Manager:
             self.unified.clone_fd(sub if sub and "" in sub else None)
         return None
 
+    def birth_fds(self) -> tuple[int | None, list[int]]:
+        """create's join without the kernel's threadgroup-lock wait (an RCU grace period, 6-14 ms, for
+        any cgroup.procs write): the init writes itself ("0") into each hierarchy's `tasks` file, first
+        thing (_native/spawn.c join_cgroups_v1), and on a hybrid host is cloned into the unified
+        cgroup (CLONE_INTO_CGROUP).  (that dir's fd or None, the `tasks` fds); the caller owns them."""
+        fds: list[int] = []
+        path = ""
+        try:
+            for d in self._dirs():
+                path = f"{d}/tasks"
+                fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+            path = self.unified.path if self.unified is not None else ""
+            uni = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if path else None
+        except OSError as e:
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeFailure.from_os(e, "cgroup: open", path) from None
+        return uni, fds
+
     def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None:
         if not sub:
             base.join(self.to_state(), pid)     # exec's join from state.json too

@@ -135,6 +135,10 @@ class V2Manager:
         either way, so a bad ``sub`` fails before a process exists."""
         return base.clone_dir_fd(self.to_state(), self.join_dir(sub))
 
+    def birth_fds(self) -> tuple[int | None, list[int]]:
+        """create's join at the clone (see V1Manager.birth_fds): CLONE_INTO_CGROUP, nothing to write."""
+        return self.clone_fd(), []
+
     def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None:
         if not sub:
             base.join(self.to_state(), pid)     # exec's join from state.json too

@@ -136,6 +136,10 @@ class SystemdManager:
     def clone_fd(self, sub: dict[str, str] | None = None) -> int | None:
         return self.fs.clone_fd(sub) if self.started else None
 
+    def birth_fds(self) -> tuple[int | None, list[int]]:
+        """Nothing at create: the scope (and its directories on v1) exists only from add_pid on."""
+        return (self.fs.birth_fds() if self.started else (None, []))
+
     def add_pid(self, pid: int, sub: dict[str, str] | None = None) -> None:
         if self.started:            # exec: join the existing scope (or exec --cgroup's sub) through cgroupfs
             self.fs.add_pid(pid, sub)

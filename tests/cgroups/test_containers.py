@@ -434,3 +434,18 @@ def test_cgroup_below_a_populated_cgroup(containers, layout):
             assert res.returncode == 1 and "linux.resources.memory" in res.stderr and "processes of its own" in \
                 res.stderr, res.stderr
         assert not os.path.exists(os.path.join(host_path(layout.unified, layout.unified_root, own), leaf)), leaf
+
+
+def test_created_init_is_in_every_cgroup_before_start(containers, layout):
+    """create's init is in the container's cgroup in every hierarchy before `start`, with no
+    cgroup.procs write (V1Manager.birth_fds: it writes itself into the v1 `tasks` files first thing,
+    and is cloned into the v2 or hybrid unified one), while the runtime's own cgroups are untouched."""
+    b, cgp = containers.bundle(["true"])
+    own = _cgroup_lines(open("/proc/self/cgroup").read())
+    cid = create(containers, b)
+    pid = json.loads(containers.cli("state", cid).stdout)["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = _cgroup_lines(f.read())
+    assert lines.keys() == own.keys(), (own, lines)
+    assert all(p.endswith("/" + cgp.strip("/")) for p in lines.values()), (cgp, lines)
+    assert _cgroup_lines(open("/proc/self/cgroup").read()) == own
