@@ -261,6 +261,18 @@ static void exec_trampoline(const struct pyrt_plan *p, char **targv)
     }
 }
 
+/* The runtime's interpreter ignores SIGPIPE and SIGXFSZ for itself, and an ignored disposition
+ * survives execve: the container's process (and its startContainer hooks) start with the default
+ * actions instead, as runc's do (a pipeline's `yes | head` ends by SIGPIPE, not EPIPE errors).
+ * Called after the child's last own writes (the hooks' and the seccomp program's memfds, made after
+ * process.rlimits' RLIMIT_FSIZE is set: EFBIG and a clear error, not a silent death by SIGXFSZ for an
+ * init outside a pid namespace of its own) and before any seccomp filter (which need not allow it). */
+static void default_pipe_signals(int fd)
+{
+    if (signal(SIGPIPE, SIG_DFL) == SIG_ERR || signal(SIGXFSZ, SIG_DFL) == SIG_ERR)
+        pyrt_child_die(fd, errno, "reset SIGPIPE and SIGXFSZ to their default actions");
+}
+
 /* Load the seccomp program now; a notify listener goes to the parent (PYRT_MSG_SECCOMP_FD). */
 static void load_seccomp(const struct pyrt_plan *p, int fd)
 {
@@ -301,6 +313,7 @@ __attribute__((noreturn)) static void wait_for_start(struct pyrt_plan *p, int fd
         memfd_seal(sfd, fd, "seal the seccomp program");
     }
     hfd = hooks_memfd(p, fd);
+    default_pipe_signals(fd);
     /* these must survive the execve; everything else is CLOEXEC or already closed */
     if (fcntl(fd, F_SETFD, 0) < 0 || fcntl(p->fifo_fd, F_SETFD, 0) < 0)
         pyrt_child_die(fd, errno, "fcntl");
@@ -373,11 +386,6 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     if (p->pdeathsig && prctl(PR_SET_PDEATHSIG, p->pdeathsig, 0, 0, 0) < 0)
         pyrt_child_die(fd, errno, "prctl(PR_SET_PDEATHSIG)");
     umask(0);
-    /* The runtime's interpreter ignores SIGPIPE and SIGXFSZ for itself, and an ignored disposition
-     * survives execve: the container's process (and its startContainer hooks) start with the default
-     * actions instead, as runc's do (a pipeline's `yes | head` ends by SIGPIPE, not EPIPE errors). */
-    if (signal(SIGPIPE, SIG_DFL) == SIG_ERR || signal(SIGXFSZ, SIG_DFL) == SIG_ERR)
-        pyrt_child_die(fd, errno, "reset SIGPIPE and SIGXFSZ to their default actions");
     take_stdio(p, fd);
 
     /* Wait until the parent has written uid/gid maps and put us in the cgroup. */
@@ -496,6 +504,7 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
 
     if (p->mode == PYRT_MODE_CREATE)
         wait_for_start(p, fd);
+    default_pipe_signals(fd);
     /* exec: a notify listener must reach the parent before CREATED; any other filter is loaded after
      * it, right before the execve, so that a profile only has to allow execve (runc's setns init). */
     if (p->seccomp_len && p->seccomp_notify)

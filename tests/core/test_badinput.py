@@ -91,6 +91,13 @@ CASES = {
                            'config.json: linux.memoryPolicy.mode: unknown memory policy mode "MPOL_FOO"'),
     "memory policy nodes": (lambda c: c["linux"].__setitem__("memoryPolicy", {"mode": "MPOL_BIND"}),
                             "config.json: linux.memoryPolicy.nodes: MPOL_BIND needs at least one node"),
+    # the child's own writes after process.rlimits: EFBIG reported, not a silent SIGXFSZ death (an init
+    # in the host's pid namespace is killable by it; a pid-ns init ignores it)
+    "tiny RLIMIT_FSIZE": (lambda c: (c["process"]["rlimits"].append({"type": "RLIMIT_FSIZE", "soft": 16, "hard": 16}),
+                                     c.__setitem__("hooks", {"startContainer": [{"path": "/bin/true"}]}),
+                                     c["linux"].__setitem__("namespaces", [n for n in c["linux"]["namespaces"]
+                                                                           if n["type"] != "pid"])),
+                          "write the startContainer hooks: file too large"),
     "failing mount": (lambda c: c["mounts"].append({"destination": "/mnt", "type": "nosuchfs",
                                                     "source": "x"}),
                       "mount x (nosuchfs) to /mnt: no such device"),
