@@ -388,7 +388,8 @@ __attribute__((noreturn)) static void child_main(struct pyrt_plan *p)
     umask(0);
     take_stdio(p, fd);
 
-    /* Wait until the parent has written uid/gid maps and put us in the cgroup. */
+    /* Wait until the parent has written uid/gid maps and, where we did not join at birth (the systemd
+     * driver, exec --cgroup, CLONE_INTO_CGROUP refused), put us in the cgroup. */
     n = pyrt_recv_msg(fd, &hdr, NULL, 0);
     if (n < 0 || hdr.type != PYRT_MSG_GO)
         _exit(1);     /* parent gone or aborted: nothing to report to */
