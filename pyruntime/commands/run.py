@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import container, spec
     from .create import options
     opts = options(args)
+    opts.for_run = True
     bundle = args.bundle
     if args.image:
         bundle = _image_bundle(args)
