@@ -69,14 +69,22 @@ def key_of(profile: bytes) -> str:
 def _open_dir(root: str) -> int | None:
     """An fd of the cache directory, or None when it cannot be used safely."""
     path = f"{root.rstrip('/')}/{DIRNAME}" if root else DIRNAME
+    flags = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
     try:
-        posix.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return None
-    try:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
+        # opened first, made only when missing: a mkdir of an existing name still takes the state root's
+        # inode lock exclusively, which every create, delete and cache hit of the root contends for
+        fd = posix.open(path, flags)
+    except FileNotFoundError:
+        try:
+            posix.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError:
+            return None
+        try:
+            fd = posix.open(path, flags)
+        except OSError:
+            return None
     except OSError:
         return None
     st = posix.fstat(fd)

@@ -67,7 +67,7 @@ def test_state_dir_and_file_are_private(rt, make_bundle, tmp_path):
     for n in os.listdir(os.path.join(rt.root, "perm")):
         assert mode(os.path.join(rt.root, "perm", n)) & 0o077 == 0, n
     # create saved its record several times: nothing of the earlier saves is left beside it
-    assert sorted(os.listdir(os.path.join(rt.root, "perm"))) == ["exec.sock", "lock", "state.json"]
+    assert sorted(os.listdir(os.path.join(rt.root, "perm"))) == ["exec.sock", "state.json"]
     if RUNC:    # the control: runc's own modes on this host
         with runc_control(str(tmp_path / "runc-root")) as runc:
             runc("create", "--bundle", b, "perm-runc", timeout=30)
@@ -275,7 +275,6 @@ def test_state_of_another_container_is_refused(rt, make_bundle, how):
 def _fake(rt, cid: str, content: bytes | None, link: str | None = None) -> str:
     d = os.path.join(rt.root, cid)
     os.makedirs(d, mode=0o700)
-    open(os.path.join(d, "lock"), "w").close()
     p = os.path.join(d, "state.json")
     if link:
         os.symlink(link, p)
