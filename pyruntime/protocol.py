@@ -106,9 +106,9 @@ def adopt_final(intermediate: int, payload: bytes) -> int:
 
 def spawn(p) -> tuple[int, Sync]:
     """Clone the C child for plan `p`: (pid, the parent's end of the sync socket).  When the kernel
-    refuses CLONE_INTO_CGROUP (a cgroup below a populated one, a threaded subtree) the child is cloned
-    normally and ``p.c.cgroup_fd`` is -1: the caller then writes cgroup.procs (Manager.add_pid), which
-    says clearly why if that is refused too."""
+    refuses CLONE_INTO_CGROUP (a cgroup below a populated one, a threaded subtree, a kernel without
+    it) the child is cloned normally and ``p.c.cgroup_fd`` is -1: the caller then writes cgroup.procs
+    (plan.born_in_cgroup, Manager.add_pid), which says clearly why if that is refused too."""
     from ._core import ffi, lib
     _single_threaded()
     pfd = ffi.new("int *")
@@ -119,7 +119,10 @@ def spawn(p) -> tuple[int, Sync]:
         posix.sched_setaffinity(0, _cpus(p.initial_cpus))
     try:
         rc = lib.pyrt_spawn(p.c, pfd, err, lib.PYRT_ERR_MAX)
-        if rc in (-errno.EOPNOTSUPP, -errno.EBUSY) and p.c.cgroup_fd >= 0:
+        # refused (a cgroup below a populated one, a threaded subtree), or a kernel without clone3
+        # (ENOSYS, < 5.3) or CLONE_INTO_CGROUP (E2BIG/EINVAL, < 5.7): v1 and hybrid hosts use it too
+        if rc in (-errno.EOPNOTSUPP, -errno.EBUSY, -errno.ENOSYS, -errno.E2BIG, -errno.EINVAL) \
+                and p.c.cgroup_fd >= 0:
             p.c.cgroup_fd = -1
             rc = lib.pyrt_spawn(p.c, pfd, err, lib.PYRT_ERR_MAX)
     finally:
