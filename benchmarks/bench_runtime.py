@@ -23,7 +23,8 @@ crun 1.8.1 (if installed) refuses this hybrid host while the cgroup2 mount is vi
 private mount namespace without it: each call goes through `nsenter -m -t <holder>` (one extra exec).
 
 Environment: BENCH_N (iterations, default 15), BENCH_BULK (containers in the bulk runs, default 100 and
-200), BENCH_CLIENTS (default "podman containerd"), BENCH_RUNTIMES (default "pyruntime runc crun"),
+200), BENCH_BULK_ROUNDS (rounds of the bulk rows, default 2; the 2-core VM needs 4+ for a
+ratio within a few hundredths), BENCH_CLIENTS (default "podman containerd"), BENCH_RUNTIMES (default "pyruntime runc crun"),
 BENCH_NOCACHE=1 adds pyruntime with PYRUNTIME_SECCOMP_CACHE=0, BENCH_JSON=file, PYRUNTIME_BIN (the launcher
 to measure, default the checkout's bin/pyruntime; its shebang's interpreter is the "bare" figure), BENCH_ONLY
 (a subset of the measure groups "run csd exec small rss bulk", default all: e.g. BENCH_ONLY="exec bulk").
@@ -50,6 +51,7 @@ import client_configs  # noqa: E402
 N = int(os.environ.get("BENCH_N", "15"))
 BULK = int(os.environ.get("BENCH_BULK", "100"))
 PAR_TOTAL = int(os.environ.get("BENCH_PAR", str(2 * BULK)))
+BULK_ROUNDS = int(os.environ.get("BENCH_BULK_ROUNDS", "2"))   # each runtime once per round, order reversed every other round
 PAR_WAYS = 8
 GROUPS = ("run", "csd", "exec", "small", "rss", "bulk")
 ONLY = set(os.environ.get("BENCH_ONLY", " ".join(GROUPS)).split())
@@ -305,8 +307,8 @@ def measure_client(client: str, rts: list[Runtime], tmp: str, bare: list[str]) -
                     reap(read_pid(pidfile))
                     rss["state"].setdefault(rt.name, []).append(peak_rss(rt.argv + ["state", long[rt.name][0]],
                                                                          rt.env))
-        for rnd in range(2 if "bulk" in ONLY else 0):     # bulk: A B C then C B A
-            for rt in (rts if rnd == 0 else rts[::-1]):
+        for rnd in range(BULK_ROUNDS if "bulk" in ONLY else 0):     # bulk: A B C, C B A, A B C...
+            for rt in (rts if rnd % 2 == 0 else rts[::-1]):
                 add(rt, f"{BULK} runs in a row", bulk_run(rt, bundles, BULK))
                 add(rt, f"{PAR_WAYS}-way parallel c/s/w/d of {PAR_TOTAL}",
                     parallel_csd(rt, bundles, tmp, PAR_TOTAL, PAR_WAYS))
