@@ -503,7 +503,7 @@ def set_joins(p: Plan, joins: list[tuple[int, int]]) -> None:
 
 def set_cgroup(p: Plan, fd: int | None, tasks: list[int] | None = None) -> None:
     """The cgroup v2 directory fd for CLONE_INTO_CGROUP and the cgroup v1 `tasks` files the child
-    writes itself into (Manager.birth_join; all owned by the plan from now on)."""
+    writes itself into (Manager.birth_fds; all owned by the plan from now on)."""
     if fd is not None:
         p.fds.append(fd)
         p.c.cgroup_fd = fd
