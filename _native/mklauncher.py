@@ -13,11 +13,7 @@ import sysconfig
 
 
 def launcher(exe: str, paths: list[str]) -> str:
-    # create/run/exec start the cgroup warm-up (pyruntime/cgwarm.py) before the CLI is even imported;
-    # the set test keeps that module out of every other command
     return (f"#!{exe} -IS\nimport sys\nsys.path[:0] = {paths!r}\n"
-            "if {'create', 'run', 'exec'} & set(sys.argv[1:]):\n"
-            "    from pyruntime.cgwarm import early\n    early(sys.argv[1:])\n"
             "from pyruntime.cli import launch\nlaunch()\n")
 
 

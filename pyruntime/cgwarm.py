@@ -9,8 +9,10 @@ parses and plans, so that joining the container's cgroups later does not.  Pure 
 
 A module of its own, on ``posix`` and ``_thread`` only: it runs right after the global flags are parsed,
 before ``os`` (~1 ms with _collections_abc) or the cgroup package are imported, so the wait starts that
-much earlier; the launcher calls :func:`early` even before the CLI is imported (no ``__future__``
-here for the same reason).
+much earlier (no ``__future__`` here for the same reason).  cli._main is the one place that decides
+(:func:`wanted`): since create's init and exec's process are placed at their birth, the warm-up serves
+only the systemd driver and ``exec --cgroup``, and a scan of argv in the launcher ahead of the CLI's
+parser (a second reading of the global flags on every create, run and exec) no longer paid.
 """
 import posix
 
@@ -40,8 +42,6 @@ def _own_procs() -> str | None:
     return None
 
 
-# the global flags that take a value (pyruntime/cli.py _global_parser): the command is the first other word
-_VALUE_FLAGS = ("--root", "--log", "--log-format", "--criu", "--rootless")
 COMMANDS = ("create", "run", "exec")
 
 
@@ -59,28 +59,10 @@ def wanted(command: str | None, systemd: bool, rest: list[str]) -> bool:
     return joins and not any(r.startswith("--preserve-fds") for r in rest) and posix.geteuid() == 0
 
 
-def early(argv: list[str]) -> None:
-    """From the launcher (bin/pyruntime, _native/mklauncher.py), before the CLI is imported: start the
-    warm-up when :func:`wanted` says so, the rule cli._main applies again later (a second call does
-    nothing).  A word this scan takes for the command wrongly only starts or skips a no-op write of
-    our own pid into our own cgroup."""
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        i += 1
-        if a.startswith("-"):
-            if a in _VALUE_FLAGS:
-                i += 1
-            continue
-        if wanted(a, "--systemd-cgroup" in argv[:i], argv[i:]):
-            warm_attach_lock()
-        return
-
-
 def warm_attach_lock() -> None:
     """Start, on a thread, the kernel's slow path for the first cgroup migration (module docstring)."""
     global _warmup, _procs
-    if _warmup is not None:          # already started (early(), then cli._main)
+    if _warmup is not None:          # already started
         return
     procs = _own_procs()
     if procs is None:

@@ -157,10 +157,11 @@ def remove_created(created: list[str], keep: list[str] | tuple[str, ...] = ()) -
                 raise
 
 
-def _leaves(cg: dict, systemd: bool = False) -> list[str] | None:
+def leaf_dirs(cg: dict, systemd: bool = False) -> list[str] | None:
     """The container's own directories in a driver's record: on v1/hybrid the unified one first, then
     each distinct v1 one; on v2 the leaf.  None for another driver (systemd's unless ``systemd``: its
-    record holds the cgroupfs one's keys)."""
+    record holds the cgroupfs one's keys).  The one reader of them: removal, `kill --all`'s exists
+    check and the joins (base.record_dirs) all go through it."""
     drv = cg.get("driver")
     if drv == "systemd" and systemd:
         drv = "v1" if cg.get("paths") is not None else "v2"
@@ -175,7 +176,7 @@ def record_exists(cg: dict) -> bool:
     ``Exists``): `kill --all` of a stopped container whose cgroup is gone returns on this, without the
     drivers.  True for a record this cannot read: the driver then says."""
     try:
-        leaves = _leaves(cg, systemd=True)
+        leaves = leaf_dirs(cg, systemd=True)
     except (KeyError, TypeError, AttributeError):
         return True
     for d in leaves or ():
@@ -197,7 +198,7 @@ def remove_if_empty(cg: dict) -> bool:
     process of the container is in it, so one left anywhere is normally found before any v1 directory
     goes.  Then the parents this container made, deepest first, where no other container is."""
     try:
-        leaves = _leaves(cg)
+        leaves = leaf_dirs(cg)
         if leaves is None:
             return False
         unified = cg.get("unified") if cg.get("driver") == "v1" else None

@@ -9,7 +9,7 @@ import _signal as signal   # not `signal`: its enums cost milliseconds per call
 import time
 
 from ..errors import RuntimeFailure
-from . import remove_created as _remove_created
+from . import leaf_dirs, remove_created as _remove_created
 
 
 def write(d: str, name: str, value: str | int) -> None:
@@ -76,16 +76,8 @@ def record_dirs(record: dict) -> list[str]:
     does not import the drivers (fs1/fs2, ~0.7 ms) for it."""
     if record.get("driver") not in ("v1", "v2", "systemd"):
         raise RuntimeFailure(f"unknown cgroup driver {record.get('driver')!r} in state", step="cgroup")
-    paths = record.get("paths")
-    if paths is None:                  # v2 (systemd's too: its cgroupfs record is top-level)
-        return [record["path"]]
-    dirs: list[str] = []
-    for d in paths.values():
-        if d not in dirs:
-            dirs.append(d)
-    if record.get("unified"):
-        dirs.append(record["unified"]["path"])
-    return dirs
+    dirs = leaf_dirs(record, systemd=True) or []      # the unified one first, when there is one
+    return dirs[1:] + dirs[:1] if record.get("paths") is not None and record.get("unified") else dirs
 
 
 def join(record: dict, pid: int) -> None:
